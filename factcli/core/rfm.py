@@ -1,0 +1,214 @@
+"""The Recursive Feature Machine loop: solve, feature statistic, update rule, rescaling (SPEC §4).
+
+``rfm_path`` yields every iterate (t = 0..iters) so callers can score each M_t on held-out data,
+log it, or stop early. One n×n buffer is allocated per path and reused by every iteration: it holds
+the kernel matrix, then its Cholesky factor, then the derivative weights W, then C = W ∘ ααᵀ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from .kernels import Kernel, predict
+from .linalg import NotPositiveDefinite, SolveReport, psd_power, solve_kernel_system
+
+METHODS = ("laplace", "nfa", "fact", "fact-geo")
+RESCALE_RULES = ("trace", "max", "none")
+PRECISIONS = ("auto", "float32", "float64")
+
+
+class InaccurateSolve(ArithmeticError):
+    """The kernel system is singular or too ill-conditioned at this ridge, even in float64."""
+
+
+@dataclass(frozen=True)
+class RFMOptions:
+    """Everything that defines one RFM path. ``method='laplace'`` means no feature learning."""
+
+    kernel: Kernel = field(default_factory=Kernel)
+    method: str = "fact"
+    ridge: float = 1e-3
+    iters: int = 5
+    nfa_power: float = 0.5  # NFA: M ← AGOP^s (the original tabular RFM code used s = 1)
+    centered_agop: bool = False
+    rescale: str = "trace"  # trace: tr M = d; max: max |M_ij| = 1; none
+    precision: str = "auto"  # auto: float32, redone in float64 when the solve is inaccurate
+    solve_tol: float = 1e-3  # largest accepted relative residual ‖Y − (K + λI)α‖ / ‖Y‖
+
+    def __post_init__(self) -> None:
+        for value, allowed, what in (
+            (self.method, METHODS, "method"),
+            (self.rescale, RESCALE_RULES, "rescale rule"),
+            (self.precision, PRECISIONS, "precision"),
+        ):
+            if value not in allowed:
+                raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
+        if self.ridge < 0 or self.iters < 0:
+            raise ValueError("ridge and iters must be non-negative")
+
+
+@dataclass
+class KernelPredictor:
+    """f(x) = Σ_j α_j k_M(x − c, x_j − c): a fitted kernel machine (c centres the data for accuracy)."""
+
+    kernel: Kernel
+    X: torch.Tensor  # centred training inputs
+    center: torch.Tensor
+    M: torch.Tensor
+    alpha: torch.Tensor
+
+    def __call__(self, X_query: torch.Tensor) -> torch.Tensor:
+        query = X_query.to(self.X) - self.center
+        return predict(self.kernel, query, self.X, self.M, self.alpha)
+
+
+@dataclass
+class Iterate:
+    """Iterate t of a path: the feature matrix M_t, the predictor fitted with it, and its solve."""
+
+    t: int
+    M: torch.Tensor
+    predictor: KernelPredictor
+    solve: SolveReport
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature statistics. W is the n×n matrix of derivative weights (Kernel.derivative_weights); it is
+# overwritten. Both are O(n²(c + d)) for FACT and O(n²·c·d) for AGOP, with O(n·d) extra memory.
+# ---------------------------------------------------------------------------------------------
+
+
+def fact_matrix(kernel: Kernel, X, alpha, M, W) -> torch.Tensor:
+    """F = (1/n) Σ_i J_iᵀ α_i x_iᵀ, J_i = ∂f(x_i)/∂x with the centres held fixed.
+
+    Closed form with C = W ∘ ααᵀ: F = (1/n) M Xᵀ (Diag(C·1) − C) X for translation-invariant kernels
+    and F = (1/n) M Xᵀ C X for inner-product kernels.
+    """
+    n = X.shape[0]
+    rows_per_block = max(1, (1 << 22) // n)
+    for start in range(0, n, rows_per_block):
+        stop = min(n, start + rows_per_block)
+        W[start:stop].mul_(alpha[start:stop] @ alpha.T)
+    C = W
+    CX = C @ X
+    S = X.T @ CX
+    if kernel.translation_invariant:
+        S = X.T @ (C.sum(1, keepdim=True) * X) - S
+    return _times_M(M, S) / n
+
+
+def agop_matrix(kernel: Kernel, X, alpha, M, W, centered: bool = False) -> torch.Tensor:
+    """AGOP = (1/n) Σ_i J_iᵀ J_i, one class at a time (never an n×c×d tensor).
+
+    Row i of class k's Jacobian (before the factor M) is Σ_j W_ij α_jk (x_i − x_j) for
+    translation-invariant kernels and Σ_j W_ij α_jk x_j for inner-product kernels.
+    """
+    n, d = X.shape
+    W_alpha = W @ alpha if kernel.translation_invariant else None
+    S = X.new_zeros(d, d)
+    for k in range(alpha.shape[1]):
+        G = W @ (alpha[:, k : k + 1] * X)
+        if W_alpha is not None:
+            G = W_alpha[:, k : k + 1] * X - G
+        if centered:
+            G = G - G.mean(0, keepdim=True)
+        S += G.T @ G
+    S /= n
+    return S if M is None else M @ S @ M
+
+
+def _times_M(M, S):
+    return S if M is None else M @ S
+
+
+def update_feature_matrix(options: RFMOptions, statistic: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+    """The method's update rule applied to its statistic (AGOP for nfa, F for fact / fact-geo)."""
+    if options.method == "nfa":
+        new_M = psd_power(statistic, options.nfa_power)
+    elif options.method == "fact":
+        new_M = psd_power(statistic @ statistic.T, 0.5)
+    elif options.method == "fact-geo":
+        new_M = psd_power(statistic @ M @ M @ statistic.T, 0.25)
+    else:
+        raise ValueError(f"method {options.method!r} learns no features")
+    return rescale_feature_matrix(new_M, options.rescale)
+
+
+def rescale_feature_matrix(M: torch.Tensor, rule: str) -> torch.Tensor:
+    """Fix F's arbitrary scale, without which M collapses within a few iterations (SPEC §4.4)."""
+    if rule == "none":
+        return M
+    size = M.trace() if rule == "trace" else M.abs().max()
+    if not torch.isfinite(size) or size <= 0:
+        raise InaccurateSolve("the feature matrix collapsed to zero (the fit is exact or degenerate)")
+    scale = M.shape[0] / size if rule == "trace" else 1.0 / size
+    return M * scale
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
+
+
+def rfm_path(
+    X: torch.Tensor, Y: torch.Tensor, options: RFMOptions, M0: torch.Tensor | None = None
+) -> Iterator[Iterate]:
+    """Yield iterates t = 0..options.iters (only t = 0 for the ``laplace`` baseline).
+
+    X (n×d) and Y (n×c) may be float32 or float64; the working precision follows
+    ``options.precision``. With ``auto``, float32 is used until a solve is inaccurate, then the rest of
+    the path runs in float64. M0 defaults to the identity.
+    """
+    dtype = torch.float64 if options.precision == "float64" else torch.float32
+    last_t = 0 if options.method == "laplace" else options.iters
+    d = X.shape[1]
+    M = torch.eye(d, dtype=torch.float64, device=X.device) if M0 is None else M0.to(torch.float64)
+    buffer = None
+    t = 0
+    while t <= last_t:
+        center = X.mean(0, keepdim=True) if options.kernel.translation_invariant else torch.zeros_like(X[:1])
+        Xw, Yw, Mw = (X - center).to(dtype), Y.to(dtype), M.to(dtype)
+        if buffer is None or buffer.dtype != dtype:
+            buffer = None  # release a float32 buffer before allocating its float64 replacement
+            buffer = torch.empty(X.shape[0], X.shape[0], dtype=dtype, device=X.device)
+        try:
+            alpha, report = _solve(options, Xw, Yw, Mw, buffer)
+        except InaccurateSolve:
+            if options.precision == "auto" and dtype == torch.float32:
+                dtype = torch.float64
+                continue
+            raise
+        predictor = KernelPredictor(options.kernel, Xw, center.to(dtype), Mw, alpha)
+        yield Iterate(t, M.clone(), predictor, report)
+        if t == last_t:
+            break
+        W = options.kernel.derivative_weights(Xw, Mw, out=buffer)
+        if options.method == "nfa":
+            statistic = agop_matrix(options.kernel, Xw, alpha, Mw, W, centered=options.centered_agop)
+        else:
+            statistic = fact_matrix(options.kernel, Xw, alpha, Mw, W)
+        M = update_feature_matrix(options, statistic.to(torch.float64), M)
+        t += 1
+
+
+def _solve(options: RFMOptions, X, Y, M, buffer) -> tuple[torch.Tensor, SolveReport]:
+    K = options.kernel.gram(X, X, M, out=buffer)
+    try:
+        alpha, report = solve_kernel_system(K, Y, options.ridge)
+    except NotPositiveDefinite as error:
+        raise InaccurateSolve(
+            f"kernel matrix is not positive definite in {_name(X.dtype)} ({error})"
+        ) from None
+    if not report.relative_residual <= options.solve_tol:
+        raise InaccurateSolve(
+            f"kernel solve in {_name(X.dtype)} has relative residual {report.relative_residual:.1e}"
+            f" > {options.solve_tol:.0e}"
+        )
+    return alpha, report
+
+
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
