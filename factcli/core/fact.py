@@ -1,0 +1,291 @@
+"""FACT, bFACT, AGOP and eNFA matrices of every weight layer of a network, and agreement metrics.
+
+Notation (SPEC §1-2): a layer computes z = W h (W is k×d; for Conv2d W is (out, in·k·k) applied at
+every patch position p). Per-sample loss l_i, mean loss L = (1/n) Σ_i l_i, λ the weight decay.
+
+- F  = −(1/λ) Wᵀ ∇_W L                      (identity path: one backward pass of the mean loss)
+- F  = −(1/(nλ)) Σ_i Σ_p g_ip h_ipᵀ,  g_ip = Wᵀ ∇_{z_ip} l_i   (per-sample path, hooks)
+- bF = −(1/λ) ∇_W L Wᵀ                       (bFACT, compared with W Wᵀ)
+- E  = (1/n) Σ_i Σ_p g_ip g_ipᵀ               (eNFA)
+- AGOP = (1/n) Σ_i Σ_p J_ipᵀ J_ip,  J_ip = ∂f(x_i)/∂h_ip = (∂f(x_i)/∂z_ip) W   (c×d)
+
+Everything is accumulated over mini-batches, so memory is O(batch) whatever n is. AGOP needs one
+backward pass per output per batch (the rows of J for all samples of the batch at once), never one
+per sample. Pure torch: no configs, files or printing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as nnf
+from torch import nn
+
+from factcli.core.nets import weight_layers, weight_matrix
+from factcli.errors import FactError
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def check_weight_decay(lam: float) -> None:
+    if not lam > 0 or not math.isfinite(lam):
+        raise FactError(
+            f"weight decay lambda = {lam}: FACT is undefined unless lambda > 0 "
+            "(F = -(1/lambda) W^T grad L); set a positive weight decay"
+        )
+
+
+@dataclass
+class LayerStatistics:
+    """The matrices of one weight layer (all detached). Optional ones are None when skipped."""
+
+    name: str
+    weight: torch.Tensor  # W, k×d
+    grad: torch.Tensor  # ∇_W L of the unregularized mean loss, k×d
+    lam: float
+    fact_per_sample: torch.Tensor | None = None  # F from hooks, d×d
+    enfa: torch.Tensor | None = None  # E, d×d
+    agop: torch.Tensor | None = None  # d×d
+    agop_centered: torch.Tensor | None = None  # d×d
+
+    @property
+    def fact(self) -> torch.Tensor:
+        """F = −(1/λ) Wᵀ ∇_W L (d×d)."""
+        return -(self.weight.T @ self.grad) / self.lam
+
+    @property
+    def bfact(self) -> torch.Tensor:
+        """−(1/λ) ∇_W L Wᵀ (k×k), which equals W Wᵀ at convergence."""
+        return -(self.grad @ self.weight.T) / self.lam
+
+    @property
+    def gram(self) -> torch.Tensor:
+        """WᵀW (d×d)."""
+        return self.weight.T @ self.weight
+
+    @property
+    def gram_left(self) -> torch.Tensor:
+        """W Wᵀ (k×k)."""
+        return self.weight @ self.weight.T
+
+    @property
+    def residual(self) -> float:
+        return stationarity_residual(self.weight, self.grad, self.lam)
+
+
+@dataclass
+class NetworkStatistics:
+    loss: float  # mean unregularized loss L over the data
+    layers: list[LayerStatistics]
+
+
+def _batches(n: int, batch_size: int):
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+def _input_rows(module: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """Layer input as (batch, positions, d): the patches for Conv2d."""
+    if isinstance(module, nn.Conv2d):
+        patches = nnf.unfold(
+            h, module.kernel_size, module.dilation, module.padding, module.stride
+        )  # (b, in·k·k, P), channel-major like weight.reshape(out, -1)
+        return patches.transpose(1, 2)
+    return h.reshape(h.shape[0], -1, h.shape[-1])
+
+
+def _output_rows(module: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """A layer output (or its gradient) as (batch, positions, k), positions as in _input_rows."""
+    if isinstance(module, nn.Conv2d):
+        return z.reshape(z.shape[0], z.shape[1], -1).transpose(1, 2)
+    return z.reshape(z.shape[0], -1, z.shape[-1])
+
+
+def _sum_outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Σ over batch and positions of a bᵀ, for a, b of shape (batch, positions, ·)."""
+    return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
+
+
+def loss_gradient(
+    model: nn.Module, X: torch.Tensor, Y: torch.Tensor, loss_fn: LossFn, batch_size: int = 1024
+) -> tuple[float, list[torch.Tensor]]:
+    """Mean loss L and ∇_W L (as k×d matrices) for every weight layer: the fast path."""
+    weights = [m.weight for _, m in weight_layers(model)]
+    sums = [torch.zeros_like(weight_matrix(m)) for _, m in weight_layers(model)]
+    total, n = 0.0, X.shape[0]
+    with torch.enable_grad():
+        for rows in _batches(n, batch_size):
+            batch_loss = loss_fn(model(X[rows]), Y[rows]).sum()
+            for acc, g in zip(sums, torch.autograd.grad(batch_loss, weights), strict=True):
+                acc += g.reshape(acc.shape)
+            total += batch_loss.item()
+    return total / n, [s / n for s in sums]
+
+
+def network_statistics(
+    model: nn.Module,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    loss_fn: LossFn,
+    lam: float,
+    batch_size: int = 1024,
+    per_sample: bool = True,
+    agop: bool = True,
+) -> NetworkStatistics:
+    """FACT (both paths), bFACT, eNFA and AGOP (plain and centered) for every weight layer.
+
+    ``per_sample=False`` skips the hook path (F per sample and E); ``agop=False`` skips the c extra
+    backward passes per batch. With both off this is ``loss_gradient``: the fast identity path.
+    """
+    check_weight_decay(lam)
+    layers = weight_layers(model)
+    if not (per_sample or agop):
+        loss, grads = loss_gradient(model, X, Y, loss_fn, batch_size)
+        return NetworkStatistics(
+            loss,
+            [
+                LayerStatistics(name, weight_matrix(m).detach().clone(), g, lam)
+                for (name, m), g in zip(layers, grads, strict=True)
+            ],
+        )
+
+    mats = [weight_matrix(m).detach() for _, m in layers]
+    params = [m.weight for _, m in layers]
+    grad_sums = [torch.zeros_like(w) for w in mats]
+    d = [w.shape[1] for w in mats]
+    fact_sums = [w.new_zeros(k, k) for w, k in zip(mats, d, strict=True)]
+    enfa_sums = [w.new_zeros(k, k) for w, k in zip(mats, d, strict=True)]
+    agop_sums = [w.new_zeros(k, k) for w, k in zip(mats, d, strict=True)]
+    jac_sums: list[torch.Tensor | None] = [None] * len(layers)  # Σ_ip J_ip, c×d
+    positions = [0] * len(layers)
+
+    captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def capture(index):
+        def hook(module, inputs, output):
+            captured[index] = (inputs[0].detach(), output)
+
+        return hook
+
+    handles = [m.register_forward_hook(capture(i)) for i, (_, m) in enumerate(layers)]
+    total, n = 0.0, X.shape[0]
+    try:
+        with torch.enable_grad():
+            for rows in _batches(n, batch_size):
+                captured.clear()
+                out = model(X[rows])
+                batch_loss = loss_fn(out, Y[rows]).sum()
+                total += batch_loss.item()
+                zs = [captured[i][1] for i in range(len(layers))]
+                grads = torch.autograd.grad(batch_loss, params + zs, retain_graph=agop)
+                modules = [m for _, m in layers]
+                for i, w in enumerate(mats):
+                    grad_sums[i] += grads[i].reshape(w.shape)
+                    if per_sample:
+                        h = _input_rows(modules[i], captured[i][0])
+                        delta = _output_rows(modules[i], grads[len(layers) + i])
+                        g = delta @ w  # g_ip = Wᵀ ∇_z l_i, as rows
+                        fact_sums[i] += _sum_outer(g, h)
+                        enfa_sums[i] += _sum_outer(g, g)
+                if agop:
+                    outputs = out.reshape(out.shape[0], -1)
+                    c = outputs.shape[1]
+                    for k in range(c):
+                        dz = torch.autograd.grad(outputs[:, k].sum(), zs, retain_graph=k < c - 1)
+                        for i, w in enumerate(mats):
+                            jk = _output_rows(modules[i], dz[i]) @ w  # row k of every J_ip
+                            agop_sums[i] += _sum_outer(jk, jk)
+                            if jac_sums[i] is None:
+                                jac_sums[i] = w.new_zeros(c, w.shape[1])
+                                positions[i] = jk.shape[1]
+                            jac_sums[i][k] += jk.sum(dim=(0, 1))
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    stats = []
+    for i, (name, _) in enumerate(layers):
+        s = LayerStatistics(name, mats[i].clone(), grad_sums[i] / n, lam)
+        if per_sample:
+            s.fact_per_sample = -fact_sums[i] / (n * lam)
+            s.enfa = enfa_sums[i] / n
+        if agop:
+            s.agop = agop_sums[i] / n
+            # (1/n) Σ_ip (J_ip − J̄)ᵀ(J_ip − J̄) with J̄ the mean over all n·P pairs = AGOP − P J̄ᵀJ̄
+            mean_jac = jac_sums[i] / (n * positions[i])
+            s.agop_centered = s.agop - positions[i] * (mean_jac.T @ mean_jac)
+        stats.append(s)
+    return NetworkStatistics(total / n, stats)
+
+
+# ---------------------------------------------------------------- agreement metrics
+
+
+def stationarity_residual(weight: torch.Tensor, grad: torch.Tensor, lam: float) -> float:
+    """‖∇_W L + λW‖_F / ‖λW‖_F: zero exactly at a critical point of L_λ (in W)."""
+    denominator = (lam * weight).norm().item()
+    if denominator == 0:
+        return math.inf
+    return (grad + lam * weight).norm().item() / denominator
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Pearson correlation of the flattened matrices; nan if either is constant."""
+    x = a.flatten().double()
+    y = b.flatten().double()
+    x = x - x.mean()
+    y = y - y.mean()
+    denominator = (x.norm() * y.norm()).item()
+    if denominator == 0:
+        return math.nan
+    return (x @ y).item() / denominator
+
+
+def relative_error(reference: torch.Tensor, estimate: torch.Tensor) -> float:
+    """‖reference − estimate‖_F / ‖reference‖_F."""
+    norm = reference.norm().item()
+    if norm == 0:
+        return math.nan
+    return (reference - estimate).norm().item() / norm
+
+
+def psd_power(matrix: torch.Tensor, power: float) -> torch.Tensor:
+    """M^s of the PSD part of M: symmetrize, eigendecompose, clip negative eigenvalues at 0."""
+    if power < 0:
+        raise ValueError(f"psd_power needs a power >= 0 (got {power}): clipped 0s have no inverse")
+    sym = (matrix + matrix.T) / 2
+    values, vectors = torch.linalg.eigh(sym)
+    return (vectors * values.clamp(min=0).pow(power)) @ vectors.T
+
+
+def layer_agreement(
+    stats: LayerStatistics, nfa_power: float = 0.5, enfa_powers: tuple[float, ...] = (0.5, 1.0)
+) -> dict[str, float]:
+    """Pearson correlation of WᵀW with every ansatz, FACT's relative error, bFACT, residual.
+
+    Keys: fact, fact_transpose, fact_sym ((F Fᵀ)^{1/2}), fact_relerr, bfact (corr with W Wᵀ),
+    bfact_relerr, residual, and where computed: fact_per_sample, nfa, nfa_centered, enfa_s<s>.
+    """
+    gram = stats.gram
+    f = stats.fact
+    row = {
+        "residual": stats.residual,
+        "fact": pearson(gram, f),
+        "fact_transpose": pearson(gram, f.T),
+        "fact_sym": pearson(gram, psd_power(f @ f.T, 0.5)),
+        "fact_relerr": relative_error(gram, f),
+        "bfact": pearson(stats.gram_left, stats.bfact),
+        "bfact_relerr": relative_error(stats.gram_left, stats.bfact),
+    }
+    if stats.fact_per_sample is not None:
+        row["fact_per_sample"] = pearson(gram, stats.fact_per_sample)
+    if stats.agop is not None:
+        row["nfa"] = pearson(gram, psd_power(stats.agop, nfa_power))
+        row["nfa_centered"] = pearson(gram, psd_power(stats.agop_centered, nfa_power))
+    if stats.enfa is not None:
+        for s in enfa_powers:
+            row[f"enfa_s{s:g}"] = pearson(gram, psd_power(stats.enfa, s))
+    return row
