@@ -1,0 +1,167 @@
+"""CSV and Parquet tables: one named target column, every other column a feature.
+
+Non-numeric feature columns are one-hot encoded ("color=red"). Missing or infinite values are
+refused, never imputed: a silent fill would change the experiment without anyone deciding it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from factcli.data.tabular import TabularData
+from factcli.errors import FactError
+
+# An integer-valued target with at most this many distinct values is taken as class labels.
+MAX_INFERRED_CLASSES = 50
+
+
+def load_table_file(path: str | Path, *, target: str | None, task: str = "auto") -> TabularData:
+    """Read ``path`` (.csv, .parquet, .pq) and split it into features and the ``target`` column."""
+    path = Path(path)
+    frame = _read_frame(path)
+    columns = [str(c) for c in frame.columns]
+    frame.columns = columns
+    if target is None:
+        raise FactError(f"{path} needs a target column: set dataset.target to one of: {', '.join(columns)}")
+    if target not in columns:
+        raise FactError(
+            f"column '{target}' not found in {path}; set dataset.target to one of: {', '.join(columns)}"
+        )
+    if len(frame) < 2:
+        raise FactError(f"{path} has {len(frame)} data row(s); fitting needs at least 2")
+    if len(columns) < 2:
+        raise FactError(f"{path} has no feature columns besides the target '{target}'")
+    _refuse_missing(frame, path)
+
+    X, feature_names = _encode_features(frame.drop(columns=[target]), path)
+    y, task, class_names, reason = _encode_target(frame[target], target, task, path)
+    return TabularData(
+        name=path.stem,
+        X=X,
+        y=y,
+        task=task,
+        feature_names=feature_names,
+        class_names=class_names,
+        source=f"file:{path}",
+        task_reason=reason,
+    )
+
+
+def _read_frame(path: Path):
+    import pandas as pd
+
+    if not path.is_file():
+        raise FactError(f"file not found: {path}")
+    try:
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path)
+        try:
+            import pyarrow  # noqa: F401  (pandas' Parquet engine)
+        except ImportError:
+            raise FactError("reading Parquet needs pyarrow: pip install 'fact[parquet]'") from None
+        return pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        message = f"{path} is empty; a table needs a header line and at least 2 rows"
+        raise FactError(message) from None
+    except (ValueError, OSError) as err:  # pandas' ParserError and pyarrow's errors are ValueErrors
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise FactError(f"cannot read {path}: {reason}") from None
+
+
+def _refuse_missing(frame, path: Path) -> None:
+    counts = frame.isna().sum()
+    bad = [(column, int(k)) for column, k in counts.items() if k > 0]
+    if bad:
+        what = ", ".join(f"column '{c}' has {k} missing value{'s' * (k > 1)}" for c, k in bad)
+        raise FactError(f"{what} in {path}; fill or drop them before fitting")
+
+
+def _encode_features(features, path: Path) -> tuple[np.ndarray, list[str]]:
+    """Numeric columns as they are, the others one-hot in place, in the table's column order."""
+    import pandas as pd
+
+    blocks, names = [], []
+    for column in features.columns:
+        values = features[column]
+        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            numbers = values.to_numpy(dtype=np.float64)
+            n_inf = int(np.isinf(numbers).sum())
+            if n_inf:
+                raise FactError(
+                    f"column '{column}' has {n_inf} infinite value{'s' * (n_inf > 1)} "
+                    f"in {path}; replace them with finite numbers before fitting"
+                )
+            blocks.append(numbers[:, None])
+            names.append(column)
+        else:
+            labels = values.astype(str).to_numpy()
+            levels = np.unique(labels)
+            blocks.append((labels[:, None] == levels[None, :]).astype(np.float64))
+            names.extend(f"{column}={level}" for level in levels)
+    return np.hstack(blocks), names
+
+
+def _encode_target(values, target: str, task: str, path: Path):
+    """(y, task, class_names, task_reason) for the target column under the requested task."""
+    import pandas as pd
+
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    numbers = values.to_numpy(dtype=np.float64) if numeric else None
+    if numeric and not np.isfinite(numbers).all():
+        n_bad = int((~np.isfinite(numbers)).sum())
+        raise FactError(
+            f"target '{target}' has {n_bad} infinite value{'s' * (n_bad > 1)} in "
+            f"{path}; replace them with finite numbers before fitting"
+        )
+    integral = numeric and bool(np.all(numbers == np.round(numbers)))
+    n_distinct = int(values.nunique())
+
+    if task == "auto":
+        if not numeric:
+            task = "classification"
+            reason = (
+                f"classification inferred: target '{target}' is not numeric ({n_distinct} distinct values)"
+            )
+        elif integral and n_distinct <= MAX_INFERRED_CLASSES:
+            task = "classification"
+            reason = (
+                f"classification inferred: target '{target}' has {n_distinct} distinct "
+                f"integer values (at most {MAX_INFERRED_CLASSES}); "
+                f"set dataset.task=regression to override"
+            )
+        else:
+            task = "regression"
+            why = "non-integer values" if not integral else f"more than {MAX_INFERRED_CLASSES}"
+            reason = (
+                f"regression inferred: target '{target}' is numeric with {n_distinct} "
+                f"distinct values ({why}); set dataset.task=classification to override"
+            )
+    else:
+        reason = f"task set explicitly (dataset.task={task})"
+
+    if task == "regression":
+        if not numeric:
+            raise FactError(
+                f"target '{target}' in {path} is not numeric; regression needs numbers "
+                f"(set dataset.task=classification)"
+            )
+        return numbers, task, None, reason
+
+    # Classes in sorted order: numerically for numbers, as text otherwise.
+    labels = numbers if numeric else values.astype(str).to_numpy()
+    levels, y = np.unique(labels, return_inverse=True)
+    class_names = [_label_text(level) for level in levels]
+    if len(levels) < 2:
+        raise FactError(
+            f"only one class ('{class_names[0]}') in target '{target}'; classification needs at least two"
+        )
+    return y.astype(np.int64).reshape(-1), task, class_names, reason
+
+
+def _label_text(level) -> str:
+    # 3.0 reads as "3": integer labels stored as floats stay readable.
+    if isinstance(level, float | np.floating) and float(level).is_integer():
+        return str(int(level))
+    return str(level)
