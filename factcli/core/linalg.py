@@ -7,7 +7,10 @@ is ever allocated, which keeps an iteration's peak memory at one n×n matrix plu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import torch
 
@@ -22,6 +25,42 @@ class SolveReport:
 
     relative_residual: float
     dtype: torch.dtype
+
+
+@dataclass
+class FactorizationClock:
+    """Seconds spent inside Cholesky factorizations: the physical floor of an RFM computation."""
+
+    seconds: float = 0.0
+    count: int = 0
+    by_size: dict = field(default_factory=dict)  # (n, dtype name) -> [count, seconds]
+
+    def add(self, n: int, dtype: torch.dtype, seconds: float) -> None:
+        self.seconds += seconds
+        self.count += 1
+        entry = self.by_size.setdefault((n, str(dtype).removeprefix("torch.")), [0, 0.0])
+        entry[0] += 1
+        entry[1] += seconds
+
+
+_active_clocks: list[FactorizationClock] = []
+
+
+@contextmanager
+def timing_factorizations() -> Iterator[FactorizationClock]:
+    """Collect the time of every kernel-matrix factorization made inside the ``with`` block."""
+    clock = FactorizationClock()
+    _active_clocks.append(clock)
+    try:
+        yield clock
+    finally:
+        _active_clocks.remove(clock)
+
+
+def _record_factorization(n: int, dtype: torch.dtype, started: float) -> None:
+    elapsed = time.perf_counter() - started
+    for clock in _active_clocks:
+        clock.add(n, dtype, elapsed)
 
 
 def psd_power(A: torch.Tensor, power: float) -> torch.Tensor:
@@ -58,7 +97,11 @@ def solve_kernel_system(K: torch.Tensor, B: torch.Tensor, ridge: float) -> tuple
 def _solve_torch(K: torch.Tensor, B: torch.Tensor, ridge: float) -> tuple[torch.Tensor, SolveReport]:
     """Out-of-place Cholesky (accelerators, where memory is plentiful and LAPACK-in-place is absent)."""
     K.diagonal().add_(ridge)
+    _synchronize(K)
+    started = time.perf_counter()
     factor, info = torch.linalg.cholesky_ex(K)
+    _synchronize(K)
+    _record_factorization(K.shape[0], K.dtype, started)
     if int(info) != 0:
         raise NotPositiveDefinite(f"leading minor {int(info)} is not positive")
     alpha = torch.cholesky_solve(B, factor)
@@ -90,7 +133,9 @@ def _solve_inplace_lapack(K: torch.Tensor, B: torch.Tensor, ridge: float) -> tup
     diagonal = K.diagonal().clone()
     K.diagonal().add_(ridge)
     column_major = K.numpy().T  # a view: LAPACK works on K's own memory
+    started = time.perf_counter()
     factor, info = potrf(column_major, lower=1, overwrite_a=1, clean=0)
+    _record_factorization(K.shape[0], K.dtype, started)
     if info != 0:
         raise NotPositiveDefinite(f"leading minor {info} is not positive")
     rhs = B.numpy().astype(column_major.dtype, order="F", copy=True)
@@ -104,3 +149,8 @@ def _solve_inplace_lapack(K: torch.Tensor, B: torch.Tensor, ridge: float) -> tup
     K_alpha = torch.from_numpy(off_diagonal_times_alpha) + (diagonal + ridge - 2).unsqueeze(1) * alpha
     residual = torch.linalg.norm(B - K_alpha) / torch.linalg.norm(B).clamp_min(1e-300)
     return alpha, SolveReport(float(residual), K.dtype)
+
+
+def _synchronize(tensor: torch.Tensor) -> None:
+    if tensor.device.type == "cuda":
+        torch.cuda.synchronize(tensor.device)

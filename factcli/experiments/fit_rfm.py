@@ -1,0 +1,209 @@
+"""`fact fit-rfm`: FACT-RFM (or nfa, fact-geo, the Laplace baseline) on one tabular dataset.
+
+Hyperparameters (ridge, row normalization) and the iteration t are chosen on a validation split;
+then, per the protocol, the model is refit on all training data and scored on held-out test data.
+UCI datasets use their own fixed splits (tuning split, then the 4 folds); others get a seeded,
+stratified train / validation / test split. With ``benchmark=uci`` the whole collection is run
+instead (see rfm_benchmark.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from factcli.core.kernels import Kernel
+from factcli.core.rfm import InaccurateSolve, RFMOptions
+from factcli.errors import FactError
+from factcli.runtime import require_memory, resolve_device
+
+from .rfm_protocol import Selection, Task, evaluate, select
+
+log = logging.getLogger("fact")
+
+
+def run(cfg, run) -> dict:
+    if cfg.benchmark is not None:
+        from .rfm_benchmark import run_benchmark
+
+        return run_benchmark(cfg, run)
+    from factcli.data import load_tabular
+
+    data = load_tabular(cfg.dataset, data_root=cfg.data.root, target=cfg.data.target, task=cfg.data.task)
+    device = resolve_device(cfg.device)
+    tuning, folds = splits_of(data, cfg)
+    X = standardized(data, cfg, training_rows=np.concatenate(tuning))
+    task = Task(data.task, data.n_outputs)
+    options = rfm_options(cfg)
+    check_kernel_memory(max(len(rows) for rows, _ in [tuning, *folds]), options.precision, device, cfg)
+    log.info(
+        "%s: n=%d d=%d %s%s, method=%s, protocol=%s",
+        data.name,
+        data.n,
+        data.d,
+        data.task,
+        f" ({data.n_classes} classes)" if data.n_classes else "",
+        cfg.method,
+        cfg.protocol,
+    )
+
+    Xt = torch.as_tensor(X, device=device)
+    yt = torch.as_tensor(data.y, device=device)
+    selection, results = fit_and_evaluate(task, options, cfg, Xt, yt, tuning, folds, cfg.protocol)
+    metric = task.metric
+    for candidate in selection.candidates:
+        run.log(phase="select", **candidate)
+    for fold, result in enumerate(results):
+        for t, score in enumerate(result.path_scores):
+            run.log(
+                phase="test",
+                iteration=t if cfg.protocol == "strict" else selection.iteration,
+                ridge=selection.ridge,
+                normalize_rows=selection.normalize,
+                fold=fold,
+                **{f"test_{metric}": score},
+            )
+    final_M = results[0].M
+    np.save(run.file("feature_matrix.npy"), final_M.cpu().numpy())
+    if cfg.plots:
+        plot_run(run, selection, results, metric, final_M, data.feature_names)
+    test_scores = [result.score for result in results]
+    log.info(
+        "validation %s %.4f at ridge=%g, normalize=%s, t=%d; test %s %.4f",
+        metric,
+        selection.val_score,
+        selection.ridge,
+        selection.normalize,
+        selection.iteration,
+        metric,
+        float(np.mean(test_scores)),
+    )
+    return {
+        "dataset": data.name,
+        "n": data.n,
+        "d": data.d,
+        "task": data.task,
+        "task_reason": data.task_reason,
+        "classes": data.n_classes,
+        "method": cfg.method,
+        "protocol": cfg.protocol,
+        "kernel": {"name": options.kernel.name, "bandwidth": options.kernel.bandwidth},
+        "rescale": options.rescale,
+        "precision": sorted(selection.precisions | {r.precision for r in results}),
+        "chosen": {
+            "ridge": selection.ridge,
+            "normalize_rows": selection.normalize,
+            "iteration": selection.iteration,
+        },
+        "metric": metric,
+        f"val_{metric}": selection.val_score,
+        f"test_{metric}": float(np.mean(test_scores)),
+        f"fold_test_{metric}": test_scores,
+        "device": str(device),
+    }
+
+
+def fit_and_evaluate(task, options, cfg, X, y, tuning, folds, protocol) -> tuple[Selection, list]:
+    """Select on the tuning split, then evaluate every fold; an impossible solve becomes a clear error."""
+    train, val = (torch.as_tensor(rows, device=X.device) for rows in tuning)
+    try:
+        selection = select(
+            task, options, cfg.grid.ridges, cfg.grid.normalize_rows, X[train], y[train], X[val], y[val]
+        )
+        results = [
+            evaluate(
+                task, options, selection, protocol, X[fold_train], y[fold_train], X[fold_test], y[fold_test]
+            )
+            for fold_train, fold_test in (
+                (torch.as_tensor(a, device=X.device), torch.as_tensor(b, device=X.device)) for a, b in folds
+            )
+        ]
+    except InaccurateSolve as error:
+        raise FactError(
+            f"{error}; raise the smallest ridge in grid.ridges or use rfm.precision=float64"
+        ) from None
+    return selection, results
+
+
+def rfm_options(cfg, method: str | None = None) -> RFMOptions:
+    return RFMOptions(
+        kernel=Kernel(cfg.kernel.name, float(cfg.kernel.bandwidth)),
+        method=method or cfg.method,
+        iters=int(cfg.rfm.iters),
+        nfa_power=float(cfg.rfm.nfa_power),
+        centered_agop=bool(cfg.rfm.centered_agop),
+        rescale=cfg.rfm.rescale,
+        precision=cfg.rfm.precision,
+        solve_tol=float(cfg.rfm.solve_tol),
+    )
+
+
+def splits_of(data, cfg):
+    """(tuning train, tuning val) and the list of (train, test) folds, as row-index arrays."""
+    if data.splits is not None:
+        return (data.splits.train, data.splits.val), list(data.splits.folds)
+    rows = np.arange(data.n)
+    training, test = _split(rows, data, cfg.data.test_fraction, cfg.seed)
+    train, val = _split(training, data, cfg.data.val_fraction, cfg.seed + 1)
+    return (train, val), [(training, test)]
+
+
+def _split(rows, data, fraction, seed):
+    from sklearn.model_selection import train_test_split
+
+    labels = data.y[rows] if data.task == "classification" else None
+    try:
+        return train_test_split(rows, test_size=fraction, random_state=seed, stratify=labels)
+    except ValueError:  # a class too small to stratify: split without stratification
+        return train_test_split(rows, test_size=fraction, random_state=seed)
+
+
+def standardized(data, cfg, training_rows) -> np.ndarray:
+    """z-score features with training-row statistics (not for the already standardized UCI data)."""
+    choice = str(cfg.data.standardize)
+    if choice in ("no", "False") or (choice == "auto" and data.source == "uci"):
+        return data.X
+    mean = data.X[training_rows].mean(0)
+    std = data.X[training_rows].std(0)
+    return (data.X - mean) / np.where(std > 0, std, 1.0)
+
+
+def check_kernel_memory(n: int, precision: str, device, cfg) -> None:
+    itemsize = 8 if precision == "float64" else 4
+    limit = None if cfg.memory_limit_gb is None else cfg.memory_limit_gb * 2**30
+    # One n×n kernel matrix (factored in place) plus O(n·d) and blockwise temporaries (~10%).
+    require_memory(1.1 * n * n * itemsize, device, f"the {n}×{n} kernel matrix ({precision})", limit)
+
+
+def plot_run(run, selection: Selection, results, metric: str, M, feature_names) -> None:
+    from factcli import plots
+
+    series = {}
+    for row in selection.candidates:
+        key = f"ridge={row['ridge']:g}{', x/‖x‖' if row['normalize_rows'] else ''}"
+        xs, ys = series.setdefault(key, ([], []))
+        xs.append(row["iteration"])
+        ys.append(row[f"val_{metric}"])
+    chosen = f"ridge={selection.ridge:g}{', x/‖x‖' if selection.normalize else ''}"
+    test = {f"test {metric} (fold {i})": r.score for i, r in enumerate(results[:1])}
+    plots.line_plot(
+        run.plot_file("accuracy_vs_iteration.png"),
+        "iteration t",
+        f"validation {metric}",
+        series,
+        title="Selection: every grid point's iterates (chosen one thick)",
+        highlight=chosen,
+        hlines=test,
+    )
+    strict_path = results[0].path_scores
+    if len(strict_path) > 1:
+        plots.line_plot(
+            run.plot_file("test_vs_iteration.png"),
+            "iteration t",
+            f"test {metric}",
+            {"refit on training data": (list(range(len(strict_path))), strict_path)},
+            title="Final model: test score of each iterate",
+        )
+    plots.heatmaps(run.plot_file("feature_matrix.png"), {"learned M": M}, title="Feature matrix M")

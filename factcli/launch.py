@@ -1,0 +1,152 @@
+"""The only place Hydra meets Typer.
+
+``launch`` runs one subcommand through ``hydra.main`` with ``sys.argv`` replaced by the command's own
+overrides for that call only, so everything Hydra offers keeps working (run directories with
+``.hydra/``, ``-m`` sweeps, ``--cfg job``, ``-cd``, ``-h``) and the real argv is never read.
+
+Errors reach the user as one line: config typos are caught by composing the config once before
+Hydra starts (exit 2, nothing written); a ``FactError`` inside a job is caught by the job wrapper,
+recorded in the job's directory as ``error.txt`` and turned into exit status 1 after the run or
+sweep ends, so one failing job does not stop a sweep.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
+from unittest import mock
+
+import typer
+
+from .errors import FactError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+log = logging.getLogger("fact")
+
+# Flags handed to Hydra untouched; any other leading "-" argument disables the pre-check.
+_MULTIRUN_FLAGS = {"-m", "--multirun"}
+
+
+def launch(command_path: str, config_name: str, overrides: list[str]) -> None:
+    """Run subcommand ``config_name`` (its experiment module has the same name) with ``overrides``."""
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from . import schema  # registers every subcommand's dataclass schema with Hydra's ConfigStore
+
+    schema.register()
+    flags = [arg for arg in overrides if arg.startswith("-")]
+    if set(flags) <= _MULTIRUN_FLAGS:
+        _check_composes(config_name, [arg for arg in overrides if not arg.startswith("-")])
+        _refuse_finished_run_dir(overrides)
+
+    failures: list[str] = []
+
+    def job(cfg) -> dict | None:
+        from .rundir import RunDir
+
+        hydra_cfg = HydraConfig.get()
+        command = [command_path.split()[-1], *hydra_cfg.overrides.task]
+        run = None
+        try:
+            schema.validate(config_name, cfg)
+            run = RunDir.start(Path(hydra_cfg.runtime.output_dir), OmegaConf.to_yaml(cfg, resolve=True))
+            _prepare_process(cfg)
+            experiment = importlib.import_module(f"factcli.experiments.{config_name}")
+            summary = run.finish(experiment.run(cfg, run), seed=cfg.get("seed"), command=command)
+            log.info("finished: %s", run.path)
+            return summary
+        except FactError as error:
+            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            failures.append(message)
+            if run is not None:
+                run.fail(message)
+            log.error("failed: %s", message)
+            return None
+
+    argv = [command_path, *overrides]
+    main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(job)
+    with mock.patch.object(sys, "argv", argv):
+        main()
+    if failures:
+        if len(failures) > 1:
+            typer.echo(f"error: {len(failures)} jobs failed; see error.txt in their directories", err=True)
+        else:
+            typer.echo(f"error: {failures[0]}", err=True)
+        raise typer.Exit(1)
+
+
+def _prepare_process(cfg) -> None:
+    from .runtime import seed_everything, use_all_cores
+
+    use_all_cores()
+    if cfg.get("seed") is not None:
+        seed_everything(int(cfg.seed))
+
+
+def _check_composes(config_name: str, overrides: list[str]) -> None:
+    """Compose the config once (every sweep value too) so a typo fails before any work, as one line."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as error:
+        _usage_error(str(error))
+    # The first value of every sweep, then each other value of each sweep on its own.
+    choices = [list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.input_line] for o in parsed]
+    base = [values[0] for values in choices]
+    variants = [base] + [
+        base[:i] + [value] + base[i + 1 :] for i, values in enumerate(choices) for value in values[1:]
+    ]
+    for variant in variants:
+        plain = [_as_assignment(parsed[i], value) for i, value in enumerate(variant)]
+        GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+                compose(config_name=config_name, overrides=plain)
+        except (HydraException, OmegaConfBaseException, ValueError) as error:
+            _usage_error(_one_line(error))
+        finally:
+            GlobalHydra.instance().clear()
+
+
+def _as_assignment(override, value: str) -> str:
+    if not override.is_sweep_override():
+        return value
+    prefix = {"ADD": "+", "FORCE_ADD": "++", "DEL": "~"}.get(override.type.name, "")
+    return f"{prefix}{override.get_key_element()}={value}"
+
+
+def _refuse_finished_run_dir(overrides: list[str]) -> None:
+    """Stop before Hydra rewrites .hydra/ inside a directory that holds a finished run."""
+    from .rundir import SUMMARY
+
+    for arg in overrides:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+") == "hydra.run.dir" and (Path(value) / SUMMARY).exists():
+            raise FactError(
+                f"{value} already holds a finished run; choose another hydra.run.dir "
+                "(or delete that directory to redo it)"
+            )
+
+
+def _one_line(error: BaseException) -> str:
+    """Hydra/OmegaConf messages span lines (full_key, object_type...): keep what names the problem."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    keep = [line for line in lines if not line.startswith(("full_key:", "object_type", "reference_type"))]
+    text = " ".join(keep) or type(error).__name__
+    if "not in struct" in text or "Could not override" in text or "Key '" in text:
+        text += " (run with --cfg job to see every key, or --help for the config groups)"
+    return text
+
+
+def _usage_error(message: str):
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)

@@ -1,0 +1,25 @@
+"""Progress bars on a terminal, silence in logs and CI."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def interactive() -> bool:
+    return sys.stderr.isatty()
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate ``items`` with a rich progress bar when stderr is a terminal, plainly otherwise."""
+    if not interactive():
+        yield from items
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=True) as progress:
+        yield from progress.track(items, total=total, description=description)

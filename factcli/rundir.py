@@ -1,0 +1,243 @@
+"""One run = one directory: config.yaml, metrics.csv, summary.json (written last), plots/.
+
+Every file is written atomically (temporary file in the same directory, then ``os.replace``), so a
+crash or Ctrl-C never leaves a half-written result, and ``summary.json`` existing means the run
+finished. A sweep directory additionally gets ``sweep.csv``: one row per job, its overrides beside its
+summary (``pandas.read_csv(".../sweep.csv")``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .errors import FactError
+
+SUMMARY = "summary.json"
+METRICS = "metrics.csv"
+CONFIG = "config.yaml"
+ERROR = "error.txt"
+
+
+# --- atomic writes ---------------------------------------------------------------------------
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the new one, never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str] | None = None) -> None:
+    """Rows of dicts → CSV with a header (columns: the union of keys, in first-seen order)."""
+    columns = columns or _columns(rows)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _csv_value(row.get(key)) for key in columns})
+    write_atomic(path, buffer.getvalue())
+
+
+def _columns(rows: Iterable[dict]) -> list[str]:
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    return list(seen)
+
+
+def _csv_value(value):
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    return to_jsonable(value) if not isinstance(value, str) else value
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain Python for JSON: tensors, NumPy scalars/arrays, paths; non-finite floats become None."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # torch / numpy
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+# --- the run directory -----------------------------------------------------------------------
+
+
+class RunDir:
+    """A run's directory. ``RunDir.start`` refuses a directory that already holds a finished run."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.plots = self.path / "plots"
+        self._metrics: list[dict] = []
+        self._started = time.time()
+
+    @classmethod
+    def start(cls, path: Path, resolved_config_yaml: str, resume: bool = False) -> RunDir:
+        run = cls(path)
+        if (run.path / SUMMARY).exists():
+            raise FactError(
+                f"{run.path} already holds a finished run; choose another hydra.run.dir "
+                "(or delete that directory to redo it)"
+            )
+        run.path.mkdir(parents=True, exist_ok=True)
+        (run.path / ERROR).unlink(missing_ok=True)
+        if resume and (run.path / METRICS).exists():
+            run._metrics = read_csv_rows(run.path / METRICS)
+        write_atomic(run.path / CONFIG, resolved_config_yaml)
+        return run
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def plot_file(self, name: str) -> Path:
+        self.plots.mkdir(exist_ok=True)
+        return self.plots / name
+
+    # metrics.csv: one tidy row per step; rewritten atomically on every log (cheap at these sizes)
+    def log(self, **row: Any) -> None:
+        self._metrics.append(row)
+        write_csv(self.path / METRICS, self._metrics)
+
+    def log_many(self, rows: Iterable[dict]) -> None:
+        self._metrics.extend(rows)
+        write_csv(self.path / METRICS, self._metrics)
+
+    @property
+    def metrics(self) -> list[dict]:
+        return list(self._metrics)
+
+    def finish(self, summary: dict, *, seed: int | None, command: list[str]) -> dict:
+        """Write summary.json last: status, timing, seed, versions and git commit beside the figures."""
+        full = {
+            "status": "finished",
+            **summary,
+            "seed": seed,
+            "wall_seconds": round(time.time() - self._started, 3),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": command,
+            "versions": versions(),
+            "git_commit": git_commit(),
+        }
+        write_json(self.path / SUMMARY, full)
+        return full
+
+    def fail(self, message: str) -> None:
+        write_atomic(self.path / ERROR, message + "\n")
+
+
+def read_csv_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return [dict(row) for row in csv.DictReader(handle)]
+
+
+def versions() -> dict:
+    import torch
+
+    from . import __version__
+
+    return {"fact": __version__, "python": platform.python_version(), "torch": torch.__version__}
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree this package runs from, when it is a git checkout."""
+    source = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    dirty = subprocess.run(
+        ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        timeout=5,
+    ).stdout.strip()
+    return out.stdout.strip() + ("+dirty" if dirty else "")
+
+
+# --- sweeps ----------------------------------------------------------------------------------
+
+
+def collect_sweep(sweep_dir: Path) -> list[dict]:
+    """One row per job directory of a sweep: job, its overrides as columns, status, summary scalars."""
+    import yaml
+
+    rows = []
+    for job in sorted((p for p in Path(sweep_dir).iterdir() if p.is_dir()), key=_job_order):
+        overrides_file = job / ".hydra" / "overrides.yaml"
+        if not overrides_file.exists():
+            continue
+        row: dict[str, Any] = {"job": job.name}
+        for override in yaml.safe_load(overrides_file.read_text()) or []:
+            key, _, value = str(override).partition("=")
+            row[key.lstrip("+~")] = value
+        summary_file, error_file = job / SUMMARY, job / ERROR
+        if summary_file.exists():
+            summary = json.loads(summary_file.read_text())
+            row.update(_flatten_scalars(summary))
+        else:
+            row["status"] = "failed" if error_file.exists() else "unfinished"
+            if error_file.exists():
+                row["error"] = error_file.read_text().strip()
+        rows.append(row)
+    return rows
+
+
+def _job_order(path: Path):
+    return (0, int(path.name)) if path.name.isdigit() else (1, path.name)
+
+
+def _flatten_scalars(summary: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in summary.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten_scalars(value, name + "."))
+        elif not isinstance(value, list):
+            flat[name] = value
+    return flat
+
+
+def write_sweep_table(sweep_dir: Path) -> Path | None:
+    rows = collect_sweep(sweep_dir)
+    if not rows:
+        return None
+    path = Path(sweep_dir) / "sweep.csv"
+    write_csv(path, rows)
+    return path

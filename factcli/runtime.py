@@ -1,0 +1,71 @@
+"""Process-wide run settings every subcommand shares: device, seeds, threads, memory checks."""
+
+from __future__ import annotations
+
+import os
+import random
+
+from .errors import FactError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str):
+    """``auto`` → CUDA when present, else CPU. Asking for CUDA without one is a clear error."""
+    import torch
+
+    if name not in DEVICES:
+        raise FactError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FactError("device=cuda but no CUDA device is available; use device=cpu or device=auto")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices): the same seed gives the same numbers here."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def use_all_cores() -> None:
+    """Let torch's intra-op pool use every core this process may run on."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    torch.set_num_threads(max(1, cores))
+
+
+def available_memory_bytes(device) -> int:
+    """Memory a new allocation can use: free GPU memory, or the host's available memory."""
+    if getattr(device, "type", device) == "cuda":
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def format_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(count) < 1024 or unit == "TiB":
+            return f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+def require_memory(needed_bytes: float, device, what: str, limit_bytes: float | None = None) -> None:
+    """Refuse up front, naming the need, when ``what`` cannot fit (rather than swapping or dying)."""
+    available = available_memory_bytes(device) if limit_bytes is None else limit_bytes
+    if needed_bytes > available:
+        raise FactError(
+            f"{what} needs {format_bytes(needed_bytes)} but only {format_bytes(available)} is available "
+            f"on {getattr(device, 'type', device)}; use a smaller dataset (a subset), float32, or a larger machine"
+        )
