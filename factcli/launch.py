@@ -12,6 +12,7 @@ sweep ends, so one failing job does not stop a sweep.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 import sys
@@ -33,6 +34,7 @@ def launch(command_path: str, config_name: str, overrides: list[str]) -> None:
     """Run subcommand ``config_name`` (its experiment module has the same name) with ``overrides``."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
     from omegaconf import OmegaConf
 
     from . import schema  # registers every subcommand's dataclass schema with Hydra's ConfigStore
@@ -64,7 +66,8 @@ def launch(command_path: str, config_name: str, overrides: list[str]) -> None:
             failures.append(message)
             if run is not None:
                 run.fail(message)
-            log.error("failed: %s", message)
+            if hydra_cfg.mode == RunMode.MULTIRUN:  # a single run's error is printed once, by the CLI
+                log.error("job %s failed: %s", hydra_cfg.job.num, message)
             return None
 
     argv = [command_path, *overrides]
@@ -112,7 +115,7 @@ def _check_composes(config_name: str, overrides: list[str]) -> None:
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
                 compose(config_name=config_name, overrides=plain)
         except (HydraException, OmegaConfBaseException, ValueError) as error:
-            _usage_error(_one_line(error))
+            _usage_error(_explain(error, config_name))
         finally:
             GlobalHydra.instance().clear()
 
@@ -137,14 +140,45 @@ def _refuse_finished_run_dir(overrides: list[str]) -> None:
             )
 
 
-def _one_line(error: BaseException) -> str:
-    """Hydra/OmegaConf messages span lines (full_key, object_type...): keep what names the problem."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    keep = [line for line in lines if not line.startswith(("full_key:", "object_type", "reference_type"))]
-    text = " ".join(keep) or type(error).__name__
-    if "not in struct" in text or "Could not override" in text or "Key '" in text:
-        text += " (run with --cfg job to see every key, or --help for the config groups)"
-    return text
+def _explain(error: BaseException, config_name: str) -> str:
+    """One line from Hydra's multi-line message; for an unknown key, the closest real keys."""
+    import re
+
+    text = f"{error}\n{error.__cause__ or ''}"
+    override = re.search(r"Could not (?:override|append to config\. An item is already at) '([^']+)'", text)
+    if override:
+        key = override.group(1)
+        keys = _config_keys(config_name)
+        if key not in keys:
+            hint = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+            suggestion = f" (did you mean {', '.join(hint)}?)" if hint else ""
+            return f"unknown config key '{key}'{suggestion}; --cfg job prints every key"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    skip = ("full_key:", "object_type", "reference_type", "To append to your config", "Set the environment")
+    keep = list(dict.fromkeys(line for line in lines if not line.startswith(skip)))
+    return " ".join(keep).split(" Config search path")[0] or type(error).__name__
+
+
+def _config_keys(config_name: str) -> list[str]:
+    """Every dotted key of the composed default config (for suggestions)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = OmegaConf.to_container(compose(config_name=config_name), resolve=False)
+    finally:
+        GlobalHydra.instance().clear()
+
+    def walk(node, prefix=""):
+        for key, value in node.items():
+            yield f"{prefix}{key}"
+            if isinstance(value, dict):
+                yield from walk(value, f"{prefix}{key}.")
+
+    return list(walk(cfg))
 
 
 def _usage_error(message: str):

@@ -74,7 +74,7 @@ def heatmaps(path, matrices: Mapping[str, object], *, title: str = "", symmetric
     plt = _pyplot()
     count = len(matrices)
     fig, axes = plt.subplots(1, count, figsize=(4.2 * count, 3.8), squeeze=False)
-    for ax, (label, matrix) in zip(axes[0], matrices.items()):
+    for ax, (label, matrix) in zip(axes[0], matrices.items(), strict=True):
         values = np.asarray(matrix.detach().cpu() if hasattr(matrix, "detach") else matrix, dtype=float)
         limit = float(np.abs(values).max()) or 1.0
         image = ax.imshow(

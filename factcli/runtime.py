@@ -67,5 +67,6 @@ def require_memory(needed_bytes: float, device, what: str, limit_bytes: float | 
     if needed_bytes > available:
         raise FactError(
             f"{what} needs {format_bytes(needed_bytes)} but only {format_bytes(available)} is available "
-            f"on {getattr(device, 'type', device)}; use a smaller dataset (a subset), float32, or a larger machine"
+            f"on {getattr(device, 'type', device)}; use a smaller dataset (a subset), float32, "
+            "or a larger machine"
         )

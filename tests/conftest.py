@@ -17,3 +17,18 @@ def shared_data() -> Path:
     if candidate.is_dir():
         return candidate
     pytest.skip("needs ../shared/data (set FACT_DATA)")
+
+
+@pytest.fixture
+def fact_cli():
+    """Run the `fact` CLI in-process: ``fact_cli("fit-rfm", "dataset=iris", ...)`` → click Result."""
+    from typer.testing import CliRunner
+
+    from factcli.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(app, [str(arg) for arg in args])
+
+    return invoke

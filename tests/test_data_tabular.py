@@ -81,7 +81,7 @@ def test_builtins_are_raw_not_standardized():
 
 def test_builtin_refuses_a_contradicting_task_or_a_target():
     raises_one_line(
-        r"'diabetes' is a regression dataset; dataset.task=classification does not "
+        r"'diabetes' is a regression dataset; data.task=classification does not "
         r"apply \(use auto or regression\)",
         load_tabular,
         "diabetes",
@@ -89,7 +89,7 @@ def test_builtin_refuses_a_contradicting_task_or_a_target():
     )
     assert load_tabular("iris", task="classification").task == "classification"
     raises_one_line(
-        r"'iris' is a built-in dataset with a fixed target; dataset.target only "
+        r"'iris' is a built-in dataset with a fixed target; data.target only "
         r"applies to \.csv/\.parquet files",
         load_tabular,
         "iris",
@@ -99,7 +99,7 @@ def test_builtin_refuses_a_contradicting_task_or_a_target():
 
 def test_unknown_task_value():
     raises_one_line(
-        r"unknown task 'classify'; set dataset.task to one of: classification, "
+        r"unknown task 'classify'; set data.task to one of: classification, "
         r"regression, auto",
         load_tabular,
         "iris",
@@ -114,7 +114,7 @@ def test_unknown_name_without_root_suggests_and_says_how_to_set_one():
     message = raises_one_line("unknown dataset 'irsi'", load_tabular, "irsi")
     assert message == (
         "unknown dataset 'irsi': built-in: breast_cancer, diabetes, digits, iris, wine; "
-        "no UCI data root set (set FACT_DATA or dataset.data_root); did you mean 'iris'?"
+        "no UCI data root set (set FACT_DATA or data.root); did you mean 'iris'?"
     )
 
 
@@ -133,7 +133,7 @@ def test_root_without_uci_folder_says_so(tmp_path):
     message = raises_one_line("unknown dataset 'abalone'", load_tabular, "abalone", data_root=tmp_path)
     assert message.endswith(
         f"; no UCI data under {tmp_path} (expected {tmp_path / 'uci'}/<name>/; "
-        "set FACT_DATA or dataset.data_root)"
+        "set FACT_DATA or data.root)"
     )
 
 
@@ -157,7 +157,7 @@ def test_real_uci_by_name_env_root_and_prefix(shared_data, monkeypatch):
     uci_iris = load_tabular("uci:iris")
     assert uci_iris.source == "uci" and uci_iris.splits is not None and uci_iris.n == 150
     raises_one_line(
-        r"'abalone' is a classification dataset; dataset.task=regression",
+        r"'abalone' is a classification dataset; data.task=regression",
         load_tabular,
         "abalone",
         task="regression",
@@ -192,12 +192,12 @@ def test_csv_few_distinct_integers_are_classes_many_are_regression(tmp_path):
     assert data.class_names[:3] == ["10", "12", "14"] and data.y[:3].tolist() == [0, 1, 2]
     assert data.task_reason == (
         "classification inferred: target 'y' has 50 distinct integer "
-        "values (at most 50); set dataset.task=regression to override"
+        "values (at most 50); set data.task=regression to override"
     )
     frame["y"] = np.arange(n) % 51
     data = load_tabular(str(write_csv(tmp_path, frame)), target="y")
     assert data.task == "regression" and data.y.dtype == np.float64 and data.class_names is None
-    assert "more than 50" in data.task_reason and "dataset.task=classification" in data.task_reason
+    assert "more than 50" in data.task_reason and "data.task=classification" in data.task_reason
 
 
 def test_csv_float_target_regression_and_explicit_classification(tmp_path):
@@ -208,7 +208,7 @@ def test_csv_float_target_regression_and_explicit_classification(tmp_path):
     assert "non-integer values" in data.task_reason
     forced = load_tabular(path, target="y", task="classification")
     assert forced.class_names == ["0.5", "1.5", "2.25"] and forced.y.tolist() == [0, 1, 0, 2, 1]
-    assert forced.task_reason == "task set explicitly (dataset.task=classification)"
+    assert forced.task_reason == "task set explicitly (data.task=classification)"
     as_regression = load_tabular(path, target="y", task="regression")
     assert as_regression.task == "regression"
 
@@ -231,7 +231,7 @@ def test_csv_regression_on_text_target_is_refused(tmp_path):
     path = write_csv(tmp_path, pd.DataFrame({"x": [1, 2], "y": ["a", "b"]}))
     raises_one_line(
         r"target 'y' in .*table\.csv is not numeric; regression needs numbers "
-        r"\(set dataset.task=classification\)",
+        r"\(set data.task=classification\)",
         load_tabular,
         str(path),
         target="y",
@@ -248,9 +248,9 @@ def test_csv_single_class_is_refused(tmp_path):
 def test_csv_target_required_and_must_exist(tmp_path):
     path = write_csv(tmp_path, pd.DataFrame({"a": [1, 2], "b": [3, 4], "c": [0, 1]}))
     message = raises_one_line("needs a target column", load_tabular, str(path))
-    assert message.endswith("set dataset.target to one of: a, b, c")
+    assert message.endswith("set data.target to one of: a, b, c")
     message = raises_one_line("column 'label' not found in", load_tabular, str(path), target="label")
-    assert message.endswith("set dataset.target to one of: a, b, c")
+    assert message.endswith("set data.target to one of: a, b, c")
 
 
 @pytest.mark.parametrize(

@@ -24,10 +24,10 @@ def load_table_file(path: str | Path, *, target: str | None, task: str = "auto")
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
     if target is None:
-        raise FactError(f"{path} needs a target column: set dataset.target to one of: {', '.join(columns)}")
+        raise FactError(f"{path} needs a target column: set data.target to one of: {', '.join(columns)}")
     if target not in columns:
         raise FactError(
-            f"column '{target}' not found in {path}; set dataset.target to one of: {', '.join(columns)}"
+            f"column '{target}' not found in {path}; set data.target to one of: {', '.join(columns)}"
         )
     if len(frame) < 2:
         raise FactError(f"{path} has {len(frame)} data row(s); fitting needs at least 2")
@@ -129,23 +129,23 @@ def _encode_target(values, target: str, task: str, path: Path):
             reason = (
                 f"classification inferred: target '{target}' has {n_distinct} distinct "
                 f"integer values (at most {MAX_INFERRED_CLASSES}); "
-                f"set dataset.task=regression to override"
+                f"set data.task=regression to override"
             )
         else:
             task = "regression"
             why = "non-integer values" if not integral else f"more than {MAX_INFERRED_CLASSES}"
             reason = (
                 f"regression inferred: target '{target}' is numeric with {n_distinct} "
-                f"distinct values ({why}); set dataset.task=classification to override"
+                f"distinct values ({why}); set data.task=classification to override"
             )
     else:
-        reason = f"task set explicitly (dataset.task={task})"
+        reason = f"task set explicitly (data.task={task})"
 
     if task == "regression":
         if not numeric:
             raise FactError(
                 f"target '{target}' in {path} is not numeric; regression needs numbers "
-                f"(set dataset.task=classification)"
+                f"(set data.task=classification)"
             )
         return numbers, task, None, reason
 

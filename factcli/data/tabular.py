@@ -19,7 +19,7 @@ from factcli.errors import FactError
 TASKS = ("classification", "regression", "auto")
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 UCI_PREFIX = "uci:"
-DATA_ROOT_HINT = "set FACT_DATA or dataset.data_root"
+DATA_ROOT_HINT = "set FACT_DATA or data.root"
 
 
 @dataclass
@@ -109,7 +109,7 @@ def load_tabular(
     from factcli.data.builtin import BUILTIN_DATASETS, load_builtin
 
     if task not in TASKS:
-        raise FactError(f"unknown task '{task}'; set dataset.task to one of: {', '.join(TASKS)}")
+        raise FactError(f"unknown task '{task}'; set data.task to one of: {', '.join(TASKS)}")
     name = str(name)
     if not name.startswith(UCI_PREFIX):
         if name in BUILTIN_DATASETS:
@@ -149,7 +149,7 @@ def _refuse_target(name: str, target: str | None, kind: str) -> None:
     # Silently ignoring a target the user asked for would fit the wrong labels without a word.
     if target is not None:
         raise FactError(
-            f"'{name}' is {kind} with a fixed target; dataset.target only applies to "
+            f"'{name}' is {kind} with a fixed target; data.target only applies to "
             f".csv/.parquet files (remove it)"
         )
 
@@ -157,7 +157,7 @@ def _refuse_target(name: str, target: str | None, kind: str) -> None:
 def _check_fixed_task(data: TabularData, task: str) -> TabularData:
     if task not in ("auto", data.task):
         raise FactError(
-            f"'{data.name}' is a {data.task} dataset; dataset.task={task} does not apply "
+            f"'{data.name}' is a {data.task} dataset; data.task={task} does not apply "
             f"(use auto or {data.task})"
         )
     return data

@@ -10,6 +10,7 @@ instead (see rfm_benchmark.py).
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from factcli.core.rfm import InaccurateSolve, RFMOptions
 from factcli.errors import FactError
 from factcli.runtime import require_memory, resolve_device
 
-from .rfm_protocol import Selection, Task, evaluate, select
+from .rfm_protocol import FoldResult, Selection, Task, evaluate, select
 
 log = logging.getLogger("fact")
 
@@ -49,9 +50,10 @@ def run(cfg, run) -> dict:
         cfg.protocol,
     )
 
-    Xt = torch.as_tensor(X, device=device)
-    yt = torch.as_tensor(data.y, device=device)
-    selection, results = fit_and_evaluate(task, options, cfg, Xt, yt, tuning, folds, cfg.protocol)
+    Xt = torch.tensor(X, device=device)  # copies: loaders may hand out read-only arrays
+    yt = torch.tensor(data.y, device=device)
+    selection = select_on_tuning_split(task, options, cfg, Xt, yt, tuning)
+    results = evaluate_folds(task, options, selection, cfg.protocol, Xt, yt, folds)
     metric = task.metric
     for candidate in selection.candidates:
         run.log(phase="select", **candidate)
@@ -105,26 +107,37 @@ def run(cfg, run) -> dict:
     }
 
 
-def fit_and_evaluate(task, options, cfg, X, y, tuning, folds, protocol) -> tuple[Selection, list]:
-    """Select on the tuning split, then evaluate every fold; an impossible solve becomes a clear error."""
+def select_on_tuning_split(task, options, cfg, X, y, tuning) -> Selection:
     train, val = (torch.as_tensor(rows, device=X.device) for rows in tuning)
-    try:
-        selection = select(
+    with clear_solver_errors():
+        return select(
             task, options, cfg.grid.ridges, cfg.grid.normalize_rows, X[train], y[train], X[val], y[val]
         )
-        results = [
-            evaluate(
-                task, options, selection, protocol, X[fold_train], y[fold_train], X[fold_test], y[fold_test]
-            )
-            for fold_train, fold_test in (
-                (torch.as_tensor(a, device=X.device), torch.as_tensor(b, device=X.device)) for a, b in folds
-            )
-        ]
+
+
+def evaluate_folds(task, options, selection, protocol, X, y, folds) -> list[FoldResult]:
+    results = []
+    with clear_solver_errors():
+        for train_rows, test_rows in folds:
+            train = torch.as_tensor(train_rows, device=X.device)
+            test = torch.as_tensor(test_rows, device=X.device)
+            results.append(evaluate(task, options, selection, protocol, X[train], y[train], X[test], y[test]))
+    return results
+
+
+@contextmanager
+def clear_solver_errors():
+    """An impossible kernel solve, or memory running out mid-way, becomes one actionable line."""
+    try:
+        yield
     except InaccurateSolve as error:
         raise FactError(
             f"{error}; raise the smallest ridge in grid.ridges or use rfm.precision=float64"
         ) from None
-    return selection, results
+    except MemoryError as error:
+        raise FactError(
+            f"out of memory during the kernel solve ({error}); use a subset or a larger machine"
+        ) from None
 
 
 def rfm_options(cfg, method: str | None = None) -> RFMOptions:
