@@ -46,7 +46,8 @@ def _run(ctx: typer.Context, config_name: str, overrides: list[str] | None, extr
         "Fit FACT-RFM (or nfa, fact-geo, the laplace baseline) on a tabular dataset; hyperparameters and the "
         "iteration are chosen on a validation split, the model refit on all training data and scored on test."
         "\n\nExamples: `fact fit-rfm --dataset wine method=nfa` · "
-        "`fact fit-rfm dataset=data.csv data.target=y` · `fact fit-rfm benchmark=uci` (all UCI datasets, 4 methods, 2 protocols; $FACT_DATA)" + COMMON
+        "`fact fit-rfm dataset=data.csv data.target=y` · "
+        "`fact fit-rfm benchmark=uci` (all UCI datasets, 4 methods, 2 protocols; $FACT_DATA)" + COMMON
     ),
 )
 def fit_rfm(
