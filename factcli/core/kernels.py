@@ -16,6 +16,11 @@ from dataclasses import dataclass
 
 import torch
 
+# Element-wise passes over n×n matrices go in row blocks of about this many entries: their temporaries
+# stay a few MB (a few percent of the matrix at n = 10,000) while each block is still large enough
+# for torch's threads to share.
+BLOCK_ELEMENTS = 1 << 20
+
 # Laplace's κ'(D²) ∝ 1/D is singular where points coincide; like RFM's AGOP we drop those pairs.
 LAPLACE_MIN_DISTANCE = 1e-10
 
@@ -63,8 +68,7 @@ class Kernel:
         out = self._inner_or_squared_distance(X, X, M, out)
         if self.name == "laplace":
             # 2κ'(D²) = −K/(L·D); zero where D < 1e-10 (the diagonal and duplicate points).
-            rows = _row_blocks(out)
-            for block in rows:
+            for _, block in row_blocks(out):
                 distance = block.sqrt_()
                 coincident = distance < LAPLACE_MIN_DISTANCE
                 kernel = torch.exp(distance * (-1.0 / self.bandwidth))
@@ -107,20 +111,21 @@ def _zero_below_rounding_noise(squared_distances, x_norms, z_norms, d):
     look distinct and, through Laplace's 1/D, give them huge derivative weights. Also clamps at 0.
     """
     noise_scale = 2.0 * (d + 2) * torch.finfo(squared_distances.dtype).eps
-    rows_per_block = max(1, (1 << 22) // max(1, squared_distances.shape[1]))
-    for start in range(0, squared_distances.shape[0], rows_per_block):
-        block = squared_distances[start : start + rows_per_block]
-        noise = (x_norms[start : start + rows_per_block] + z_norms.T).mul_(noise_scale)
+    for start, block in row_blocks(squared_distances):
+        noise = (x_norms[start : start + block.shape[0]] + z_norms.T).mul_(noise_scale)
         block.masked_fill_(block <= noise, 0.0)
 
 
-def _row_blocks(matrix: torch.Tensor, max_elements: int = 1 << 22):
-    """Row blocks of ``matrix`` holding about ``max_elements`` entries: bounds element-wise temporaries."""
+def row_blocks(matrix: torch.Tensor, max_elements: int = BLOCK_ELEMENTS):
+    """(first row, view) of consecutive row blocks holding about ``max_elements`` entries each."""
     rows_per_block = max(1, max_elements // max(1, matrix.shape[1]))
-    return matrix.split(rows_per_block, dim=0)
+    for start in range(0, matrix.shape[0], rows_per_block):
+        yield start, matrix[start : start + rows_per_block]
 
 
-def predict(kernel: Kernel, X_query, X_train, M, alpha, block_elements: int = 1 << 24) -> torch.Tensor:
+def predict(
+    kernel: Kernel, X_query, X_train, M, alpha, block_elements: int = 4 * BLOCK_ELEMENTS
+) -> torch.Tensor:
     """f(x) = Σ_j α_j k_M(x, x_j) for every query row, in blocks so memory stays O(block·n)."""
     rows_per_block = max(1, block_elements // max(1, X_train.shape[0]))
     outputs = [kernel.gram(block, X_train, M) @ alpha for block in X_query.split(rows_per_block)]

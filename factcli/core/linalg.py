@@ -71,7 +71,7 @@ def psd_power(A: torch.Tensor, power: float) -> torch.Tensor:
     return (eigenvectors * scaled) @ eigenvectors.T
 
 
-def mirror_upper_triangle(A: torch.Tensor, block: int = 512) -> torch.Tensor:
+def mirror_upper_triangle(A: torch.Tensor, block: int = 256) -> torch.Tensor:
     """Make A exactly symmetric by copying its upper triangle onto its lower one, in place, blockwise."""
     n = A.shape[0]
     for start in range(0, n, block):

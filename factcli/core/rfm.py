@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .kernels import Kernel, predict
+from .kernels import Kernel, predict, row_blocks
 from .linalg import NotPositiveDefinite, SolveReport, psd_power, solve_kernel_system
 
 METHODS = ("laplace", "nfa", "fact", "fact-geo")
@@ -88,10 +88,8 @@ def fact_matrix(kernel: Kernel, X, alpha, M, W) -> torch.Tensor:
     and F = (1/n) M Xᵀ C X for inner-product kernels.
     """
     n = X.shape[0]
-    rows_per_block = max(1, (1 << 22) // n)
-    for start in range(0, n, rows_per_block):
-        stop = min(n, start + rows_per_block)
-        W[start:stop].mul_(alpha[start:stop] @ alpha.T)
+    for start, block in row_blocks(W):
+        block.mul_(alpha[start : start + block.shape[0]] @ alpha.T)
     C = W
     CX = C @ X
     S = X.T @ CX
