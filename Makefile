@@ -1,0 +1,47 @@
+# fact — make help lists the targets. Everything installs into .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATA   ?= $(abspath ../shared/data)
+
+.PHONY: help install run test test-slow bench bench-env bench-uci lint clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev,parquet]"
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install fact with its test tools
+
+run: $(STAMP) ## The main job: FACT-RFM on the built-in breast_cancer data (runs/fit_rfm/<time>/)
+	$(BIN)/fact fit-rfm dataset=breast_cancer method=fact
+
+test: $(STAMP) ## The test suite (tests needing ../shared/data skip without it; FACT_DATA points elsewhere)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP) ## Also the slow tests (long training runs, larger benchmarks)
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+bench-env: $(STAMP) ## A separate environment with the xrfm package, for the side-by-side benchmark
+	test -x benchmarks/.xrfm-venv/bin/python || $(PYTHON) -m venv benchmarks/.xrfm-venv
+	echo "torch==2.13.0" > benchmarks/.xrfm-venv/constraints.txt
+	benchmarks/.xrfm-venv/bin/pip install --quiet torch==2.13.0 xrfm -c benchmarks/.xrfm-venv/constraints.txt
+
+bench: $(STAMP) bench-env ## Engine and xrfm benchmarks → benchmarks/results/*.json
+	cd benchmarks && ../$(BIN)/python bench_engine.py
+	cd benchmarks && ../$(BIN)/python bench_xrfm.py
+
+bench-uci: $(STAMP) ## The 96-dataset UCI benchmark (hours; rerun to resume) → runs/uci-benchmark/
+	FACT_DATA=$(DATA) $(BIN)/fact fit-rfm benchmark=uci hydra.run.dir=runs/uci-benchmark
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check factcli tests benchmarks
+	$(BIN)/ruff format --check factcli tests benchmarks
+
+clean: ## Remove the environment and caches (runs/ stays)
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
