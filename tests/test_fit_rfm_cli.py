@@ -174,3 +174,16 @@ def test_every_command_has_help_with_an_example(fact_cli):
     for name in [*commands, "datasets", "fetch"]:
         help_text = fact_cli(name, "--help")
         assert help_text.exit_code == 0 and "Example" in help_text.stdout, name
+
+
+def test_datasets_lists_builtins_and_uci(fact_cli, shared_data):
+    result = fact_cli("datasets", "--root", shared_data)
+    names = result.stdout.split()
+    assert result.exit_code == 0
+    assert names[:5] == ["breast_cancer", "diabetes", "digits", "iris", "wine"] and "abalone" in names
+    assert len(names) == 5 + 96
+
+
+def test_fetch_refuses_an_unknown_image_dataset(fact_cli, tmp_path):
+    line = one_line_error(fact_cli("fetch", "imagenet", tmp_path))
+    assert "unknown image dataset 'imagenet'; choose one of mnist, cifar10" in line
