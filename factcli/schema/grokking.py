@@ -1,0 +1,116 @@
+"""Schema of ``fact grokking``: modular arithmetic with FACT-RFM, NFA-RFM or a network (SPEC §7-8)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import choose
+
+RFM_LEARNERS = ("fact", "fact-geo", "nfa")
+LEARNERS = (*RFM_LEARNERS, "net")
+
+
+@dataclass
+class KernelConfig:
+    name: str = "gaussian"  # gaussian | laplace | quadratic
+    bandwidth: float = 2.5  # L (ignored by the quadratic kernel)
+
+
+@dataclass
+class RfmConfig:
+    iters: int = 75  # feature-learning iterations T (the predictor of every M_t, t = 0..T, is scored)
+    ridge: float = 0.0  # λ_r; ridgeless (0) as in the paper
+    precision: str = "float64"  # float64 (needed ridgeless) | float32
+    rescale: str = "trace"  # trace (tr M = 2p) | max (max |M_ij| = 1) | none
+    nfa_power: float = 0.5  # nfa: M ← AGOP^s
+    centered_agop: bool = True  # nfa: subtract the mean Jacobian first (predecessor code)
+    solve_tol: float = 1e-3  # largest accepted relative residual of the kernel solve
+
+
+@dataclass
+class NetConfig:
+    """f(x) = W₂ σ(W₁ x), no biases; trained on the same split (SPEC §7, neural side)."""
+
+    width: int = 512
+    activation: str = "quadratic"  # quadratic | relu
+    init_scale: float = 1.0  # multiplies PyTorch's default uniform(±1/√fan_in) initialization
+    loss: str = "mse"  # mse (on one-hot targets) | cross_entropy
+    optimizer: str = "adamw"  # adamw (decoupled decay) | adam | sgd (coupled L2 decay, FACT exact)
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    momentum: float = 0.0  # sgd only
+    weight_decay: float = 1.0
+    batch_size: int = 32
+    steps: int = 10_000  # optimizer steps
+    log_every: int = 100  # steps between accuracy / loss rows in metrics.csv
+    measure_every: int = 1_000  # steps between FACT / NFA correlations of W₁ (0: never)
+    stop_after_test: float | None = None  # stop once test accuracy reaches this (None: run all steps)
+    dtype: str = "float32"  # float32 | float64
+    threads: int = 1  # CPU threads while training: batch-32 products gain nothing from more
+
+
+@dataclass
+class MeasuresConfig:
+    early_iterations: int = 5  # "early accuracy": the best test accuracy over iterations 0..this
+    tau: bool = True  # SPEC §8: R² of τ = K'K'/n against K' at the first, jump and last iterates
+
+
+@dataclass
+class Config:
+    seed: int = 0  # the train/test split and the network's initialization
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int | None = None  # CPU threads of the run (None: every core); 1 is faster on a busy machine
+    p: int = 61
+    operation: str = "add"  # add (+) | sub (-) | mul (*) | div (/)
+    train_fraction: float = 0.5
+    learner: str = "fact"  # fact | fact-geo | nfa | net
+    compare: list[str] = field(default_factory=list)  # more RFM learners on the same split and figures
+    kernel: KernelConfig = field(default_factory=KernelConfig)
+    rfm: RfmConfig = field(default_factory=RfmConfig)
+    net: NetConfig = field(default_factory=NetConfig)
+    measures: MeasuresConfig = field(default_factory=MeasuresConfig)
+    plots: bool = True
+
+
+def validate(cfg) -> None:
+    from factcli.data.modular import canonical_operation, check_modulus
+    from factcli.errors import FactError
+
+    choose(cfg.learner, LEARNERS, "learner")
+    for other in cfg.compare:
+        choose(other, RFM_LEARNERS, "learner to compare")
+    if cfg.compare and (cfg.learner == "net" or cfg.learner in cfg.compare):
+        raise FactError(
+            "compare lists other RFM learners than `learner` (iterations and steps do not share an axis)"
+        )
+    choose(cfg.device, ("auto", "cpu", "cuda"), "device")
+    check_modulus(int(cfg.p), canonical_operation(cfg.operation))
+    if not 0 < cfg.train_fraction < 1:
+        raise FactError(f"train_fraction = {cfg.train_fraction} must lie strictly between 0 and 1")
+    choose(cfg.kernel.name, ("gaussian", "laplace", "quadratic"), "kernel")
+    if not cfg.kernel.bandwidth > 0:
+        raise FactError(f"kernel.bandwidth must be positive, got {cfg.kernel.bandwidth}")
+    choose(cfg.rfm.precision, ("float64", "float32"), "rfm.precision")
+    choose(cfg.rfm.rescale, ("trace", "max", "none"), "rfm.rescale rule")
+    if cfg.rfm.iters < 0 or cfg.rfm.ridge < 0:
+        raise FactError("rfm.iters and rfm.ridge must be non-negative")
+    if cfg.rfm.ridge == 0 and cfg.rfm.precision != "float64":
+        raise FactError("a ridgeless solve (rfm.ridge=0) needs rfm.precision=float64; or set a ridge")
+    net = cfg.net
+    choose(net.activation, ("quadratic", "relu"), "net.activation")
+    choose(net.loss, ("mse", "cross_entropy"), "net.loss")
+    choose(net.optimizer, ("adamw", "adam", "sgd"), "net.optimizer")
+    choose(net.dtype, ("float32", "float64"), "net.dtype")
+    if len(net.betas) != 2 or not all(0 <= beta < 1 for beta in net.betas):
+        raise FactError(f"net.betas must be two numbers in [0, 1), got {list(net.betas)}")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise FactError(f"threads must be at least 1 (or null for every core), got {cfg.threads}")
+    for name in ("width", "batch_size", "steps", "log_every", "threads"):
+        if getattr(net, name) < 1:
+            raise FactError(f"net.{name} must be at least 1, got {getattr(net, name)}")
+    if net.lr <= 0 or net.weight_decay < 0 or net.measure_every < 0:
+        raise FactError("net.lr must be positive; net.weight_decay and net.measure_every non-negative")
+    if net.measure_every > 0 and net.weight_decay == 0 and cfg.learner == "net":
+        raise FactError("FACT needs weight decay > 0: set net.weight_decay > 0 or net.measure_every=0")
+    if cfg.measures.early_iterations < 0:
+        raise FactError("measures.early_iterations must be >= 0")
