@@ -159,8 +159,8 @@ def test_loss_gradient_and_mean_loss_match_torch_mse():
     assert loss == pytest.approx(reference.item(), rel=1e-12)
     for g, e in zip(grads, expected, strict=True):
         assert _rel(e, g) < 1e-12
-    fast = network_statistics(model, X, Y, mse_per_sample, LAM, per_sample=False, agop=False)
-    assert fast.layers[0].fact_per_sample is None
+    fast = network_statistics(model, X, Y, mse_per_sample, LAM, per_sample=False, enfa=False, agop=False)
+    assert fast.layers[0].fact_per_sample is None and fast.layers[0].enfa is None
     assert _rel(grads[1], fast.layers[1].grad) < 1e-14
 
 

@@ -133,16 +133,18 @@ def network_statistics(
     lam: float,
     batch_size: int = 1024,
     per_sample: bool = True,
+    enfa: bool = True,
     agop: bool = True,
 ) -> NetworkStatistics:
     """FACT (both paths), bFACT, eNFA and AGOP (plain and centered) for every weight layer.
 
-    ``per_sample=False`` skips the hook path (F per sample and E); ``agop=False`` skips the c extra
-    backward passes per batch. With both off this is ``loss_gradient``: the fast identity path.
+    F = −(1/λ) Wᵀ∇_W L (and bFACT) always comes from the full-batch gradient. ``per_sample`` adds F
+    from the per-sample definition (hooks), ``enfa`` adds E (hooks), ``agop`` adds AGOP (c extra
+    backward passes per batch). With all three off this is ``loss_gradient``: the fast path.
     """
     check_weight_decay(lam)
     layers = weight_layers(model)
-    if not (per_sample or agop):
+    if not (per_sample or enfa or agop):
         loss, grads = loss_gradient(model, X, Y, loss_fn, batch_size)
         return NetworkStatistics(
             loss,
@@ -184,11 +186,12 @@ def network_statistics(
                 modules = [m for _, m in layers]
                 for i, w in enumerate(mats):
                     grad_sums[i] += grads[i].reshape(w.shape)
-                    if per_sample:
-                        h = _input_rows(modules[i], captured[i][0])
+                    if per_sample or enfa:
                         delta = _output_rows(modules[i], grads[len(layers) + i])
                         g = delta @ w  # g_ip = Wᵀ ∇_z l_i, as rows
-                        fact_sums[i] += _sum_outer(g, h)
+                    if per_sample:
+                        fact_sums[i] += _sum_outer(g, _input_rows(modules[i], captured[i][0]))
+                    if enfa:
                         enfa_sums[i] += _sum_outer(g, g)
                 if agop:
                     outputs = out.reshape(out.shape[0], -1)
@@ -211,6 +214,7 @@ def network_statistics(
         s = LayerStatistics(name, mats[i].clone(), grad_sums[i] / n, lam)
         if per_sample:
             s.fact_per_sample = -fact_sums[i] / (n * lam)
+        if enfa:
             s.enfa = enfa_sums[i] / n
         if agop:
             s.agop = agop_sums[i] / n

@@ -1,0 +1,142 @@
+"""Schema of ``fact train-net``: a network trained with weight decay until it is stationary (SPEC §3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import choose
+
+IMAGE_DATASETS = ("mnist", "cifar10")
+SYNTHETIC_DATASETS = ("teacher", "nfa_counterexample")
+OPTIMIZERS = ("sgd", "gd", "adam", "adamw", "lbfgs")
+SCHEDULES = ("constant", "cosine", "step")
+
+
+@dataclass
+class TeacherConfig:
+    """dataset=teacher: x ~ N(0, I_dim), labels from a random network reading ``rank`` directions."""
+
+    dim: int = 20
+    rank: int = 2
+    classes: int = 3
+    width: int = 16
+    task: str = "classification"  # classification | regression
+
+
+@dataclass
+class CounterexampleConfig:
+    """dataset=nfa_counterexample (SPEC §9): x ∈ {e1, τ·e2, e1+e2}, y = xᵀ diag(1, δ) x."""
+
+    delta: float = 0.01
+    tau: float = 1000.0
+
+
+@dataclass
+class DataConfig:
+    root: str | None = None  # data root holding mnist/, cifar10/, uci/ (default: $FACT_DATA)
+    directory: str | None = None  # folder of the MNIST / CIFAR-10 files (default: <root>/<dataset>)
+    split: str = "train"  # MNIST / CIFAR-10 files the training rows come from: train | test
+    test_split: str | None = None  # files of the test rows; null: hold out test_size rows of `split`
+    train_size: int | None = None  # training rows (a seeded subset); null: all that remain
+    test_size: float = 0.2  # test rows: a fraction of the rows if < 1, else a number of rows
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    counterexample: CounterexampleConfig = field(default_factory=CounterexampleConfig)
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "mlp"  # mlp | conv
+    hidden: list[int] = field(default_factory=lambda: [128, 128, 128, 128, 128])  # mlp widths
+    channels: list[int] = field(default_factory=lambda: [16, 32])  # conv layers
+    kernel_size: int = 3
+    stride: int = 2
+    activation: str = "relu"  # relu | softplus | quadratic | tanh
+    bias: bool = False
+    init: str = "default"  # default (PyTorch's) | kaiming (He normal: deep ReLU nets fit sooner)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # sgd | gd (full batch) | adam | adamw (decoupled: FACT approximate) | lbfgs
+    lr: float = 0.05
+    weight_decay: float = 1e-3  # λ of FACT (coupled L2 for sgd, gd, adam, lbfgs)
+    momentum: float = 0.9  # sgd, gd
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam, adamw
+    eps: float = 1e-8
+    batch_size: int = 128  # ignored (full batch) by gd and lbfgs
+    schedule: str = "constant"  # constant | cosine (to min_lr_factor·lr at max_steps) | step
+    warmup_steps: int = 0  # linear warm-up before the schedule
+    min_lr_factor: float = 0.0
+    step_every: int = 1000  # schedule=step: multiply lr by gamma every step_every steps
+    gamma: float = 0.5
+    history_size: int = 50  # lbfgs
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 5000  # the step budget
+    tol: float = 1e-3  # stop when every layer's stationarity residual is below this
+    check_every: int = 100  # steps between full-batch residual checks
+    log_every: int = 500  # steps between per-layer FACT / NFA / eNFA metrics
+    checkpoint_every: int = 500  # steps between checkpoints (also written at every log and at the end)
+    resume: bool = True  # continue from checkpoint.pt when the run directory holds one
+    stats_dtype: str = "float64"  # precision of the FACT / AGOP computations
+    stats_batch_size: int = 1024  # memory O(this) whatever the dataset size
+    nfa_power: float = 0.5  # NFA: WᵀW ∝ AGOP^s
+    enfa_power: float = 0.5  # eNFA logged along training: WᵀW ∝ E^s
+    estimate_only: bool = False  # time a few steps, print the estimate, stop
+    # model=quadratic only: after training, solve the §9 net's stationarity conditions exactly
+    # (first-order methods only creep towards them on its ill-conditioned data)
+    polish_quadratic: bool = False
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int | None = None  # CPU threads for torch (null: every core); 1 on a busy machine
+    dtype: str = "float32"  # training precision: float32 | float64
+    dataset: str = "digits"  # digits | mnist | cifar10 | teacher | nfa_counterexample | a tabular name
+    loss: str = "mse"  # mse (on one-hot labels, the paper's) | cross_entropy
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    plots: bool = True
+
+
+def validate(cfg) -> None:
+    from factcli.errors import FactError
+
+    choose(cfg.loss, ("mse", "cross_entropy"), "loss")
+    choose(cfg.dtype, ("float32", "float64"), "dtype")
+    choose(cfg.train.stats_dtype, ("float32", "float64"), "train.stats_dtype")
+    choose(cfg.model.kind, ("mlp", "conv"), "model.kind")
+    choose(cfg.model.activation, ("relu", "softplus", "quadratic", "tanh"), "model.activation")
+    choose(cfg.model.init, ("default", "kaiming"), "model.init")
+    choose(cfg.optim.name, OPTIMIZERS, "optimizer")
+    choose(cfg.optim.schedule, SCHEDULES, "optim.schedule")
+    choose(cfg.data.split, ("train", "test"), "data.split")
+    if cfg.data.test_split is not None:
+        choose(cfg.data.test_split, ("train", "test"), "data.test_split")
+    choose(cfg.data.teacher.task, ("classification", "regression"), "data.teacher.task")
+    if not cfg.optim.weight_decay > 0:
+        raise FactError(
+            f"optim.weight_decay = {cfg.optim.weight_decay}: FACT is undefined without weight decay "
+            "(F = -(1/lambda) W^T grad L); set optim.weight_decay > 0"
+        )
+    positive = {
+        "optim.lr": cfg.optim.lr,
+        "optim.batch_size": cfg.optim.batch_size,
+        "train.max_steps": cfg.train.max_steps,
+        "train.check_every": cfg.train.check_every,
+        "train.log_every": cfg.train.log_every,
+        "train.checkpoint_every": cfg.train.checkpoint_every,
+        "train.stats_batch_size": cfg.train.stats_batch_size,
+        "train.tol": cfg.train.tol,
+    }
+    for key, value in positive.items():
+        if not value > 0:
+            raise FactError(f"{key} must be positive, got {value}")
+    if not cfg.model.hidden and cfg.model.kind == "mlp":
+        raise FactError("model.hidden is empty: an MLP needs at least one hidden layer")

@@ -1,0 +1,47 @@
+"""Schema of ``fact verify-fact``: FACT checked layer by layer on a trained network (SPEC §1-3, §9).
+
+It extends train-net's schema (with no ``source`` it trains that network first, so every train-net
+preset works here too) by ``source`` and the ``verify`` options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import choose
+from .train_net import Config as TrainNetConfig
+from .train_net import validate as validate_train_net
+
+FACT_METHODS = ("auto", "both", "identity")
+
+
+@dataclass
+class VerifyConfig:
+    fact_method: str = "auto"  # both: F from hooks too, compared; identity: −(1/λ)Wᵀ∇L only; auto
+    per_sample_max_rows: int = 20_000  # auto: "both" up to this many training rows, else "identity"
+    nfa: bool = True  # AGOP: one backward pass per output per batch
+    enfa: bool = True  # E = (1/n) Σ g_i g_iᵀ (hooks)
+    nfa_power: float = 0.5
+    enfa_powers: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    heatmap_layers: list[int] = field(default_factory=lambda: [1])  # 1-based layers (W1 = first)
+    heatmap_max_dim: int = 1024  # skip heatmaps of larger matrices
+    batch_size: int = 1024  # memory O(this) whatever the dataset size
+    dtype: str = "float64"
+
+
+@dataclass
+class Config(TrainNetConfig):
+    source: str | None = None  # a train-net run directory or checkpoint; null: train one first
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+
+
+def validate(cfg) -> None:
+    from factcli.errors import FactError
+
+    validate_train_net(cfg)
+    choose(cfg.verify.fact_method, FACT_METHODS, "verify.fact_method")
+    choose(cfg.verify.dtype, ("float32", "float64"), "verify.dtype")
+    if cfg.verify.batch_size <= 0:
+        raise FactError(f"verify.batch_size must be positive, got {cfg.verify.batch_size}")
+    if any(layer < 1 for layer in cfg.verify.heatmap_layers):
+        raise FactError("verify.heatmap_layers are 1-based layer numbers (1 = the first layer)")
