@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
+from factcli.core.linalg import psd_power  # symmetrize, eigendecompose, clip negatives at 0
 from factcli.core.nets import weight_layers, weight_matrix
 from factcli.errors import FactError
 
@@ -254,15 +255,6 @@ def relative_error(reference: torch.Tensor, estimate: torch.Tensor) -> float:
     if norm == 0:
         return math.nan
     return (reference - estimate).norm().item() / norm
-
-
-def psd_power(matrix: torch.Tensor, power: float) -> torch.Tensor:
-    """M^s of the PSD part of M: symmetrize, eigendecompose, clip negative eigenvalues at 0."""
-    if power < 0:
-        raise ValueError(f"psd_power needs a power >= 0 (got {power}): clipped 0s have no inverse")
-    sym = (matrix + matrix.T) / 2
-    values, vectors = torch.linalg.eigh(sym)
-    return (vectors * values.clamp(min=0).pow(power)) @ vectors.T
 
 
 def layer_agreement(
