@@ -83,9 +83,9 @@ def launch(command_path: str, config_name: str, overrides: list[str]) -> None:
 
 
 def _prepare_process(cfg) -> None:
-    from .runtime import seed_everything, use_all_cores
+    from .runtime import seed_everything, set_threads
 
-    use_all_cores()
+    set_threads(cfg.get("threads"))
     if cfg.get("seed") is not None:
         seed_everything(int(cfg.seed))
 

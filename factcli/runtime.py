@@ -33,12 +33,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def use_all_cores() -> None:
-    """Let torch's intra-op pool use every core this process may run on."""
+def set_threads(count: int | None = None) -> int:
+    """torch's intra-op threads: ``count``, else $OMP_NUM_THREADS, else every core this process may use.
+
+    On a machine shared with other heavy jobs, 1 thread is often faster: idle threads spin while
+    waiting for descheduled siblings.
+    """
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    torch.set_num_threads(max(1, cores))
+    if count is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        count = int(os.environ["OMP_NUM_THREADS"])
+    if count is None:
+        count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if count < 1:
+        raise FactError(f"threads must be at least 1 (or null for every core), got {count}")
+    torch.set_num_threads(count)
+    return count
 
 
 def available_memory_bytes(device) -> int:

@@ -14,7 +14,15 @@ from factcli.core.rfm import (
     update_feature_matrix,
 )
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64_by_default():
+    """These checks run in float64; restore the default so other test modules are unaffected."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def random_psd(d, generator):

@@ -47,8 +47,6 @@ def run(cfg, run) -> dict:
     from factcli.runtime import resolve_device
 
     check_weight_decay(cfg.optim.weight_decay)
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     data = load_net_data(cfg.dataset, cfg.data, cfg.seed)
     training = Training(cfg, data, device)

@@ -60,6 +60,7 @@ class BenchmarkConfig:
 class Config:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    threads: int | None = None  # CPU threads (null: $OMP_NUM_THREADS or every core)
     dataset: str = "breast_cancer"  # built-in name, a .csv/.parquet path, or a UCI dataset name
     method: str = "fact"
     protocol: str = "strict"  # strict: M relearned on each training part; paper: SPEC §5 exactly
