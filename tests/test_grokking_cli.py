@@ -42,7 +42,8 @@ def test_rfm_run_writes_metrics_summary_matrices_and_plots(tmp_path):
     assert float(rows[2]["trace_M"]) == pytest.approx(14.0)  # trace rescaling: tr M = d = 2p
     matrices = np.load(run / "feature_matrices.npz")
     assert matrices["matrices"].shape == (4, 14, 14) and list(matrices["steps"]) == [0, 1, 2, 3]
-    for plot in ("grokking_curve", "circulant_deviation", "feature_matrix", "feature_matrix_reordered"):
+    plots = ("grokking_curve", "circulant_deviation", "feature_matrix", "feature_matrix_offdiagonal")
+    for plot in (*plots, "feature_matrix_reordered"):
         assert (run / "plots" / f"{plot}.png").stat().st_size > 0
 
 

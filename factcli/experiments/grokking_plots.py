@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
+
 from factcli import plots
 from factcli.core import circulant
 
@@ -38,6 +42,11 @@ def plot_run(run, cfg, data, paths: dict, x_key: str, jump: int | None) -> None:
     matrices = {f"{x_key} {xs[i]}": path.matrices[i] for i in shown}
     name = "M" if x_key == "iteration" else "W₁ᵀW₁"
     plots.heatmaps(run.plot_file("feature_matrix.png"), matrices, title=f"{name}: start, jump, end")
+    # The diagonal dominates the colour scale; the structure is in the off-diagonal blocks.
+    off_diagonal = {label: M - torch.diag(torch.diag(M)) for label, M in matrices.items()}
+    plots.heatmaps(
+        run.plot_file("feature_matrix_offdiagonal.png"), off_diagonal, title=f"{name} − diag({name})"
+    )
     if data.operation != "add":
         ordered = {label: circulant.reordered(M, data.p, data.operation) for label, M in matrices.items()}
         plots.heatmaps(
@@ -89,8 +98,10 @@ def grokking_curve(path, curves: dict, x_label: str, title: str):
         for split, style in (("train", "--"), ("test", "-")):
             label = f"{learner} {split}"
             left.plot(xs, [row[f"{split}_accuracy"] for row in rows], style, color=colour, label=label)
-            losses = [max(row[f"{split}_loss"], 1e-300) for row in rows]
-            right.plot(xs, losses, style, color=colour, label=f"{label} loss")
+            # a ridgeless fit has training loss exactly 0: leave it off the log axis rather than at 1e-300
+            losses = [row[f"{split}_loss"] if row[f"{split}_loss"] > 0 else math.nan for row in rows]
+            if any(loss == loss for loss in losses):
+                right.plot(xs, losses, style, color=colour, label=f"{label} loss")
         right.plot(
             xs,
             [row["test_correct_class_loss"] for row in rows],
@@ -100,6 +111,8 @@ def grokking_curve(path, curves: dict, x_label: str, title: str):
         )
     left.set(xlabel=x_label, ylabel="accuracy", ylim=(-0.02, 1.02))
     right.set(xlabel=x_label, ylabel="loss", yscale="log")
+    if all(row["train_loss"] == 0 for _, rows in curves.values() for row in rows):
+        right.set_title("training loss exactly 0 (interpolation), not drawn", fontsize=9)
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
