@@ -98,6 +98,7 @@ def test_compare_runs_more_learners_on_the_same_split_and_figure(tmp_path):
         (["kernel.name=cosine"], "unknown kernel 'cosine'"),
         (["compare=[net]"], "unknown learner to compare 'net'"),
         (["compare=[fact]"], "compare lists other RFM learners"),
+        (["threads=0"], "threads must be at least 1"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_1(tmp_path, overrides, message):

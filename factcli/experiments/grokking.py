@@ -26,11 +26,7 @@ TAU_NOTE = (
 
 
 def run(cfg, run) -> dict:
-    import torch
-
-    device = resolve_device(cfg.device)
-    if cfg.threads is not None:
-        torch.set_num_threads(int(cfg.threads))
+    device = resolve_device(cfg.device)  # the launcher has set cfg.threads (runtime.set_threads)
     data = load_modular(int(cfg.p), cfg.operation, float(cfg.train_fraction), int(cfg.seed))
     log.info(
         "%s: %d training pairs, %d test pairs; learner %s on %s",

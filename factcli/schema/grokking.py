@@ -59,7 +59,7 @@ class MeasuresConfig:
 class Config:
     seed: int = 0  # the train/test split and the network's initialization
     device: str = "auto"  # auto | cpu | cuda
-    threads: int | None = None  # CPU threads of the run (None: every core); 1 is faster on a busy machine
+    threads: int | None = None  # CPU threads (None: $OMP_NUM_THREADS, else every core); 1 on a busy machine
     p: int = 61
     operation: str = "add"  # add (+) | sub (-) | mul (*) | div (/)
     train_fraction: float = 0.5
