@@ -7,13 +7,14 @@ from factcli.core.kernels import Kernel, predict
 from factcli.core.linalg import NotPositiveDefinite, psd_power, solve_kernel_system
 from factcli.core.rfm import (
     RFMOptions,
+    _agop_by_class,
+    _agop_gram_form,
     agop_matrix,
     fact_matrix,
     rescale_feature_matrix,
     rfm_path,
     update_feature_matrix,
 )
-
 
 
 @pytest.fixture(autouse=True)
@@ -89,12 +90,10 @@ def test_fact_and_agop_closed_forms_match_autograd(name, classes):
     W = lambda: kernel.derivative_weights(X, M)  # noqa: E731 (fresh buffer: the statistics overwrite it)
     torch.testing.assert_close(fact_matrix(kernel, X, alpha, M, W()), expected_F, rtol=0, atol=1e-8)
     torch.testing.assert_close(agop_matrix(kernel, X, alpha, M, W()), expected_agop, rtol=0, atol=1e-8)
-    torch.testing.assert_close(
-        agop_matrix(kernel, X, alpha, M, W(), centered=True),
-        expected_centered_agop,
-        rtol=0,
-        atol=1e-8,
-    )
+    for agop in (_agop_by_class, _agop_gram_form):  # agop_matrix picks one by cost; both must be exact
+        for centered, expected in ((False, expected_agop), (True, expected_centered_agop)):
+            S = agop(kernel, X, alpha, W(), centered) / n
+            torch.testing.assert_close(M @ S @ M, expected, rtol=0, atol=1e-8)
 
 
 def test_fact_is_invariant_to_translating_the_data():
@@ -157,6 +156,16 @@ def test_psd_power_against_closed_form():
     A = Q @ torch.diag(eigenvalues) @ Q.T
     expected = Q @ torch.diag(torch.tensor([2.0, 1.0, 0.5, 0.1, 0.0])) @ Q.T
     torch.testing.assert_close(psd_power(A, 0.5), expected, rtol=0, atol=1e-12)
+
+
+def test_psd_power_sends_rounding_level_eigenvalues_to_exact_zero():
+    g = torch.Generator().manual_seed(9)
+    V = torch.randn(6, 3, generator=g)
+    A = V @ V.T  # rank 3: three eigenvalues are zero up to rounding
+    root = psd_power(A, 0.25)
+    null = torch.linalg.svd(V.T).Vh[3:]  # directions orthogonal to V's columns
+    assert (null @ root @ null.T).abs().max() < 1e-12
+    torch.testing.assert_close(psd_power(root, 4.0), A, rtol=1e-9, atol=1e-9)
 
 
 def test_update_rules_have_the_fact_equation_as_fixed_point():

@@ -1,100 +1,23 @@
-"""The grokking learners' mathematics: the Gram-form AGOP against core and autograd, the RFM loop
-against core.rfm.rfm_path, the training-output identity, scores and summary figures, the network."""
+"""The grokking learners' mathematics: the training-output identity, τ, scores and summary figures,
+the network. (The Gram-form AGOP that nfa uses here is tested against autograd in test_core_rfm.)"""
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from factcli.core.kernels import Kernel
-from factcli.core.rfm import RFMOptions, agop_matrix, rfm_path
+from factcli.core.rfm import RFMOptions, rfm_path
 from factcli.data.modular import load_modular
-from factcli.experiments.grokking_rfm import agop_gram_form, feature_path, tau_proportionality
+from factcli.experiments.grokking_rfm import tau_proportionality
 from factcli.experiments.grokking_scores import first_reaching, first_staying, jump_step, scores
 from factcli.schema.grokking import Config
 
 KERNELS = ["gaussian", "laplace", "quadratic"]
 
 
-def random_problem(seed, n=9, d=5, c=3):
-    g = torch.Generator().manual_seed(seed)
-    X = torch.randn(n, d, generator=g, dtype=torch.float64)
-    alpha = torch.randn(n, c, generator=g, dtype=torch.float64)
-    A = torch.randn(d, d, generator=g, dtype=torch.float64)
-    return X, alpha, A @ A.T / d + 0.1 * torch.eye(d, dtype=torch.float64)
-
-
-def autograd_agop(kernel, X, alpha, M, centered):
-    """(1/n) Σ_i J_iᵀ J_i with J_i = ∂f(x_i)/∂x by autograd, f(x) = Σ_j α_j k_M(x, x_j) (centres fixed).
-
-    Laplace drops j = i, where ‖x − x_i‖_M is not differentiable (as RFM's AGOP does).
-    """
-    n = X.shape[0]
-    jacobians = []
-    for i in range(n):
-
-        def f(x, i=i):
-            terms = []
-            for j in range(n):
-                if kernel.name == "laplace" and j == i:
-                    continue
-                if kernel.name == "quadratic":
-                    value = (x @ M @ X[j]) ** 2
-                else:
-                    u = x - X[j]
-                    squared = u @ M @ u
-                    value = (
-                        torch.exp(-torch.sqrt(squared) / kernel.bandwidth)
-                        if kernel.name == "laplace"
-                        else torch.exp(-squared / (2 * kernel.bandwidth**2))
-                    )
-                terms.append(alpha[j] * value)
-            return torch.stack(terms).sum(0)
-
-        jacobians.append(torch.autograd.functional.jacobian(f, X[i]))
-    J = torch.stack(jacobians)  # n × c × d
-    if centered:
-        J = J - J.mean(0, keepdim=True)
-    return torch.einsum("nkd,nke->de", J, J) / n
-
-
-@pytest.mark.parametrize("name", KERNELS)
-@pytest.mark.parametrize("centered", [False, True])
-def test_gram_form_agop_equals_core_and_autograd(name, centered):
-    X, alpha, M = random_problem(3)
-    kernel = Kernel(name, 1.7)
-    W = kernel.derivative_weights(X, M)
-    fast = agop_gram_form(kernel, X, alpha, M, W.clone(), centered=centered)
-    core = agop_matrix(kernel, X, alpha, M, W.clone(), centered=centered)
-    torch.testing.assert_close(fast, core, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(fast, autograd_agop(kernel, X, alpha, M, centered), rtol=1e-10, atol=1e-12)
-
-
 def small_task(p=7, fraction=0.6, seed=0):
     data = load_modular(p, "add", fraction, seed)
     return data, data.inputs(data.train), data.targets(data.train)
-
-
-@pytest.mark.parametrize("method", ["fact", "fact-geo", "nfa"])
-@pytest.mark.parametrize("name", KERNELS)
-def test_feature_path_follows_core_rfm_path(method, name):
-    """Same M_t and predictions as the core loop (which centres X; one-hot data need not).
-
-    One-hot pairs have null directions (Σ e_a − Σ e_b = 0), where F Fᵀ and the AGOP have eigenvalues
-    at rounding level (~1e-16); their square roots (~1e-8) differ between any two exact computations,
-    so M_t agree to ~1e-8, not to 1e-15; fact-geo's fourth root lifts them to ~1e-4. Distances never
-    see the null directions, so the predictions agree closely. The statistics agree to 1e-12 (AGOP test).
-    """
-    data, X, Y = small_task()
-    ridge = 1e-3 if name == "quadratic" else 0.0  # the quadratic kernel of 14 one-hot inputs is singular
-    options = RFMOptions(
-        kernel=Kernel(name, 2.5), method=method, ridge=ridge, iters=4, precision="float64", centered_agop=True
-    )
-    X_test = data.inputs(data.test)
-    M_tol, output_tol = (1e-3, 1e-5) if method == "fact-geo" else (1e-7, 1e-6)
-    for ours, core in zip(feature_path(X, Y, options), rfm_path(X, Y, options), strict=True):
-        assert ours.t == core.t
-        torch.testing.assert_close(ours.M, core.M, rtol=0, atol=M_tol)
-        torch.testing.assert_close(ours.predictor(X_test), core.predictor(X_test), rtol=0, atol=output_tol)
 
 
 @pytest.mark.parametrize("ridge", [0.0, 0.1])
@@ -104,7 +27,7 @@ def test_training_outputs_from_the_solve_identity(ridge):
     options = RFMOptions(
         kernel=Kernel("gaussian", 2.5), method="fact", ridge=ridge, iters=2, precision="float64"
     )
-    for iterate in feature_path(X, Y, options):
+    for iterate in rfm_path(X, Y, options):
         alpha = iterate.predictor.alpha
         torch.testing.assert_close(iterate.predictor(X), Y - ridge * alpha, rtol=0, atol=1e-8)
 

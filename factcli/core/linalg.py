@@ -64,10 +64,15 @@ def _record_factorization(n: int, dtype: torch.dtype, started: float) -> None:
 
 
 def psd_power(A: torch.Tensor, power: float) -> torch.Tensor:
-    """A^power for a (nearly) symmetric PSD matrix: symmetrize, eigendecompose, clip negatives at 0."""
+    """A^power for a (nearly) symmetric PSD matrix: symmetrize, eigendecompose, clip at 0.
+
+    Eigenvalues below d·eps·λ_max are rounding noise of zero (e.g. the null directions of one-hot
+    inputs) and are set to exactly 0: a fourth root would otherwise lift 1e-16 to 1e-4.
+    """
     sym = (A + A.T) / 2
     eigenvalues, eigenvectors = torch.linalg.eigh(sym)
-    scaled = eigenvalues.clamp_min(0).pow(power)
+    noise = A.shape[0] * torch.finfo(A.dtype).eps * eigenvalues.abs().max()
+    scaled = torch.where(eigenvalues > noise, eigenvalues, 0.0).pow(power)
     return (eigenvectors * scaled) @ eigenvectors.T
 
 

@@ -99,14 +99,28 @@ def fact_matrix(kernel: Kernel, X, alpha, M, W) -> torch.Tensor:
 
 
 def agop_matrix(kernel: Kernel, X, alpha, M, W, centered: bool = False) -> torch.Tensor:
-    """AGOP = (1/n) Σ_i J_iᵀ J_i, one class at a time (never an n×c×d tensor).
+    """AGOP = (1/n) Σ_i J_iᵀ J_i, never forming the n×c×d tensor of Jacobians.
 
-    Row i of class k's Jacobian (before the factor M) is Σ_j W_ij α_jk (x_i − x_j) for
-    translation-invariant kernels and Σ_j W_ij α_jk x_j for inner-product kernels.
+    Row k of J_i (before the factor M) is G_ik = R_ik x_i − Σ_j W_ij α_jk x_j for translation-invariant
+    kernels (R = Wα) and G_ik = Σ_j W_ij α_jk x_j for inner-product kernels. Two exact ways to sum
+    Σ_ik G_ik G_ikᵀ, whichever is cheaper: class by class, O(n²·c·d) work and O(n·d) extra memory; or
+    in Gram form Xᵀ Q X, O(n³ + n²(c + d)) work and two extra n×n matrices, when n < c·d (e.g. modular
+    arithmetic, c = p classes and d = 2p one-hot inputs).
     """
     n, d = X.shape
+    by_class = n >= alpha.shape[1] * d
+    S = (
+        _agop_by_class(kernel, X, alpha, W, centered)
+        if by_class
+        else _agop_gram_form(kernel, X, alpha, W, centered)
+    )
+    S /= n
+    return S if M is None else M @ S @ M
+
+
+def _agop_by_class(kernel: Kernel, X, alpha, W, centered: bool) -> torch.Tensor:
     W_alpha = W @ alpha if kernel.translation_invariant else None
-    S = X.new_zeros(d, d)
+    S = X.new_zeros(X.shape[1], X.shape[1])
     for k in range(alpha.shape[1]):
         G = W @ (alpha[:, k : k + 1] * X)
         if W_alpha is not None:
@@ -114,8 +128,34 @@ def agop_matrix(kernel: Kernel, X, alpha, M, W, centered: bool = False) -> torch
         if centered:
             G = G - G.mean(0, keepdim=True)
         S += G.T @ G
-    S /= n
-    return S if M is None else M @ S @ M
+    return S
+
+
+def _agop_gram_form(kernel: Kernel, X, alpha, W, centered: bool) -> torch.Tensor:
+    """Σ_ik G_ik G_ikᵀ = Xᵀ Q X with Q = (WW) ∘ ααᵀ − W ∘ Rαᵀ − (W ∘ Rαᵀ)ᵀ + Diag(‖R_i‖²).
+
+    The first term is Σ_ik (Σ_j W_ij α_jk x_j)(Σ_m W_im α_mk x_m)ᵀ = Σ_jm (WW)_jm (α_j·α_m) x_j x_mᵀ
+    (W symmetric); the last three appear for translation-invariant kernels only. Centring subtracts
+    T Tᵀ / n with T = Σ_i G_i = Xᵀ(R − w∘α) (or Xᵀ(w∘α)), w = W·1. (Derived by the grokking work.)
+    """
+    n = X.shape[0]
+    Q = W @ W
+    for start, block in row_blocks(Q):
+        block.mul_(alpha[start : start + block.shape[0]] @ alpha.T)
+    row_sums = W.sum(1, keepdim=True)
+    if kernel.translation_invariant:
+        R = W @ alpha
+        cross = (R @ alpha.T).mul_(W)
+        Q.sub_(cross).sub_(cross.T)
+        del cross
+        Q.diagonal().add_(R.square().sum(1))
+        total = X.T @ (R - row_sums * alpha)
+    else:
+        total = X.T @ (row_sums * alpha)
+    S = X.T @ (Q @ X)
+    if centered:
+        S -= total @ total.T / n
+    return S
 
 
 def _times_M(M, S):

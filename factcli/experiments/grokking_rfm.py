@@ -3,32 +3,22 @@
 Each iterate M_t (t = 0..T) is scored on the training and test pairs; the circulant deviation, tr M
 and (at the end, once M_T is known) the alignment of M_t with M_T are logged beside the scores.
 
-The loop is core.rfm.rfm_path's (same kernel solve, FACT statistic and update rule, all from the
-core) with one change: nfa's AGOP is computed in Gram form (``agop_gram_form``), O(n³ + n²(c + d))
-instead of O(n²·c·d). With c = p = 61 classes that is 5-10× faster, which is what keeps a 75-iteration
-NFA run within minutes on a CPU. The inputs are one-hot, so they need no centring.
+The loop is core.rfm.rfm_path; with c = p classes and d = 2p one-hot inputs (n < c·d) its AGOP takes
+the Gram form, O(n³ + n²(c + d)) rather than O(n²·c·d), which keeps a 75-iteration NFA run within
+minutes on a CPU.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
 from factcli.core import circulant
 from factcli.core.kernels import Kernel
-from factcli.core.linalg import NotPositiveDefinite, solve_kernel_system
-from factcli.core.rfm import (
-    InaccurateSolve,
-    Iterate,
-    KernelPredictor,
-    RFMOptions,
-    fact_matrix,
-    update_feature_matrix,
-)
+from factcli.core.rfm import InaccurateSolve, RFMOptions, rfm_path
 from factcli.errors import FactError
 from factcli.progress import track
 
@@ -69,7 +59,7 @@ def run_rfm(cfg, data, device, learner: str | None = None) -> Path:
     labels_train = data.labels[data.train].to(device)
     rows, matrices, error = [], [], None
     started = time.perf_counter()
-    iterates = feature_path(X_train, Y_train, options)
+    iterates = rfm_path(X_train, Y_train, options)
     try:
         for iterate in track(iterates, f"{learner} RFM", total=options.iters + 1):
             alpha = iterate.predictor.alpha
@@ -116,76 +106,3 @@ def tau_proportionality(cfg, data, M: torch.Tensor, device) -> dict[str, float]:
     X = data.inputs(data.train).to(device)
     K_prime = kernel.derivative_weights(X, M.to(X))
     return circulant.proportionality_r2(circulant.tau_matrix(K_prime), K_prime)
-
-
-# ------------------------------------------------------------------------------------ the loop
-
-
-def feature_path(X: torch.Tensor, Y: torch.Tensor, options: RFMOptions) -> Iterator[Iterate]:
-    """Yield iterates t = 0..options.iters of FACT-, FACT-geo- or NFA-RFM from M_0 = I.
-
-    One n×n buffer holds the kernel matrix, its factor, then the derivative weights W.
-    """
-    dtype = torch.float64 if options.precision == "float64" else torch.float32
-    X, Y = X.to(dtype), Y.to(dtype)
-    M = torch.eye(X.shape[1], dtype=torch.float64, device=X.device)
-    no_centre = torch.zeros_like(X[:1])
-    buffer = torch.empty(X.shape[0], X.shape[0], dtype=dtype, device=X.device)
-    kernel = options.kernel
-    for t in range(options.iters + 1):
-        M_work = M.to(dtype)
-        alpha, report = solve(options, X, Y, M_work, buffer)
-        yield Iterate(t, M.clone(), KernelPredictor(kernel, X, no_centre, M_work, alpha), report)
-        if t == options.iters:
-            return
-        W = kernel.derivative_weights(X, M_work, out=buffer)
-        if options.method == "nfa":
-            statistic = agop_gram_form(kernel, X, alpha, M_work, W, centered=options.centered_agop)
-        else:
-            statistic = fact_matrix(kernel, X, alpha, M_work, W)
-        M = update_feature_matrix(options, statistic.to(torch.float64), M)
-
-
-def solve(options: RFMOptions, X, Y, M, buffer):
-    """α = (K_M + λI)⁻¹ Y, refusing a singular or inaccurate solve (as core.rfm does)."""
-    K = options.kernel.gram(X, X, M, out=buffer)
-    try:
-        alpha, report = solve_kernel_system(K, Y, options.ridge)
-    except NotPositiveDefinite as error:
-        raise InaccurateSolve(f"kernel matrix is not positive definite ({error})") from None
-    if not report.relative_residual <= options.solve_tol:
-        raise InaccurateSolve(
-            f"kernel solve has relative residual {report.relative_residual:.1e} > {options.solve_tol:.0e}"
-        )
-    return alpha, report
-
-
-def agop_gram_form(kernel: Kernel, X, alpha, M, W, centered: bool = False) -> torch.Tensor:
-    """AGOP = (1/n) Σ_i J_iᵀ J_i without forming any J_i: equal to core.rfm.agop_matrix.
-
-    With W the derivative weights and R = Wα, row k of J_i is G_ikᵀ M where
-    G_ik = R_ik x_i − Σ_j W_ij α_jk x_j (translation-invariant) or Σ_j W_ij α_jk x_j (inner product).
-    Summing G_ik G_ikᵀ over i and k gives Xᵀ Q X with
-        Q = (WW) ∘ ααᵀ − W ∘ Rαᵀ − (W ∘ Rαᵀ)ᵀ + Diag(‖R_i‖²)     (the last three: translation-invariant)
-    since Σ_ik (Σ_j W_ij α_jk x_j)(Σ_m W_im α_mk x_m)ᵀ = Σ_jm (WᵀW)_jm (α_j·α_m) x_j x_mᵀ (W symmetric).
-    Centring subtracts the mean Jacobian: Σ_ik (G_ik − Ḡ_k)(…)ᵀ = Σ_ik G_ik G_ikᵀ − T Tᵀ / n with
-    T = Σ_i G_i = Xᵀ(R − w∘α) (or Xᵀ(w∘α)), w = W·1.
-    """
-    n = X.shape[0]
-    Q = W @ W
-    Q.mul_(alpha @ alpha.T)
-    column_sums = W.sum(1, keepdim=True)
-    if kernel.translation_invariant:
-        R = W @ alpha
-        cross = (R @ alpha.T).mul_(W)
-        Q.sub_(cross).sub_(cross.T)
-        Q.diagonal().add_(R.square().sum(1))
-        del cross
-        total = X.T @ (R - column_sums * alpha)
-    else:
-        total = X.T @ (column_sums * alpha)
-    S = X.T @ (Q @ X)
-    if centered:
-        S -= total @ total.T / n
-    S /= n
-    return M @ S @ M
