@@ -1,0 +1,110 @@
+"""Schema of ``fact parity``: sparse parity with FACT-RFM, NFA-RFM, the Laplace baseline or a network
+(SPEC §4, §6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import choose
+
+RFM_LEARNERS = ("fact", "fact-geo", "nfa", "laplace")
+LEARNERS = (*RFM_LEARNERS, "net")
+OPTIMIZERS = ("sgd", "adam")  # both with coupled L2 decay, so FACT holds at their fixed points
+
+
+@dataclass
+class KernelConfig:
+    name: str = "laplace"  # laplace | gaussian
+    bandwidth: float = 10.0  # L
+
+
+@dataclass
+class RfmConfig:
+    ridge: float = 1e-3  # λ_r of the kernel solve
+    iters: int = 10  # feature-learning iterations; iterates t = 0..iters are all scored
+    rescale: str = "trace"  # trace (tr M = d) | max (max |M_ij| = 1) | none
+    nfa_power: float = 0.5  # nfa: M ← AGOP^s (the original RFM code used s = 1)
+    centered_agop: bool = False
+    precision: str = "auto"  # auto (float32, redone in float64 when inaccurate) | float32 | float64
+    solve_tol: float = 1e-3  # largest accepted relative residual of the kernel solve
+
+
+@dataclass
+class NetConfig:
+    """learner=net: f(x) = W₂ relu(W₁x + b₁) + b₂, two outputs, MSE on one-hot labels (SPEC §6)."""
+
+    width: int = 512
+    bias: bool = True
+    optimizer: str = "sgd"  # sgd | adam, weight decay coupled (L2 in the gradient)
+    lr: float = 0.1
+    momentum: float = 0.0  # sgd
+    weight_decay: float = 3e-3  # λ of FACT; must be > 0 (1e-4 leaves W₁ near its init off the support)
+    batch_size: int = 32
+    steps: int = 20000
+    log_every: int = 100  # steps between test evaluations and W₁ᵀW₁ measures
+    fact_every: int = 1000  # steps between FACT / NFA correlations of W₁ (full-batch passes)
+    stop_accuracy: float | None = None  # stop early once test accuracy reaches this (null: never)
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    d: int = 50  # input dimension
+    k: int = 4  # parity order: y = XOR of k coordinates
+    n: int = 4000  # training samples
+    test_size: int = 10000
+    support: list[int] | None = None  # 0-based coordinates; null: k drawn with the seed
+    inputs: str = "bits"  # bits ({0,1}) | signs (±1)
+    label_noise: float = 0.0  # probability of flipping each training label (test labels stay clean)
+    learner: str = "fact"  # fact | fact-geo | nfa | laplace (no feature learning) | net
+    kernel: KernelConfig = field(default_factory=KernelConfig)
+    rfm: RfmConfig = field(default_factory=RfmConfig)
+    net: NetConfig = field(default_factory=NetConfig)
+    memory_limit_gb: float | None = None  # refuse kernel matrices above this (default: available memory)
+    plots: bool = True
+
+
+def validate(cfg) -> None:
+    from factcli.errors import FactError
+
+    choose(cfg.learner, LEARNERS, "learner")
+    choose(cfg.inputs, ("bits", "signs"), "inputs")
+    choose(cfg.kernel.name, ("laplace", "gaussian"), "kernel")
+    choose(cfg.rfm.rescale, ("trace", "max", "none"), "rescale rule")
+    choose(cfg.rfm.precision, ("auto", "float32", "float64"), "precision")
+    choose(cfg.net.optimizer, OPTIMIZERS, "optimizer")
+    d, k = cfg.d, cfg.k
+    if d < 1:
+        raise FactError(f"d must be at least 1, got d={d}")
+    if not 1 <= k <= d:
+        raise FactError(
+            f"k must lie between 1 and d={d} (the parity reads k of the d coordinates), got k={k}"
+        )
+    if cfg.n < 2:
+        raise FactError(f"n must be at least 2 training samples, got n={cfg.n}")
+    if cfg.test_size < 1:
+        raise FactError(f"test_size must be at least 1, got {cfg.test_size}")
+    if cfg.support is not None:
+        support = list(cfg.support)
+        if len(support) != k:
+            raise FactError(f"support {support} has {len(support)} coordinates but k={k}; give k of them")
+        if len(set(support)) != len(support):
+            raise FactError(f"support {support} repeats a coordinate; give k distinct ones")
+        if not all(0 <= j < d for j in support):
+            raise FactError(f"support {support} has a coordinate outside 0..{d - 1} (0-based, d={d})")
+    if not 0 <= cfg.label_noise < 0.5:
+        raise FactError(f"label_noise must lie in [0, 0.5) (0.5 makes labels random), got {cfg.label_noise}")
+    if cfg.kernel.bandwidth <= 0:
+        raise FactError(f"kernel.bandwidth must be positive, got {cfg.kernel.bandwidth}")
+    if cfg.rfm.ridge < 0 or cfg.rfm.iters < 0:
+        raise FactError("rfm.ridge and rfm.iters must be >= 0")
+    net = cfg.net
+    if net.width < 1 or net.batch_size < 1 or net.steps < 1 or net.log_every < 1 or net.fact_every < 1:
+        raise FactError("net.width, net.batch_size, net.steps, net.log_every and net.fact_every must be >= 1")
+    if net.lr <= 0:
+        raise FactError(f"net.lr must be positive, got {net.lr}")
+    if cfg.learner == "net" and net.weight_decay <= 0:
+        raise FactError(
+            f"net.weight_decay = {net.weight_decay}: FACT needs weight decay λ > 0; set a positive one"
+        )
