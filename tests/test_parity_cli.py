@@ -149,6 +149,8 @@ def compose(overrides):
         (["inputs=gaussian"], "unknown inputs 'gaussian'"),
         (["label_noise=0.5"], "label_noise must lie in [0, 0.5)"),
         (["learner=net", "net.weight_decay=0"], "FACT needs weight decay"),
+        (["net.threads=0"], "net.threads must be at least 1"),
+        (["threads=0"], "threads must be at least 1"),
     ],
 )
 def test_bad_input_is_refused_with_one_line(overrides, message):
@@ -193,14 +195,16 @@ def test_presets_compose_and_validate():
         assert cfg[key] == expected
 
 
-def test_network_trains_on_one_thread_and_restores_the_setting():
-    from factcli.experiments.parity_net import one_cpu_thread
+def test_network_trains_on_net_threads_and_restores_the_setting():
+    from factcli.experiments.parity_net import threads
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        with one_cpu_thread(torch.device("cpu")):
+        with threads(1):
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2
+        with threads(None):
+            assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

@@ -29,27 +29,27 @@ log = logging.getLogger("fact")
 
 def train_network(cfg, data, device, run) -> tuple[dict, dict]:
     """Train, logging rows into ``run``; returns summary details and W₁ᵀW₁ at every logged step."""
-    with one_cpu_thread(device):
+    with threads(net_threads(cfg, device)):
         return _train(cfg, data, device, run)
 
 
-@contextmanager
-def one_cpu_thread(device):
-    """Run the training loop on one intra-op thread (CPU only), then restore the setting.
+def net_threads(cfg, device) -> int | None:
+    """``net.threads`` on the CPU (None elsewhere). A step on a 32×50 batch has nothing worth splitting
+    across threads, and on shared cores their synchronization dominates: 1000 steps took 0.8-2 s on one
+    thread and 2.7-78 s on two (2-core machine under load); full-data evaluations lose < 2x."""
+    return int(cfg.net.threads) if device.type == "cpu" else None
 
-    A step on a 32×50 batch has nothing worth splitting across threads, and on shared cores the
-    threads' synchronization dominates: 1000 steps took 0.8-2 s on one thread and 2.7-78 s on two
-    (2-core machine under load); full-data evaluations lose < 2x.
-    """
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+
+@contextmanager
+def threads(count: int | None):
+    """Run the block with ``count`` intra-op threads (None: unchanged), then restore the setting."""
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(previous)
 
 
 def _train(cfg, data, device, run) -> tuple[dict, dict]:

@@ -44,12 +44,14 @@ class NetConfig:
     log_every: int = 100  # steps between test evaluations and W₁ᵀW₁ measures
     fact_every: int = 1000  # steps between FACT / NFA correlations of W₁ (full-batch passes)
     stop_accuracy: float | None = None  # stop early once test accuracy reaches this (null: never)
+    threads: int = 1  # CPU threads while training: batch-32 products gain nothing from more
 
 
 @dataclass
 class Config:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    threads: int | None = None  # CPU threads (null: $OMP_NUM_THREADS, else every core); 1 on a busy machine
     d: int = 50  # input dimension
     k: int = 4  # parity order: y = XOR of k coordinates
     n: int = 4000  # training samples
@@ -99,9 +101,12 @@ def validate(cfg) -> None:
         raise FactError(f"kernel.bandwidth must be positive, got {cfg.kernel.bandwidth}")
     if cfg.rfm.ridge < 0 or cfg.rfm.iters < 0:
         raise FactError("rfm.ridge and rfm.iters must be >= 0")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise FactError(f"threads must be at least 1 (or null for every core), got {cfg.threads}")
     net = cfg.net
-    if net.width < 1 or net.batch_size < 1 or net.steps < 1 or net.log_every < 1 or net.fact_every < 1:
-        raise FactError("net.width, net.batch_size, net.steps, net.log_every and net.fact_every must be >= 1")
+    for name in ("width", "batch_size", "steps", "log_every", "fact_every", "threads"):
+        if getattr(net, name) < 1:
+            raise FactError(f"net.{name} must be at least 1, got {getattr(net, name)}")
     if net.lr <= 0:
         raise FactError(f"net.lr must be positive, got {net.lr}")
     if cfg.learner == "net" and net.weight_decay <= 0:
