@@ -20,7 +20,11 @@ from factcli.experiments.parity_measures import (
     top_coordinates,
     top_k_is_support,
 )
-from factcli.experiments.parity_sweep import phase_transition_table, smallest_n_reaching
+from factcli.experiments.parity_sweep import (
+    phase_transition_table,
+    smallest_n_reaching,
+    write_phase_transition,
+)
 
 # ------------------------------------------------------------------------------------ data
 
@@ -204,3 +208,36 @@ def test_phase_transition_table_and_smallest_n():
     assert (fact_1000["min_test_accuracy"], fact_1000["max_test_accuracy"]) == (0.91, 0.97)
     smallest = {row["learner"]: row["smallest_n"] for row in smallest_n_reaching(table)}
     assert smallest == {"fact": 2000, "nfa": None}
+
+
+def test_phase_transition_pools_several_sweeps(tmp_path):
+    """Seeds run as separate sweeps are pooled: each (learner, k, n) averages over every sweep's jobs."""
+    import json
+
+    def fake_job(sweep, number, seed, n, accuracy):
+        job = tmp_path / sweep / str(number)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- n={n}\n- seed={seed}\n")
+        summary = {
+            "status": "finished",
+            "learner": "fact",
+            "d": 50,
+            "k": 4,
+            "n": n,
+            "test_accuracy": accuracy,
+        }
+        (job / "summary.json").write_text(json.dumps(summary))
+
+    fake_job("seed0", 0, 0, 1000, 0.50)
+    fake_job("seed0", 1, 0, 4000, 0.92)
+    fake_job("seed1", 0, 1, 1000, 0.52)
+    fake_job("seed1", 1, 1, 4000, 1.00)
+    out = tmp_path / "pooled"
+    assert write_phase_transition(out, [tmp_path / "seed0", tmp_path / "seed1"]).exists()
+    smallest = json.loads((out / "phase_transition.json").read_text())
+    assert smallest == [
+        {"learner": "fact", "d": 50, "k": 4, "target": 0.95, "smallest_n": 4000, "largest_n_tried": 4000}
+    ]
+    table = (out / "phase_transition.csv").read_text().splitlines()
+    assert table[2].startswith("fact,50,4,4000,0.96,0.92,1.0,2")
+    assert write_phase_transition(tmp_path / "seed0" / "0") is None  # no jobs there: nothing to plot

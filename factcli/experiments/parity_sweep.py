@@ -8,7 +8,8 @@ n, and writes into the sweep directory
 - ``phase_transition.json``: per group, the smallest n whose mean test accuracy reaches 95%;
 - ``phase_transition.png``: final test accuracy against n (log scale), one line per group.
 
-It can be rerun on a finished sweep: ``python -m factcli.experiments.parity_sweep <sweep dir>``.
+It can be rerun on a finished sweep, or pool several (seeds run as separate sweeps):
+``python -m factcli.experiments.parity_sweep OUT_DIR [SWEEP_DIR ...]`` (no SWEEP_DIR: OUT_DIR itself).
 """
 
 from __future__ import annotations
@@ -73,16 +74,25 @@ def smallest_n_reaching(table: list[dict], target: float = TARGET_ACCURACY) -> l
     ]
 
 
-def write_phase_transition(sweep_dir: Path) -> Path | None:
-    """Table, smallest n and plot of a finished sweep; None when the sweep has fewer than 2 values of n."""
-    table = phase_transition_table(collect_sweep(sweep_dir))
+def write_phase_transition(out_dir: Path, sweep_dirs: list[Path] | None = None) -> Path | None:
+    """Table, smallest n and plot of the jobs of ``sweep_dirs`` (default: ``out_dir``), written to
+    ``out_dir``; None when the jobs have fewer than 2 values of n."""
+    jobs = [job for sweep_dir in sweep_dirs or [out_dir] for job in collect_sweep(Path(sweep_dir))]
+    table = phase_transition_table(jobs)
     if len({row["n"] for row in table}) < 2:
         return None
-    write_csv(sweep_dir / "phase_transition.csv", table)
-    write_json(sweep_dir / "phase_transition.json", smallest_n_reaching(table))
+    out_dir = Path(out_dir)
+    write_csv(out_dir / "phase_transition.csv", table)
+    write_json(out_dir / "phase_transition.json", smallest_n_reaching(table))
     for row in smallest_n_reaching(table):
-        log.info("%s, d=%d, k=%d: smallest n reaching 95%%: %s", *row.values())
-    return plot_phase_transition(sweep_dir / "phase_transition.png", table)
+        log.info(
+            "%s, d=%d, k=%d: smallest n reaching 95%%: %s",
+            row["learner"],
+            row["d"],
+            row["k"],
+            row["smallest_n"],
+        )
+    return plot_phase_transition(out_dir / "phase_transition.png", table)
 
 
 def plot_phase_transition(path: Path, table: list[dict]) -> Path:
@@ -118,9 +128,10 @@ def plot_phase_transition(path: Path, table: list[dict]) -> Path:
     ax.axhline(TARGET_ACCURACY, linestyle="--", color="gray", linewidth=1)
     ax.axhline(0.5, linestyle=":", color="gray", linewidth=1)
     dims = sorted({row["d"] for row in table})
+    seeds = max(row["seeds"] for row in table)
     ax.set(
         xlabel="training samples n",
-        ylabel="final test accuracy",
+        ylabel="final test accuracy" + (f" (mean of {seeds} seeds; band: min-max)" if seeds > 1 else ""),
         title=f"Sparse parity, d={', '.join(map(str, dims))}: phase transition in sample size",
     )
     ax.grid(alpha=0.3, which="both")
@@ -129,6 +140,7 @@ def plot_phase_transition(path: Path, table: list[dict]) -> Path:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m factcli.experiments.parity_sweep <sweep dir>")
-    print(write_phase_transition(Path(sys.argv[1])) or "fewer than 2 values of n: nothing to plot")
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -m factcli.experiments.parity_sweep OUT_DIR [SWEEP_DIR ...]")
+    out, *sweeps = (Path(arg) for arg in sys.argv[1:])
+    print(write_phase_transition(out, sweeps or None) or "fewer than 2 values of n: nothing to plot")
