@@ -102,6 +102,15 @@ def test_network_learner_logs_measures_and_fact_correlations(tmp_path):
     assert (run_dir / "plots" / "correlations_vs_step.png").exists()
 
 
+def test_network_stops_early_with_the_fact_measures_of_its_last_step(tmp_path):
+    run_dir = tmp_path / "net_stop"
+    overrides = ["learner=net", "d=8", "k=2", "n=64", "test_size=32", "net.width=8", "net.stop_accuracy=0.0"]
+    result = invoke(*overrides, "plots=false", f"hydra.run.dir={run_dir}")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 0 and summary["fact_corr"] is not None and summary["stationarity_residual"] > 0
+
+
 def test_sweep_over_n_writes_the_phase_transition(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = invoke("-m", "n=100,200", "learner=laplace,fact", *SMALL[:2], "test_size=200", "rfm.iters=1",

@@ -72,12 +72,12 @@ def _train(cfg, data, device, run) -> tuple[dict, dict]:
         last = step == net_cfg.steps
         if step % net_cfg.log_every == 0 or last:
             row = evaluate(model, X, labels, X_test, y_test, data.support)
-            if step % net_cfg.fact_every == 0 or last:
+            stop = net_cfg.stop_accuracy is not None and row["test_accuracy"] >= net_cfg.stop_accuracy
+            if step % net_cfg.fact_every == 0 or last or stop:  # the final row always has them
                 row.update(fact_correlations(model, X, Y, lam))
             row = {"step": step, **row, "seconds": round(time.perf_counter() - started, 3)}
             run.log(**row)
             matrices[step] = first_layer_gram(model).cpu().numpy()
-            stop = net_cfg.stop_accuracy is not None and row["test_accuracy"] >= net_cfg.stop_accuracy
             if step % net_cfg.fact_every == 0 or last or stop:
                 log.info(
                     f"step {step}: test accuracy {row['test_accuracy']:.4f}, "
@@ -100,9 +100,9 @@ def _train(cfg, data, device, run) -> tuple[dict, dict]:
         "weight_decay": lam,
         "batch_size": net_cfg.batch_size,
         "steps": final["step"],
-        "fact_corr": final.get("fact_corr"),
-        "nfa_corr": final.get("nfa_corr"),
-        "stationarity_residual": final.get("residual"),
+        "fact_corr": final["fact_corr"],
+        "nfa_corr": final["nfa_corr"],
+        "stationarity_residual": final["residual"],
     }
     return details, matrices
 
