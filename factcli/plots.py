@@ -67,8 +67,18 @@ def line_plot(
     return save(fig, path)
 
 
-def heatmaps(path, matrices: Mapping[str, object], *, title: str = "", symmetric: bool = True) -> Path:
-    """Matrices side by side, each with its own colour scale (centred at 0 when ``symmetric``)."""
+def heatmaps(
+    path,
+    matrices: Mapping[str, object],
+    *,
+    title: str = "",
+    symmetric: bool = True,
+    labels: Sequence[str] | None = None,
+) -> Path:
+    """Matrices side by side, each with its own colour scale (centred at 0 when ``symmetric``).
+
+    ``labels`` names the rows and columns (shown when there are at most 40).
+    """
     import numpy as np
 
     plt = _pyplot()
@@ -84,6 +94,9 @@ def heatmaps(path, matrices: Mapping[str, object], *, title: str = "", symmetric
             vmax=limit if symmetric else None,
         )
         ax.set_title(label, fontsize=10)
+        if labels is not None and len(labels) == values.shape[0] <= 40:
+            ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+            ax.set_yticks(range(len(labels)), labels, fontsize=6)
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     if title:
         fig.suptitle(title)

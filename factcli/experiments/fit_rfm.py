@@ -219,4 +219,9 @@ def plot_run(run, selection: Selection, results, metric: str, M, feature_names) 
             {"refit on training data": (list(range(len(strict_path))), strict_path)},
             title="Final model: test score of each iterate",
         )
-    plots.heatmaps(run.plot_file("feature_matrix.png"), {"learned M": M}, title="Feature matrix M")
+    plots.heatmaps(
+        run.plot_file("feature_matrix.png"),
+        {"learned M": M},
+        title="Feature matrix M",
+        labels=list(feature_names),
+    )
