@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import contextmanager
 
 from .errors import FactError
 
@@ -49,6 +50,20 @@ def set_threads(count: int | None = None) -> int:
         raise FactError(f"threads must be at least 1 (or null for every core), got {count}")
     torch.set_num_threads(count)
     return count
+
+
+@contextmanager
+def threads_within(count: int | None):
+    """Run the block with ``count`` intra-op threads (None: unchanged), then restore the setting."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def available_memory_bytes(device) -> int:

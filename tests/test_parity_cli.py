@@ -205,7 +205,7 @@ def test_presets_compose_and_validate():
 
 
 def test_network_trains_on_net_threads_and_restores_the_setting():
-    from factcli.experiments.parity_net import threads
+    from factcli.runtime import threads_within as threads
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)

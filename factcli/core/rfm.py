@@ -49,6 +49,22 @@ class RFMOptions:
         if self.ridge < 0 or self.iters < 0:
             raise ValueError("ridge and iters must be non-negative")
 
+    @classmethod
+    def from_config(cls, cfg, method: str, ridge: float | None = None) -> RFMOptions:
+        """From a subcommand's config: its ``kernel`` and ``rfm`` groups (every RFM subcommand has both)."""
+        rfm = cfg.rfm
+        return cls(
+            kernel=Kernel(cfg.kernel.name, float(cfg.kernel.bandwidth)),
+            method=method,
+            ridge=float(rfm.ridge if ridge is None else ridge),
+            iters=int(rfm.iters),
+            nfa_power=float(rfm.nfa_power),
+            centered_agop=bool(rfm.centered_agop),
+            rescale=rfm.rescale,
+            precision=rfm.precision,
+            solve_tol=float(rfm.solve_tol),
+        )
+
 
 @dataclass
 class KernelPredictor:

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from factcli.core.kernels import Kernel
 from factcli.core.rfm import InaccurateSolve, RFMOptions
 from factcli.errors import FactError
 from factcli.runtime import require_memory, resolve_device
@@ -141,16 +140,8 @@ def clear_solver_errors():
 
 
 def rfm_options(cfg, method: str | None = None) -> RFMOptions:
-    return RFMOptions(
-        kernel=Kernel(cfg.kernel.name, float(cfg.kernel.bandwidth)),
-        method=method or cfg.method,
-        iters=int(cfg.rfm.iters),
-        nfa_power=float(cfg.rfm.nfa_power),
-        centered_agop=bool(cfg.rfm.centered_agop),
-        rescale=cfg.rfm.rescale,
-        precision=cfg.rfm.precision,
-        solve_tol=float(cfg.rfm.solve_tol),
-    )
+    """The grid's ridges replace this ridge point by point (rfm_protocol.select)."""
+    return RFMOptions.from_config(cfg, method or cfg.method, ridge=cfg.grid.ridges[0])
 
 
 def splits_of(data, cfg):

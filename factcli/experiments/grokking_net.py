@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 
@@ -21,8 +20,9 @@ from factcli.core.fact import layer_agreement, network_statistics
 from factcli.core.losses import make_targets, per_sample_loss
 from factcli.core.nets import MLP
 from factcli.progress import track
+from factcli.runtime import threads_within
 
-from .grokking_rfm import Path
+from .grokking_rfm import LearnerTrace
 from .grokking_scores import scores
 
 log = logging.getLogger("fact")
@@ -58,7 +58,7 @@ def feature_matrix(model: MLP) -> torch.Tensor:
     return (W1.T @ W1).double().cpu()
 
 
-def run_net(cfg, data, device) -> Path:
+def run_net(cfg, data, device) -> LearnerTrace:
     net = cfg.net
     dtype = torch.float64 if net.dtype == "float64" else torch.float32
     model = build_network(cfg, data.p, device, dtype)
@@ -89,7 +89,7 @@ def run_net(cfg, data, device) -> Path:
 
     record(0)
     batches = minibatches(n, net.batch_size, torch.Generator().manual_seed(int(cfg.seed)))
-    with threads(net.threads if device.type == "cpu" else None):
+    with threads_within(net.threads if device.type == "cpu" else None):
         for step in track(range(1, net.steps + 1), "network", total=net.steps):
             batch = next(batches).to(device)
             loss = loss_fn(model(X_train[batch]), targets[batch]).mean()
@@ -104,7 +104,7 @@ def run_net(cfg, data, device) -> Path:
                     break
     for row, M in zip(rows, matrices, strict=True):
         row["alignment_with_final"] = circulant.alignment(M, matrices[-1])
-    return Path(rows, matrices, time.perf_counter() - started)
+    return LearnerTrace(rows, matrices, time.perf_counter() - started)
 
 
 def minibatches(n: int, size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
@@ -115,18 +115,6 @@ def minibatches(n: int, size: int, generator: torch.Generator) -> Iterator[torch
 
 def accuracies(row: dict) -> tuple[float, float]:
     return row["train_accuracy"], row["test_accuracy"]
-
-
-@contextmanager
-def threads(count: int | None):
-    """Run the block with ``count`` intra-op threads (None: unchanged), then restore the setting."""
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def agreement(model, X, targets, loss_fn, weight_decay: float) -> dict[str, float]:

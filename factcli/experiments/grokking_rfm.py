@@ -28,7 +28,7 @@ log = logging.getLogger("fact")
 
 
 @dataclass
-class Path:
+class LearnerTrace:
     """What a run of the learner produced: one metrics row and one feature matrix per iterate."""
 
     rows: list[dict]
@@ -37,23 +37,9 @@ class Path:
     error: str | None = None  # why the path stopped early, if it did
 
 
-def rfm_options(cfg, learner: str) -> RFMOptions:
-    return RFMOptions(
-        kernel=Kernel(cfg.kernel.name, float(cfg.kernel.bandwidth)),
-        method=learner,
-        ridge=float(cfg.rfm.ridge),
-        iters=int(cfg.rfm.iters),
-        nfa_power=float(cfg.rfm.nfa_power),
-        centered_agop=bool(cfg.rfm.centered_agop),
-        rescale=cfg.rfm.rescale,
-        precision=cfg.rfm.precision,
-        solve_tol=float(cfg.rfm.solve_tol),
-    )
-
-
-def run_rfm(cfg, data, device, learner: str | None = None) -> Path:
+def run_rfm(cfg, data, device, learner: str | None = None) -> LearnerTrace:
     learner = learner or cfg.learner
-    options = rfm_options(cfg, learner)
+    options = RFMOptions.from_config(cfg, learner)
     X_train, Y_train = data.inputs(data.train).to(device), data.targets(data.train).to(device)
     X_test, labels_test = data.inputs(data.test).to(device), data.labels[data.test].to(device)
     labels_train = data.labels[data.train].to(device)
@@ -92,7 +78,7 @@ def run_rfm(cfg, data, device, learner: str | None = None) -> Path:
             raise FactError(f"{error}; set rfm.ridge > 0 or rfm.precision=float64") from None
     for row, M in zip(rows, matrices, strict=True):
         row["alignment_with_final"] = circulant.alignment(M, matrices[-1])
-    return Path(rows, matrices, time.perf_counter() - started, error)
+    return LearnerTrace(rows, matrices, time.perf_counter() - started, error)
 
 
 def tau_proportionality(cfg, data, M: torch.Tensor, device) -> dict[str, float]:

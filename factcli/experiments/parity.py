@@ -78,20 +78,9 @@ def run(cfg, run) -> dict:
 
 def fit_rfm(cfg, data, device, run) -> tuple[dict, dict]:
     """Every iterate of the RFM path scored on the test set; M_t of every t saved to feature_matrices.npy."""
-    from factcli.core.kernels import Kernel
     from factcli.core.rfm import InaccurateSolve, RFMOptions, rfm_path
 
-    options = RFMOptions(
-        kernel=Kernel(cfg.kernel.name, float(cfg.kernel.bandwidth)),
-        method=cfg.learner,
-        ridge=float(cfg.rfm.ridge),
-        iters=int(cfg.rfm.iters),
-        nfa_power=float(cfg.rfm.nfa_power),
-        centered_agop=bool(cfg.rfm.centered_agop),
-        rescale=cfg.rfm.rescale,
-        precision=cfg.rfm.precision,
-        solve_tol=float(cfg.rfm.solve_tol),
-    )
+    options = RFMOptions.from_config(cfg, cfg.learner)
     check_kernel_memory(cfg.n, options.precision, device, cfg.memory_limit_gb)
     X = torch.as_tensor(data.X_train, device=device)
     labels = torch.as_tensor(data.y_train, device=device)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -21,6 +20,7 @@ from factcli.core.fact import layer_agreement, network_statistics
 from factcli.core.losses import mse_per_sample
 from factcli.core.nets import MLP
 from factcli.progress import track
+from factcli.runtime import threads_within
 
 from .parity_measures import accuracy_and_mse, feature_measures
 
@@ -29,7 +29,7 @@ log = logging.getLogger("fact")
 
 def train_network(cfg, data, device, run) -> tuple[dict, dict]:
     """Train, logging rows into ``run``; returns summary details and W₁ᵀW₁ at every logged step."""
-    with threads(net_threads(cfg, device)):
+    with threads_within(net_threads(cfg, device)):
         return _train(cfg, data, device, run)
 
 
@@ -38,18 +38,6 @@ def net_threads(cfg, device) -> int | None:
     across threads, and on shared cores their synchronization dominates: 1000 steps took 0.8-2 s on one
     thread and 2.7-78 s on two (2-core machine under load); full-data evaluations lose < 2x."""
     return int(cfg.net.threads) if device.type == "cpu" else None
-
-
-@contextmanager
-def threads(count: int | None):
-    """Run the block with ``count`` intra-op threads (None: unchanged), then restore the setting."""
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _train(cfg, data, device, run) -> tuple[dict, dict]:

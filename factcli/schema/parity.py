@@ -6,16 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import choose
+from .fit_rfm import KernelConfig  # the same kernel choice as fit-rfm (Laplace, L = 10)
 
 RFM_LEARNERS = ("fact", "fact-geo", "nfa", "laplace")
 LEARNERS = (*RFM_LEARNERS, "net")
 OPTIMIZERS = ("sgd", "adam")  # both with coupled L2 decay, so FACT holds at their fixed points
-
-
-@dataclass
-class KernelConfig:
-    name: str = "laplace"  # laplace | gaussian
-    bandwidth: float = 10.0  # L
 
 
 @dataclass
