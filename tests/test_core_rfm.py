@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from factcli.core.kernels import Kernel, predict
-from factcli.core.linalg import NotPositiveDefinite, psd_power, solve_kernel_system
+from factcli.core.linalg import NotPositiveDefinite, mirror_upper_triangle, psd_power, solve_kernel_system
 from factcli.core.rfm import (
     RFMOptions,
     _agop_by_class,
@@ -96,6 +96,30 @@ def test_fact_and_agop_closed_forms_match_autograd(name, classes):
             torch.testing.assert_close(M @ S @ M, expected, rtol=0, atol=1e-8)
 
 
+@pytest.mark.parametrize("name", ["laplace", "gaussian", "quadratic"])
+def test_row_blocks_do_not_change_gram_weights_or_statistics(name, monkeypatch):
+    """The n×n passes run in row blocks; blocks of 2-3 rows (diagonal across boundaries, duplicates
+    in different blocks) must give what the pairwise definition and one big block give."""
+    import factcli.core.kernels as kernels
+
+    g = torch.Generator().manual_seed(5)
+    X = torch.randn(11, 3, generator=g)
+    X[7] = X[1]  # a duplicate in another block
+    alpha, M = torch.randn(11, 2, generator=g), random_psd(3, g)
+    kernel = Kernel(name, 1.5)
+    one_block = (kernel.gram(X, X, M), kernel.derivative_weights(X, M))
+    F_one = fact_matrix(kernel, X, alpha, M, kernel.derivative_weights(X, M))
+    monkeypatch.setattr(kernels, "BLOCK_ELEMENTS", 25)  # 2 rows of 11 per block
+    K, W = kernel.gram(X, X, M), kernel.derivative_weights(X, M)
+    expected_K = torch.stack([torch.stack([reference_kernel(name, 1.5, x, z, M) for z in X]) for x in X])
+    torch.testing.assert_close(K, expected_K, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(K, one_block[0], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(W, one_block[1], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(fact_matrix(kernel, X, alpha, M, W), F_one, rtol=1e-12, atol=1e-14)
+    if kernel.translation_invariant:
+        assert (K[1, 7] == 1) and (K.diagonal() == 1).all()
+
+
 def test_fact_is_invariant_to_translating_the_data():
     """The engine centres X for accuracy; that is only allowed because F does not change."""
     g = torch.Generator().manual_seed(2)
@@ -122,8 +146,11 @@ def test_duplicate_points_are_exactly_coincident(dtype):
     assert (kernel.gram(X, X, M)[duplicate] == 1).all()
     expected = -torch.exp(-torch.tensor(2.0**0.5)) / 2**0.5
     pair = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=dtype)
+    # D² is shifted down by its rounding-noise bound 2(d+2)·eps·(‖x‖² + ‖z‖²) (kernels._gemm_factors):
+    # ~5e-6 relative in float32, so W moves by a few 1e-6 there and by ~1e-14 in float64.
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-13
     assert Kernel("laplace", 1.0).derivative_weights(pair, None)[0, 1].item() == pytest.approx(
-        expected.item(), rel=1e-6
+        expected.item(), rel=tolerance
     )
 
 
@@ -147,6 +174,13 @@ def test_solve_raises_on_indefinite_matrix():
     K = torch.tensor([[1.0, 2.0], [2.0, 1.0]])
     with pytest.raises(NotPositiveDefinite):
         solve_kernel_system(K, torch.ones(2, 1), 0.0)
+
+
+@pytest.mark.parametrize("n, tile", [(1, 4), (23, 4), (24, 8), (300, 256)])
+def test_mirror_upper_triangle_copies_the_upper_triangle_exactly(n, tile):
+    A = torch.randn(n, n, generator=torch.Generator().manual_seed(n))
+    expected = A.triu() + A.triu(1).T
+    assert torch.equal(mirror_upper_triangle(A.clone(), tile=tile), expected)
 
 
 def test_psd_power_against_closed_form():

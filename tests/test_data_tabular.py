@@ -132,8 +132,7 @@ def test_unknown_name_lists_every_uci_name_under_the_root(tmp_path):
 def test_root_without_uci_folder_says_so(tmp_path):
     message = raises_one_line("unknown dataset 'abalone'", load_tabular, "abalone", data_root=tmp_path)
     assert message.endswith(
-        f"; no UCI data under {tmp_path} (expected {tmp_path / 'uci'}/<name>/; "
-        "set FACT_DATA or data.root)"
+        f"; no UCI data under {tmp_path} (expected {tmp_path / 'uci'}/<name>/; set FACT_DATA or data.root)"
     )
 
 

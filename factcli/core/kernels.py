@@ -53,72 +53,83 @@ class Kernel:
         out: torch.Tensor | None = None,
     ):
         """K_ij = k_M(x_i, z_j), written into ``out`` (allocated if None)."""
-        out = self._inner_or_squared_distance(X, Z, M, out)
+        return self._fill(X, Z, M, out, self._kernel_of)
+
+    def _kernel_of(self, block: torch.Tensor) -> None:
+        """κ applied in place to a block of D² (or xᵀMz)."""
         if self.name == "laplace":
-            out.sqrt_().mul_(-1.0 / self.bandwidth).exp_()
+            block.sqrt_().mul_(-1.0 / self.bandwidth).exp_()
         elif self.name == "gaussian":
-            out.mul_(-0.5 / self.bandwidth**2).exp_()
+            block.mul_(-0.5 / self.bandwidth**2).exp_()
         elif self.name == "quadratic":
-            out.square_()
-        return out
+            block.square_()
 
     # -- derivative weights ------------------------------------------------------------------
     def derivative_weights(self, X: torch.Tensor, M: torch.Tensor | None, out: torch.Tensor | None = None):
         """W over the training points: 2κ'(D²_ij) (translation-invariant) or κ'(x_iᵀMx_j), in ``out``."""
-        out = self._inner_or_squared_distance(X, X, M, out)
+        return self._fill(X, X, M, out, self._derivative_of)
+
+    def _derivative_of(self, block: torch.Tensor) -> None:
+        """2κ'(D²) (or κ'(xᵀMz)) applied in place to a block of D² (or xᵀMz)."""
         if self.name == "laplace":
             # 2κ'(D²) = −K/(L·D); zero where D < 1e-10 (the diagonal and duplicate points).
-            for _, block in row_blocks(out):
-                distance = block.sqrt_()
-                coincident = distance < LAPLACE_MIN_DISTANCE
-                kernel = torch.exp(distance * (-1.0 / self.bandwidth))
-                torch.div(kernel, distance, out=distance)
-                distance.masked_fill_(coincident, 0.0).mul_(-1.0 / self.bandwidth)
+            distance = block.sqrt_()
+            coincident = distance < LAPLACE_MIN_DISTANCE
+            kernel = torch.mul(distance, -1.0 / self.bandwidth).exp_()
+            torch.div(kernel, distance.mul_(-self.bandwidth), out=distance)
+            distance.masked_fill_(coincident, 0.0)
         elif self.name == "gaussian":
             # 2κ'(D²) = −K / L².
-            out.mul_(-0.5 / self.bandwidth**2).exp_().mul_(-1.0 / self.bandwidth**2)
+            block.mul_(-0.5 / self.bandwidth**2).exp_().mul_(-1.0 / self.bandwidth**2)
         else:  # quadratic: κ(u) = u², κ'(u) = 2u
-            out.mul_(2.0)
-        return out
+            block.mul_(2.0)
 
-    def _inner_or_squared_distance(self, X, Z, M, out):
-        """xᵀMz for inner-product kernels, ‖x − z‖²_M (clamped at 0) for translation-invariant ones."""
-        XM = X if M is None else X @ M
+    def _fill(self, X, Z, M, out, transform):
+        """``out`` ← transform(D² or xᵀMz), one row block at a time.
+
+        Each block is produced by its own GEMM and transformed while it is still in cache, so the n×n
+        matrix crosses main memory once instead of once per element-wise pass.
+        """
+        left, right = self._gemm_factors(X, Z, M)
         if out is None:
             out = torch.empty(X.shape[0], Z.shape[0], dtype=X.dtype, device=X.device)
-        if not self.translation_invariant:
-            return torch.matmul(XM, Z.T, out=out)
-        # One GEMM gives D² directly: [XM, ‖x‖²_M, 1] · [−2Z, 1, ‖z‖²_M]ᵀ.
-        ZM = Z if M is None else Z @ M
-        x_norms = (XM * X).sum(1, keepdim=True)
-        z_norms = (ZM * Z).sum(1, keepdim=True)
-        ones_x = torch.ones_like(x_norms)
-        ones_z = torch.ones_like(z_norms)
-        left = torch.cat([XM, x_norms, ones_x], dim=1)
-        right = torch.cat([-2.0 * Z, ones_z, z_norms], dim=1)
-        torch.matmul(left, right.T, out=out)
-        _zero_below_rounding_noise(out, x_norms, z_norms, X.shape[1])
-        if X is Z:
-            out.diagonal().zero_()
+        for start, block in row_blocks(out):
+            rows = slice(start, start + block.shape[0])
+            torch.matmul(left[rows], right.T, out=block)
+            if self.translation_invariant:
+                block.clamp_min_(0.0)  # D² below its rounding noise → exactly 0 (see _gemm_factors)
+                if X is Z:
+                    block[:, rows].diagonal().zero_()
+            transform(block)
         return out
 
+    def _gemm_factors(self, X, Z, M):
+        """(A, B) with A·Bᵀ = xᵀMz, or for translation-invariant kernels, in one GEMM,
 
-def _zero_below_rounding_noise(squared_distances, x_norms, z_norms, d):
-    """Set D² to exactly 0 where it is below the rounding error of its own computation.
+            D̃² = [XM, (1−s)‖x‖²_M, 1] · [−2Z, 1, (1−s)‖z‖²_M]ᵀ = D² − s(‖x‖²_M + ‖z‖²_M).
 
-    D² = ‖x‖² + ‖z‖² − 2xᵀz cancels for (near-)duplicate points and leaves noise of order
-    (d+2)·eps·(‖x‖² + ‖z‖²) instead of 0; its square root (~1e-3 in float32) would make duplicates
-    look distinct and, through Laplace's 1/D, give them huge derivative weights. Also clamps at 0.
-    """
-    noise_scale = 2.0 * (d + 2) * torch.finfo(squared_distances.dtype).eps
-    for start, block in row_blocks(squared_distances):
-        noise = (x_norms[start : start + block.shape[0]] + z_norms.T).mul_(noise_scale)
-        block.masked_fill_(block <= noise, 0.0)
+        D² = ‖x‖² + ‖z‖² − 2xᵀMz cancels for (near-)duplicate points and leaves rounding noise of
+        order (d+2)·eps·(‖x‖² + ‖z‖²) instead of 0; its square root (~1e-3 in float32) would make
+        duplicates look distinct and, through Laplace's 1/D, give them huge derivative weights.
+        Shifting by that noise bound, s = 2(d+2)·eps, puts every such D² at or below 0, where the
+        clamp makes it exactly 0; any other D² moves by no more than its own rounding error.
+        """
+        XM = X if M is None else X @ M
+        if not self.translation_invariant:
+            return XM, Z
+        ZM = Z if M is None else Z @ M
+        shrink = 1.0 - 2.0 * (X.shape[1] + 2) * torch.finfo(X.dtype).eps
+        x_norms = (XM * X).sum(1, keepdim=True).mul_(shrink)
+        z_norms = (ZM * Z).sum(1, keepdim=True).mul_(shrink)
+        left = torch.cat([XM, x_norms, torch.ones_like(x_norms)], dim=1)
+        right = torch.cat([-2.0 * Z, torch.ones_like(z_norms), z_norms], dim=1)
+        return left, right
 
 
-def row_blocks(matrix: torch.Tensor, max_elements: int = BLOCK_ELEMENTS):
-    """(first row, view) of consecutive row blocks holding about ``max_elements`` entries each."""
-    rows_per_block = max(1, max_elements // max(1, matrix.shape[1]))
+def row_blocks(matrix: torch.Tensor, max_elements: int | None = None):
+    """(first row, view) of consecutive row blocks holding about ``max_elements`` (default
+    BLOCK_ELEMENTS) entries each."""
+    rows_per_block = max(1, (max_elements or BLOCK_ELEMENTS) // max(1, matrix.shape[1]))
     for start in range(0, matrix.shape[0], rows_per_block):
         yield start, matrix[start : start + rows_per_block]
 
