@@ -36,6 +36,11 @@ def list_uci(root: str | Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / f"{p.name}.txt").is_file())
 
 
+def uci_rows(root: str | Path, name: str) -> int:
+    """Rows of ``<root>/<name>`` as its descriptor declares them (without reading the data)."""
+    return read_descriptor(Path(root) / name / f"{name}.txt", name)["n_patrons1"]
+
+
 def load_uci(root: str | Path, name: str) -> TabularData:
     """Load ``<root>/<name>`` with its splits; every malformed piece raises FactError."""
     folder = Path(root) / name

@@ -61,7 +61,7 @@ TABLE_COLUMNS = [
 
 def run_benchmark(cfg, run) -> dict:
     from factcli.data.tabular import uci_dir
-    from factcli.data.uci import list_uci, load_uci
+    from factcli.data.uci import list_uci, load_uci, uci_rows
 
     bench = cfg.benchmark
     root = uci_dir(cfg.data.root)
@@ -74,7 +74,10 @@ def run_benchmark(cfg, run) -> dict:
         raise FactError(
             f"unknown UCI dataset(s) {', '.join(unknown)} under {root}; known: {', '.join(available)}"
         )
-    mine = names[bench.shard :: bench.num_shards]
+    # Smallest first: most datasets finish early (the summary covers what is done), and dealing the
+    # sorted list round-robin gives every shard a similar share of the large ones.
+    by_size = sorted(names, key=lambda name: (uci_rows(root, name), name))
+    mine = by_size[bench.shard :: bench.num_shards]
     results_dir = Path(bench.results_dir) if bench.results_dir else run.path
     store = results_dir / "results"
     device = resolve_device(cfg.device)
