@@ -1,4 +1,7 @@
-"""Where one RFM iteration's time goes, phase by phase (best of 3): `python profile_iteration.py 10000 float32`."""
+"""Where one RFM iteration's time goes, phase by phase (best of 3).
+
+`python profile_iteration.py 10000 float32`
+"""
 
 import sys
 import time
