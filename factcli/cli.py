@@ -14,7 +14,7 @@ import typer
 app = typer.Typer(
     name="fact",
     help="Experiments on the Features At Convergence Theorem (FACT): networks trained with weight decay, "
-    "FACT-RFM on tabular data, grokking and sparse parity. Results go to runs/<subcommand>/<time>/.",
+    "FACT-RFM on tabular data, grokking and sparse parity. Results go to `runs/SUBCOMMAND/TIME/`.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
@@ -79,7 +79,7 @@ def train_net(ctx: typer.Context, overrides: Overrides = None) -> None:
     context_settings=HYDRA,
     help=(
         "Check FACT layer by layer on a trained network: correlations of WᵀW with F, (FFᵀ)^½, NFA and eNFA, "
-        "errors, residuals, plots.\n\nExample: `fact verify-fact source=runs/train_net/<run>` · "
+        "errors, residuals, plots.\n\nExample: `fact verify-fact source=runs/train_net/RUN` · "
         "`fact verify-fact experiment=nfa_counterexample`" + COMMON
     ),
 )
