@@ -53,8 +53,11 @@ def test_rerun_resumes_and_shards_share_one_results_folder(bench, tmp_path):
             f"benchmark.results_dir={results}",
             f"hydra.run.dir={tmp_path / f'shard{shard}'}",
         )
-    # Shard 0 took balloons and fertility, shard 1 lenses; the second run assembled all three.
+    # Smallest first, dealt round-robin: balloons (16 rows), lenses (24), fertility (100), so shard 0
+    # took balloons then fertility and shard 1 lenses; the second run assembled all three.
     assert len(pd.read_csv(tmp_path / "shard0" / "table.csv")) == 2 * 2
+    written = {p.name.split("__")[0]: p.stat().st_mtime_ns for p in (results / "results").iterdir()}
+    assert written["balloons"] < written["fertility"]
     assert len(pd.read_csv(results / "table.csv")) == 3 * 2
     stored = {p.name: p.stat().st_mtime_ns for p in (results / "results").iterdir()}
     bench(
