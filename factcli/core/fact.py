@@ -285,3 +285,12 @@ def layer_agreement(
         for s in enfa_powers:
             row[f"enfa_s{s:g}"] = pearson(gram, psd_power(stats.enfa, s))
     return row
+
+
+def first_layer_agreement(model, X, targets, loss_fn, lam: float) -> tuple[dict, NetworkStatistics]:
+    """W₁'s agreement with FACT and NFA (s = ½) from full-batch passes, and the statistics behind it.
+
+    What the two-layer learners of grokking and parity log; no eNFA, no per-sample check of F.
+    """
+    stats = network_statistics(model, X, targets, loss_fn, float(lam), per_sample=False, agop=True)
+    return layer_agreement(stats.layers[0], nfa_power=0.5, enfa_powers=()), stats

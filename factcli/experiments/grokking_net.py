@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import torch
 
 from factcli.core import circulant
-from factcli.core.fact import layer_agreement, network_statistics
+from factcli.core.fact import first_layer_agreement
 from factcli.core.losses import make_targets, per_sample_loss
 from factcli.core.nets import MLP
 from factcli.progress import track
@@ -119,8 +119,7 @@ def accuracies(row: dict) -> tuple[float, float]:
 
 def agreement(model, X, targets, loss_fn, weight_decay: float) -> dict[str, float]:
     """FACT and NFA correlations of W₁ over the full training set, and both layers' residuals."""
-    stats = network_statistics(model, X, targets, loss_fn, float(weight_decay), per_sample=False, agop=True)
-    first = layer_agreement(stats.layers[0], nfa_power=0.5, enfa_powers=())
+    first, stats = first_layer_agreement(model, X, targets, loss_fn, weight_decay)
     return {
         "fact_corr": first["fact"],
         "fact_sym_corr": first["fact_sym"],

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from factcli.core.fact import layer_agreement, network_statistics
+from factcli.core.fact import first_layer_agreement
 from factcli.core.losses import mse_per_sample
 from factcli.core.nets import MLP
 from factcli.progress import track
@@ -134,8 +134,7 @@ def evaluate(model, X, labels, X_test, y_test, support) -> dict:
 
 def fact_correlations(model, X, Y, lam: float) -> dict:
     """Agreement of W₁ᵀW₁ with FACT and NFA (full-batch passes over the training data)."""
-    stats = network_statistics(model, X, Y, mse_per_sample, lam, per_sample=False, agop=True)
-    agreement = layer_agreement(stats.layers[0], nfa_power=0.5, enfa_powers=())
+    agreement, _ = first_layer_agreement(model, X, Y, mse_per_sample, lam)
     return {
         "fact_corr": agreement["fact"],
         "fact_sym_corr": agreement["fact_sym"],
