@@ -128,7 +128,6 @@ def _solve_inplace_lapack(K: torch.Tensor, B: torch.Tensor, ridge: float) -> tup
     the row-major K and leaves the strictly lower triangle untouched, which is all we need to
     compute the residual afterwards: one symmetric product from that triangle, O(n²c).
     """
-    import numpy as np
     from scipy.linalg import blas, lapack
 
     if not K.is_contiguous():
@@ -156,7 +155,7 @@ def _solve_inplace_lapack(K: torch.Tensor, B: torch.Tensor, ridge: float) -> tup
     # Residual from the untouched strict triangle (upper triangle of the column-major view) in one
     # symmetric product; symm also reads the diagonal, which now holds the factor's, so swap it for K's.
     symmetric_times_alpha = symm(1.0, factor, alpha_np, side=0, lower=0)
-    correction = (diagonal + ridge - torch.from_numpy(np.diagonal(factor).copy())).unsqueeze(1)
+    correction = (diagonal + ridge - torch.from_numpy(factor).diagonal()).unsqueeze(1)
     K_alpha = torch.from_numpy(symmetric_times_alpha) + correction * alpha
     residual = torch.linalg.norm(B - K_alpha) / torch.linalg.norm(B).clamp_min(1e-300)
     return alpha, SolveReport(float(residual), K.dtype)
