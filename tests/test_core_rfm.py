@@ -94,6 +94,9 @@ def test_fact_and_agop_closed_forms_match_autograd(name, classes):
         for centered, expected in ((False, expected_agop), (True, expected_centered_agop)):
             S = agop(kernel, X, alpha, W(), centered) / n
             torch.testing.assert_close(M @ S @ M, expected, rtol=0, atol=1e-8)
+    for group_columns in (1, 2 * d):  # one class per pass, and groups of two (3 classes: 2 + 1)
+        S = _agop_by_class(kernel, X, alpha, W(), True, group_columns=group_columns) / n
+        torch.testing.assert_close(M @ S @ M, expected_centered_agop, rtol=0, atol=1e-8)
 
 
 @pytest.mark.parametrize("name", ["laplace", "gaussian", "quadratic"])
