@@ -84,3 +84,25 @@ def test_unknown_uci_dataset_and_missing_data_root(fact_cli, shared_data, tmp_pa
     monkeypatch.delenv("FACT_DATA", raising=False)
     result = fact_cli("fit-rfm", "benchmark=uci", f"hydra.run.dir={tmp_path / 'b'}")
     assert result.exit_code == 1 and "set FACT_DATA or data.root" in result.stderr
+
+
+def test_rerun_with_other_settings_is_refused_and_keeps_the_results(bench, fact_cli, shared_data, tmp_path):
+    out = tmp_path / "run"
+    bench("benchmark.datasets=[balloons]", "benchmark.methods=[laplace]", f"hydra.run.dir={out}")
+    stored = (out / "results" / "balloons__laplace.json").read_bytes()
+    assert json.loads(stored)["settings"]["grid"]["ridges"] == [1.0, 0.01]
+    result = fact_cli(
+        "fit-rfm",
+        "benchmark=uci",
+        f"data.root={shared_data}",
+        "benchmark.datasets=[balloons]",
+        "benchmark.methods=[laplace]",
+        *QUICK[:-2],  # the same iterations, another ridge grid
+        "grid.ridges=[0.1]",
+        "plots=false",
+        f"benchmark.results_dir={out}",
+        f"hydra.run.dir={tmp_path / 'other'}",
+    )
+    assert result.exit_code == 1
+    assert "holds results made with other settings (grid.ridges)" in result.stderr
+    assert (out / "results" / "balloons__laplace.json").read_bytes() == stored

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from factcli.core.linalg import timing_factorizations
 from factcli.errors import FactError
@@ -81,6 +82,7 @@ def run_benchmark(cfg, run) -> dict:
     results_dir = Path(bench.results_dir) if bench.results_dir else run.path
     store = results_dir / "results"
     device = resolve_device(cfg.device)
+    settings = result_settings(cfg)
     log.info(
         "UCI benchmark: %d datasets (shard %d/%d), methods %s, protocols %s; results in %s",
         len(mine),
@@ -98,10 +100,10 @@ def run_benchmark(cfg, run) -> dict:
             continue
         for method in bench.methods:
             path = store / f"{name}__{method}.json"
-            if path.exists() and set(bench.protocols) <= set(json.loads(path.read_text())["protocols"]):
-                continue  # finished earlier: resume
+            if path.exists() and finished_earlier(path, bench.protocols, settings):
+                continue  # resume
             rows = benchmark_one(cfg, data, method, list(bench.protocols), device)
-            write_json(path, {"protocols": list(bench.protocols), "rows": rows})
+            write_json(path, {"protocols": list(bench.protocols), "settings": settings, "rows": rows})
             accuracies = ", ".join(f"{r['protocol']} {r['test_accuracy']:.2f}" for r in rows)
             wall = rows[0]["selection_seconds"] + sum(r["eval_seconds"] for r in rows)  # selection is shared
             log.info("%s %s: %s (%.1f s)", name, method, accuracies, wall)
@@ -116,6 +118,34 @@ def run_benchmark(cfg, run) -> dict:
         plot_benchmark(run, table, list(bench.protocols))
     print_summary(summary)
     return {"benchmark": "uci", **summary}
+
+
+def result_settings(cfg) -> dict:
+    """The configuration that shapes a stored result; a rerun may reuse only results made with it."""
+    return {
+        group: OmegaConf.to_container(cfg[group], resolve=True) for group in ("kernel", "rfm", "grid")
+    }
+
+
+def finished_earlier(path: Path, protocols, settings: dict) -> bool:
+    """True when ``path`` holds every protocol made with these settings; refuses other settings.
+
+    Results from before settings were recorded carry none and are reused as they are.
+    """
+    stored = json.loads(path.read_text())
+    made_with = stored.get("settings", settings)
+    if made_with != settings:
+        changed = sorted(
+            f"{group}.{key}"
+            for group in settings
+            for key in set(settings[group]) | set(made_with.get(group, {}))
+            if settings[group].get(key) != made_with.get(group, {}).get(key)
+        )
+        raise FactError(
+            f"{path.parent} holds results made with other settings ({', '.join(changed)}): "
+            "choose another hydra.run.dir or benchmark.results_dir, or rerun with the same settings"
+        )
+    return set(protocols) <= set(stored["protocols"])
 
 
 def benchmark_one(cfg, data, method: str, protocols: list[str], device) -> list[dict]:
