@@ -68,7 +68,7 @@ def ours(n: int, d: int, classes: int, variant: dict, seed: int = 0) -> dict:
     accuracies, precisions = [], set()
     for iterate in rfm_path(X_train, Y_train, options):
         accuracies.append(float((iterate.predictor(X_val).argmax(1).numpy() == y_val).mean()))
-        precisions.add(str(iterate.solve.dtype).removeprefix("torch."))
+        precisions.add(iterate.solve.precision)
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "val_accuracy": max(accuracies), "precision": "+".join(sorted(precisions))}
 

@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 from factcli.experiments.rfm_benchmark import TABLE_COLUMNS, collect_rows, summarize
 from factcli.rundir import write_csv, write_json
@@ -29,8 +28,7 @@ def main() -> None:
         sys.exit(f"error: {store} not found; give the folder the benchmark wrote results/ into")
     names = sorted({path.name.split("__")[0] for path in store.glob("*__*.json")})
     table = collect_rows(store, names, list(METHODS), list(PROTOCOLS))
-    bench = SimpleNamespace(methods=list(METHODS), protocols=list(PROTOCOLS))
-    summary = summarize(table, names, bench)
+    summary = summarize(table, names, list(METHODS), list(PROTOCOLS))
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / "table.csv", table, TABLE_COLUMNS)
     write_json(args.out / "summary.json", summary)

@@ -26,6 +26,15 @@ class SolveReport:
     relative_residual: float
     dtype: torch.dtype
 
+    @property
+    def precision(self) -> str:
+        """The solve's precision as configs and tables spell it: float32 | float64."""
+        return dtype_name(self.dtype)
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
 
 @dataclass
 class FactorizationClock:
@@ -38,7 +47,7 @@ class FactorizationClock:
     def add(self, n: int, dtype: torch.dtype, seconds: float) -> None:
         self.seconds += seconds
         self.count += 1
-        entry = self.by_size.setdefault((n, str(dtype).removeprefix("torch.")), [0, 0.0])
+        entry = self.by_size.setdefault((n, dtype_name(dtype)), [0, 0.0])
         entry[0] += 1
         entry[1] += seconds
 

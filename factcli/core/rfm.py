@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .kernels import Kernel, predict, row_blocks
-from .linalg import NotPositiveDefinite, SolveReport, psd_power, solve_kernel_system
+from .linalg import NotPositiveDefinite, SolveReport, dtype_name, psd_power, solve_kernel_system
 
 METHODS = ("laplace", "nfa", "fact", "fact-geo")
 RESCALE_RULES = ("trace", "max", "none")
@@ -266,15 +266,11 @@ def _solve(options: RFMOptions, X, Y, M, buffer) -> tuple[torch.Tensor, SolveRep
         alpha, report = solve_kernel_system(K, Y, options.ridge)
     except NotPositiveDefinite as error:
         raise InaccurateSolve(
-            f"kernel matrix is not positive definite in {_name(X.dtype)} ({error})"
+            f"kernel matrix is not positive definite in {dtype_name(X.dtype)} ({error})"
         ) from None
     if not report.relative_residual <= options.solve_tol:
         raise InaccurateSolve(
-            f"kernel solve in {_name(X.dtype)} has relative residual {report.relative_residual:.1e}"
+            f"kernel solve in {dtype_name(X.dtype)} has relative residual {report.relative_residual:.1e}"
             f" > {options.solve_tol:.0e}"
         )
     return alpha, report
-
-
-def _name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")

@@ -107,7 +107,7 @@ def fit_rfm(cfg, data, device, run) -> tuple[dict, dict]:
                 "train_accuracy": train_accuracy,
                 "train_mse": train_mse,
                 **feature_measures(iterate.M, data.support),
-                "precision": str(iterate.solve.dtype).removeprefix("torch."),
+                "precision": iterate.solve.precision,
                 "solve_residual": iterate.solve.relative_residual,
                 "seconds": round(time.perf_counter() - started, 3),
             }

@@ -112,7 +112,7 @@ def run_benchmark(cfg, run) -> dict:
     write_csv(run.file("table.csv"), table, TABLE_COLUMNS)
     if results_dir != run.path:
         write_csv(results_dir / "table.csv", table, TABLE_COLUMNS)
-    summary = summarize(table, names, bench)
+    summary = summarize(table, names, list(bench.methods), list(bench.protocols))
     write_json(run.file("benchmark_summary.json"), summary)
     if cfg.plots and table:
         plot_benchmark(run, table, list(bench.protocols))
@@ -122,9 +122,7 @@ def run_benchmark(cfg, run) -> dict:
 
 def result_settings(cfg) -> dict:
     """The configuration that shapes a stored result; a rerun may reuse only results made with it."""
-    return {
-        group: OmegaConf.to_container(cfg[group], resolve=True) for group in ("kernel", "rfm", "grid")
-    }
+    return {group: OmegaConf.to_container(cfg[group], resolve=True) for group in ("kernel", "rfm", "grid")}
 
 
 def finished_earlier(path: Path, protocols, settings: dict) -> bool:
@@ -208,7 +206,7 @@ def collect_rows(store: Path, names, methods, protocols) -> list[dict]:
     return rows
 
 
-def summarize(table: list[dict], names, bench) -> dict:
+def summarize(table: list[dict], names, methods: list[str], protocols: list[str]) -> dict:
     """Mean accuracy per protocol and method over the datasets every method finished; time vs floor."""
     import pandas as pd
 
@@ -216,7 +214,7 @@ def summarize(table: list[dict], names, bench) -> dict:
     if not table:
         return {**summary, "datasets_complete": 0, "complete": False}
     frame = pd.DataFrame(table)
-    complete = frame.groupby("dataset").size() == len(bench.methods) * len(bench.protocols)
+    complete = frame.groupby("dataset").size() == len(methods) * len(protocols)
     done = set(complete[complete].index)
     frame = frame[frame.dataset.isin(done)]
     summary["datasets_complete"] = len(done)

@@ -84,7 +84,7 @@ def select(
                 val = task.score(iterate.predictor(B), y_val)
                 # On the training points f = Kα = Y − λα exactly: no second kernel pass needed.
                 train = task.score(Y_train - ridge * iterate.predictor.alpha.to(Y_train), y_train)
-                precisions.add(str(iterate.solve.dtype).removeprefix("torch."))
+                precisions.add(iterate.solve.precision)
                 candidates.append(
                     {
                         "iteration": iterate.t,
@@ -127,7 +127,7 @@ def evaluate(
         raise ValueError(f"unknown protocol {protocol!r}")
     path_scores = [task.score(iterate.predictor(B), y_test) for iterate in iterates]
     final = iterates[-1]
-    return FoldResult(path_scores[-1], final.M, path_scores, str(final.solve.dtype).removeprefix("torch."))
+    return FoldResult(path_scores[-1], final.M, path_scores, final.solve.precision)
 
 
 def _take(path, last_t: int) -> list[Iterate]:
