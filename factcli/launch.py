@@ -13,7 +13,6 @@ sweep ends, so one failing job does not stop a sweep.
 from __future__ import annotations
 
 import difflib
-import importlib
 import logging
 import sys
 from pathlib import Path
@@ -22,6 +21,10 @@ from unittest import mock
 import typer
 
 from .errors import FactError
+from .job import Job
+from .launchers import check_launcher_name, plan_sweep
+from .rundir import write_sweep_table
+from .sweep import failed_jobs, refuse_other_sweep, take_started_sweep
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 log = logging.getLogger("fact")
@@ -33,61 +36,41 @@ _MULTIRUN_FLAGS = {"-m", "--multirun"}
 def launch(command_path: str, config_name: str, overrides: list[str]) -> None:
     """Run subcommand ``config_name`` (its experiment module has the same name) with ``overrides``."""
     import hydra
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-    from omegaconf import OmegaConf
 
     from . import schema  # registers every subcommand's dataclass schema with Hydra's ConfigStore
 
     schema.register()
     flags = [arg for arg in overrides if arg.startswith("-")]
+    plan = None
     if set(flags) <= _MULTIRUN_FLAGS:
-        _check_composes(config_name, [arg for arg in overrides if not arg.startswith("-")])
+        plain = [arg for arg in overrides if not arg.startswith("-")]
+        check_launcher_name(plain, str(CONF_DIR))
+        _check_composes(config_name, plain)
         _refuse_finished_run_dir(overrides)
+        refuse_other_sweep(plain)
+        plan = plan_sweep(config_name, plain, multirun=bool(flags), conf_dir=str(CONF_DIR))
 
-    failures: list[str] = []
-
-    def job(cfg) -> dict | None:
-        from .rundir import RunDir
-
-        hydra_cfg = HydraConfig.get()
-        command = [command_path.split()[-1], *hydra_cfg.overrides.task]
-        run = None
-        try:
-            schema.validate(config_name, cfg)
-            run = RunDir.start(Path(hydra_cfg.runtime.output_dir), OmegaConf.to_yaml(cfg, resolve=True))
-            _prepare_process(cfg)
-            experiment = importlib.import_module(f"factcli.experiments.{config_name}")
-            summary = run.finish(experiment.run(cfg, run), seed=cfg.get("seed"), command=command)
-            log.info("finished: %s", run.path)
-            return summary
-        except FactError as error:
-            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            failures.append(message)
-            if run is not None:
-                run.fail(message)
-            if hydra_cfg.mode == RunMode.MULTIRUN:  # a single run's error is printed once, by the CLI
-                log.error("job %s failed: %s", hydra_cfg.job.num, message)
-            return None
-
+    # A module-level object, not a closure: the joblib and submitit launchers ship it to other processes.
+    job = Job(command_path.split()[-1], config_name, default_threads=plan.threads if plan else None)
     argv = [command_path, *overrides]
     main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(job)
-    with mock.patch.object(sys, "argv", argv):
-        main()
+    take_started_sweep()
+    try:
+        with mock.patch.object(sys, "argv", argv):
+            main()
+    except BaseException:
+        sweep_dir = take_started_sweep()
+        if sweep_dir is not None and sweep_dir.is_dir():  # interrupted: the table of what is done
+            write_sweep_table(sweep_dir)
+        raise
+    sweep_dir = take_started_sweep()
+    failures = failed_jobs(sweep_dir) if sweep_dir is not None else job.failures
     if failures:
         if len(failures) > 1:
             typer.echo(f"error: {len(failures)} jobs failed; see error.txt in their directories", err=True)
         else:
             typer.echo(f"error: {failures[0]}", err=True)
         raise typer.Exit(1)
-
-
-def _prepare_process(cfg) -> None:
-    from .runtime import seed_everything, set_threads
-
-    set_threads(cfg.get("threads"))
-    if cfg.get("seed") is not None:
-        seed_everything(int(cfg.seed))
 
 
 def _check_composes(config_name: str, overrides: list[str]) -> None:

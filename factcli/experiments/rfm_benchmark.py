@@ -5,7 +5,10 @@ is the same for both protocols), then each protocol is evaluated on the 4 folds.
 (dataset, method) pairs are stored as one JSON file each under ``<results_dir>/results/``, so a
 rerun resumes, and shards (``benchmark.shard`` of ``benchmark.num_shards``) running in other processes
 or on other machines can share one results folder. Every run assembles ``table.csv`` from whatever
-is finished.
+is finished. Run as the jobs of one sweep (``fact fit-rfm -m benchmark=uci benchmark.num_shards=4
+'benchmark.shard=range(4)' hydra/launcher=joblib``), the shards share the sweep directory: one
+``results/`` folder, one ``table.csv`` beside ``sweep.csv``; rerunning the sweep with the same
+``hydra.sweep.dir`` resumes it.
 
 Time is reported beside its floor: the seconds spent inside the Cholesky factorizations the protocol
 needs, measured as they happen, so wall / floor says how much the rest of the engine costs.
@@ -79,7 +82,7 @@ def run_benchmark(cfg, run) -> dict:
     # sorted list round-robin gives every shard a similar share of the large ones.
     by_size = sorted(names, key=lambda name: (uci_rows(root, name), name))
     mine = by_size[bench.shard :: bench.num_shards]
-    results_dir = Path(bench.results_dir) if bench.results_dir else run.path
+    results_dir = results_folder(bench, run)
     store = results_dir / "results"
     device = resolve_device(cfg.device)
     settings = result_settings(cfg)
@@ -111,13 +114,44 @@ def run_benchmark(cfg, run) -> dict:
     table = collect_rows(store, names, list(bench.methods), list(bench.protocols))
     write_csv(run.file("table.csv"), table, TABLE_COLUMNS)
     if results_dir != run.path:
-        write_csv(results_dir / "table.csv", table, TABLE_COLUMNS)
+        write_shared_table(results_dir, names, list(bench.methods), list(bench.protocols))
     summary = summarize(table, names, list(bench.methods), list(bench.protocols))
     write_json(run.file("benchmark_summary.json"), summary)
     if cfg.plots and table:
         plot_benchmark(run, table, list(bench.protocols))
     print_summary(summary)
     return {"benchmark": "uci", **summary}
+
+
+def results_folder(bench, run) -> Path:
+    """Where finished results are stored: ``benchmark.results_dir``; else, for the shards of one sweep
+    (``-m benchmark.shard=range(N)``), the sweep directory they share; else this run's directory."""
+    if bench.results_dir:
+        return Path(bench.results_dir)
+    if bench.num_shards > 1 and getattr(run, "sweep_dir", None) is not None:
+        return run.sweep_dir
+    return run.path
+
+
+def write_shared_table(results_dir: Path, names, methods: list[str], protocols: list[str]) -> None:
+    """``table.csv`` and ``benchmark_summary.json`` of a results folder that shards share.
+
+    Shards finishing at the same time may each write it. Each one rereads the results until the set
+    it read is still all there is after its write, so the last table written holds every result
+    stored before it (per-result files are written atomically and never removed).
+    """
+    store = results_dir / "results"
+
+    def snapshot() -> dict:
+        return {p.name: p.stat().st_mtime_ns for p in store.glob("*.json")}
+
+    while True:
+        before = snapshot()
+        table = collect_rows(store, names, methods, protocols)
+        write_csv(results_dir / "table.csv", table, TABLE_COLUMNS)
+        write_json(results_dir / "benchmark_summary.json", summarize(table, names, methods, protocols))
+        if snapshot() == before:
+            return
 
 
 def result_settings(cfg) -> dict:

@@ -1,0 +1,57 @@
+"""The UCI benchmark's shards as the jobs of one sweep: one results folder, one table equal to the
+single-process run's (timings aside), and a killed sweep resumes where it stopped."""
+
+import csv
+
+from factcli.experiments.rfm_benchmark import TABLE_COLUMNS
+
+SMALL = [
+    "benchmark=uci",
+    "benchmark.datasets=[balloons,lenses,fertility]",
+    "benchmark.methods=[laplace,fact]",
+]
+QUICK = ["rfm.iters=2", "grid.ridges=[1.0,0.01]", "plots=false", "threads=1"]
+TIMINGS = {name for name in TABLE_COLUMNS if name.endswith("seconds")}
+
+
+def table_without_timings(path) -> list[list[str]]:
+    """The table's text, cell by cell, without the timing columns."""
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    keep = [i for i, name in enumerate(rows[0]) if name not in TIMINGS]
+    return [[row[i] for i in keep] for row in rows]
+
+
+def test_shards_in_a_joblib_sweep_fill_one_table_that_equals_the_single_run(fact_cli, shared_data, tmp_path):
+    common = [*SMALL, *QUICK, f"data.root={shared_data}"]
+    single = tmp_path / "single"
+    result = fact_cli("fit-rfm", *common, f"hydra.run.dir={single}")
+    assert result.exit_code == 0, result.stderr
+
+    sweep = tmp_path / "sweep"
+    shards = [*common, "benchmark.num_shards=4", "benchmark.shard=range(4)"]
+    result = fact_cli("fit-rfm", "-m", *shards, "hydra/launcher=joblib", f"hydra.sweep.dir={sweep}")
+    assert result.exit_code == 0, result.stderr
+    expected = table_without_timings(single / "table.csv")
+    assert len(expected) == 1 + 3 * 2 * 2
+    assert table_without_timings(sweep / "table.csv") == expected
+    assert sorted(p.name for p in (sweep / "results").iterdir()) == sorted(
+        f"{name}__{method}.json"
+        for name in ("balloons", "lenses", "fertility")
+        for method in ("laplace", "fact")
+    )
+    assert not any((sweep / str(shard) / "results").exists() for shard in range(4))  # one folder only
+
+    # A kill in the middle of shard 2 (fertility): its fact result and its summary never got written.
+    (sweep / "results" / "fertility__fact.json").unlink()
+    (sweep / "2" / "summary.json").unlink()
+    (sweep / "table.csv").unlink()
+    kept = {p.name: p.stat().st_mtime_ns for p in (sweep / "results").iterdir()}
+    result = fact_cli("fit-rfm", "-m", *shards, "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep}")
+    assert result.exit_code == 0, result.stderr
+    again = {p.name: p.stat().st_mtime_ns for p in (sweep / "results").iterdir()}
+    assert {name: again[name] for name in kept} == kept  # nothing finished was recomputed
+    assert "fertility__fact.json" in again
+    assert table_without_timings(sweep / "table.csv") == expected
+    with open(sweep / "sweep.csv", newline="") as handle:
+        assert [row["status"] for row in csv.DictReader(handle)] == ["finished"] * 4
