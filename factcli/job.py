@@ -42,6 +42,7 @@ class Job:
 
         hydra_cfg = HydraConfig.get()
         multirun = hydra_cfg.mode == RunMode.MULTIRUN
+        num = hydra_cfg.job.num if multirun else None  # a single run has no job number
         output_dir = Path(hydra_cfg.runtime.output_dir)
         command = [self.command, *hydra_cfg.overrides.task]
         resolved = OmegaConf.to_yaml(cfg, resolve=True)
@@ -59,15 +60,13 @@ class Job:
             log.info("finished: %s", run.path)
             return summary
         except FactError as error:
-            self._failed(output_dir, one_line(error), multirun, hydra_cfg.job.num)
+            self._failed(output_dir, one_line(error), multirun, num)
         except Exception as error:
             if not multirun:
                 raise  # a single run's unexpected error shows its traceback
             # In a sweep it must not stop the other jobs: the traceback goes to the job's log.
-            log.exception("job %s crashed", hydra_cfg.job.num)
-            self._failed(
-                output_dir, f"{type(error).__name__}: {one_line(error)}", multirun, hydra_cfg.job.num
-            )
+            log.exception("job %s crashed", num)
+            self._failed(output_dir, f"{type(error).__name__}: {one_line(error)}", multirun, num)
         return None
 
     def _kept(self, output_dir: Path, resolved: str, config_file: str, summary_file: str) -> dict:

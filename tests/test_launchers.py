@@ -101,7 +101,10 @@ def test_sweep_table_is_rebuilt_from_the_job_directories(fact_cli, tmp_path):
     "overrides, problem",
     [
         (["hydra/launcher=jobilb"], "unknown launcher 'jobilb'; choose one of basic, joblib"),
-        (["hydra/launcher=submitit_slurm"], "needs SLURM, but sbatch is not on PATH here (no hydra.launcher"),
+        (
+            ["hydra/launcher=submitit_slurm"],
+            "hydra/launcher=submitit_slurm needs SLURM, but sbatch is not on PATH",
+        ),
         (["hydra/launcher=joblib", "device=cpu,cuda"], "device=cuda but no CUDA device is available"),
         (["hydra/launcher=joblib", "hydra.launcher.n_jobs=0"], "hydra.launcher.n_jobs=0 runs nothing"),
     ],
