@@ -7,7 +7,8 @@ cpu), in float64 wherever the subcommand offers it, and the numbers are compared
   the learned feature matrix M (FACT or AGOP) agrees to 1e-6 relative (Frobenius);
 - train-net (full-batch GD, float64, a teacher task): the same accuracies; the training loss agrees;
 - verify-fact on the reference device's trained network: the FACT, AGOP and eNFA matrices of every
-  layer agree to 1e-6 relative, and so does the per-layer table (correlations, residuals);
+  layer agree to 1e-6 relative, and so does the per-layer table (correlations, residuals); the same
+  for the SPEC §9 network, trained and polished to its critical point on each device;
 - grokking (FACT-RFM on (a + b) mod 11) and parity (d = 10, k = 2): the accuracy of every iterate is
   the same, its loss and every M_t agree to 1e-6 relative.
 
@@ -43,6 +44,7 @@ TRAIN_NET = [
     "train.log_every=20",
     "train.checkpoint_every=20",
 ]
+COUNTEREXAMPLE = ["experiment=nfa_counterexample", "train.max_steps=500", "train.check_every=250"]
 GROKKING = ["p=11", "learner=fact", "rfm.iters=2", "measures.tau=false"]
 PARITY = ["d=10", "k=2", "n=200", "test_size=300", "learner=fact", "rfm.iters=3", "rfm.precision=float64"]
 
@@ -130,6 +132,11 @@ def check_train_and_verify(out: Path, device: str, reference: str, checks: Check
     )
     for key, (a, b) in layer_matrices(source, device, reference).items():
         checks.close(f"verify-fact: {key}", a, b)
+
+    # SPEC §9: Adam, then the exact polish of the quadratic net (train_net_polish.py) on the device.
+    runs = run_everywhere(out, "counterexample", "verify-fact", COUNTEREXAMPLE, [device, reference])
+    got, ref = summary(runs[device]), summary(runs[reference])
+    checks.close("verify-fact §9: per-layer table", layer_numbers(got), layer_numbers(ref))
 
 
 def layer_numbers(summary: dict) -> list[list[float]]:

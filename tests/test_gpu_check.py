@@ -24,6 +24,7 @@ def test_gpu_check_runs_every_subcommand_and_compares_cpu_with_cpu(tmp_path, mon
     assert checked == {f"fit-rfm {m}" for m in ("fact", "nfa")} | {
         "train-net",
         "verify-fact",
+        "verify-fact §9",
         "grokking",
         "parity",
     }
