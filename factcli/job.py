@@ -49,7 +49,6 @@ class Job:
         try:
             if multirun and (output_dir / SUMMARY).exists():
                 return self._kept(output_dir, resolved, CONFIG, SUMMARY)
-            schema.register()
             schema.validate(self.config_name, cfg)
             run = RunDir.start(output_dir, resolved)
             run.sweep_dir = Path(hydra_cfg.sweep.dir) if multirun else None

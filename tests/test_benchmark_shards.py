@@ -55,3 +55,37 @@ def test_shards_in_a_joblib_sweep_fill_one_table_that_equals_the_single_run(fact
     assert table_without_timings(sweep / "table.csv") == expected
     with open(sweep / "sweep.csv", newline="") as handle:
         assert [row["status"] for row in csv.DictReader(handle)] == ["finished"] * 4
+
+
+def test_a_result_stored_while_a_shard_writes_the_table_is_in_the_table(tmp_path, monkeypatch):
+    """Two shards finishing together: the one whose table misses the other's result writes it again."""
+    import json
+
+    import pandas as pd
+
+    from factcli.experiments import rfm_benchmark
+
+    store = tmp_path / "results"
+    store.mkdir()
+
+    def store_result(name):
+        row = {column: 1.0 for column in TABLE_COLUMNS}
+        row.update(dataset=name, method="fact", protocol="strict", test_accuracy=80.0)
+        (store / f"{name}__fact.json").write_text(json.dumps({"protocols": ["strict"], "rows": [row]}))
+
+    store_result("balloons")
+    collect = rfm_benchmark.collect_rows
+    calls = []
+
+    def collect_then_other_shard_stores(*args):
+        rows = collect(*args)
+        if not calls:  # the other shard stores its result just after this shard read the folder
+            store_result("lenses")
+        calls.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(rfm_benchmark, "collect_rows", collect_then_other_shard_stores)
+    rfm_benchmark.write_shared_table(tmp_path, ["balloons", "lenses"], ["fact"], ["strict"])
+    assert calls == [1, 2]  # read again after the write, because the folder had changed
+    assert list(pd.read_csv(tmp_path / "table.csv").dataset) == ["balloons", "lenses"]
+    assert json.loads((tmp_path / "benchmark_summary.json").read_text())["complete"] is True
