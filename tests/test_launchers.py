@@ -150,3 +150,16 @@ def test_cores_are_divided_between_the_jobs_running_at_once(monkeypatch):
     assert plan(["experiment=parity_acceptance"], "parity").jobs == 12
     assert plan(["experiment=parity_acceptance", "seed=0,1"], "parity").jobs == 8
     assert plan(["seed=0,1"], multirun=False).threads is None
+
+
+def test_device_cuda_without_a_gpu_stops_a_single_run_before_it_starts(fact_cli, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = fact_cli("parity", "device=cuda", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: device=cuda but no CUDA device is available on this machine; use device=cpu or "
+        "device=auto, or run on a machine with a GPU"
+    )
+    assert not (tmp_path / "run").exists()
