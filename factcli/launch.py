@@ -5,9 +5,12 @@ overrides for that call only, so everything Hydra offers keeps working (run dire
 ``.hydra/``, ``-m`` sweeps, ``--cfg job``, ``-cd``, ``-h``) and the real argv is never read.
 
 Errors reach the user as one line: config typos are caught by composing the config once before
-Hydra starts (exit 2, nothing written); a ``FactError`` inside a job is caught by the job wrapper,
-recorded in the job's directory as ``error.txt`` and turned into exit status 1 after the run or
-sweep ends, so one failing job does not stop a sweep.
+Hydra starts (exit 2, nothing written), and so are an unknown launcher, the SLURM launcher without
+SLURM and ``device=cuda`` without a GPU (launchers.py, exit 1); a ``FactError`` inside a job is caught
+by the job wrapper (job.py), recorded in the job's directory as ``error.txt`` and turned into exit
+status 1 after the run or sweep ends, so one failing job does not stop a sweep. Jobs may run in other
+processes (``hydra/launcher=joblib``, ``submitit_*``), so a sweep's failures are read back from its
+job directories (sweep.py), never from memory.
 """
 
 from __future__ import annotations
