@@ -14,8 +14,7 @@ import math
 
 import torch
 
-OPERATIONS = ("add", "sub", "mul", "div")
-
+from factcli.choices import OPERATIONS
 
 # ---------------------------------------------------------------------------------- number theory
 

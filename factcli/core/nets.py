@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ACTIVATIONS = ("relu", "softplus", "quadratic", "tanh")
+from factcli.choices import ACTIVATIONS
 
 
 class Square(nn.Module):

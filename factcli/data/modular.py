@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as nnf
 
-from factcli.core.circulant import OPERATIONS, is_prime
+from factcli.choices import OPERATIONS
+from factcli.core.circulant import is_prime
 from factcli.errors import FactError
 
 SYMBOLS = {"add": "+", "sub": "−", "mul": "×", "div": "÷"}
