@@ -23,6 +23,8 @@ import typer
 from .commands import COMMANDS, CONF_DIR, Command
 from .core import InvalidInput
 from .errors import FactError
+from .rundir import SUMMARY, RunDir
+from .runtime import seed_everything, set_threads
 
 log = logging.getLogger("fact")
 
@@ -46,8 +48,6 @@ def launch(command_path: str, command: Command, overrides: list[str]) -> None:
     failures: list[str] = []
 
     def job(cfg) -> dict | None:
-        from .rundir import RunDir
-
         hydra_cfg = HydraConfig.get()
         words = [command_path.split()[-1], *hydra_cfg.overrides.task]
         run = None
@@ -112,8 +112,6 @@ def compose(command: Command, overrides: list[str] = (), with_hydra: bool = Fals
 
 
 def _prepare_process(cfg) -> None:
-    from .runtime import seed_everything, set_threads
-
     set_threads(cfg.get("threads"))
     if cfg.get("seed") is not None:
         seed_everything(int(cfg.seed))
@@ -152,8 +150,6 @@ def _as_assignment(override, value: str) -> str:
 
 def _refuse_finished_run_dir(overrides: list[str]) -> None:
     """Stop before Hydra rewrites .hydra/ inside a directory that holds a finished run."""
-    from .rundir import SUMMARY
-
     for arg in overrides:
         key, _, value = arg.partition("=")
         if key.lstrip("+") == "hydra.run.dir" and (Path(value) / SUMMARY).exists():

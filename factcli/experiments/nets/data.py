@@ -14,6 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from factcli.data.builtin import load_builtin
+from factcli.data.images import load_cifar10, load_mnist
+from factcli.data.records import resolve_data_root
+from factcli.data.tabular import load_tabular, standardize
+from factcli.data.teacher import make_teacher
 from factcli.errors import FactError
 
 
@@ -88,9 +93,6 @@ def _split_rows(n: int, train_size: int | None, test_size: float, seed: int, wha
 
 
 def _image_files(name: str, data, seed: int) -> NetData:
-    from factcli.data.images import load_cifar10, load_mnist
-    from factcli.data.records import resolve_data_root
-
     load = load_mnist if name == "mnist" else load_cifar10
     directory = data.directory
     if directory is None:
@@ -120,8 +122,6 @@ def _image_files(name: str, data, seed: int) -> NetData:
 
 
 def _digits(data, seed: int) -> NetData:
-    from factcli.data.builtin import load_builtin
-
     table = load_builtin("digits")
     X = torch.from_numpy(table.X / 16.0).float().reshape(-1, 1, 8, 8)  # 0..16 intensities
     y = torch.from_numpy(table.y)
@@ -133,8 +133,6 @@ def _digits(data, seed: int) -> NetData:
 
 
 def _teacher(data, seed: int) -> NetData:
-    from factcli.data.teacher import make_teacher
-
     t = data.teacher
     n_train = 2000 if data.train_size is None else data.train_size
     n_total = n_train + int(data.test_size) if data.test_size >= 1 else round(n_train / (1 - data.test_size))
@@ -152,8 +150,6 @@ def _teacher(data, seed: int) -> NetData:
 
 
 def _tabular(name: str, data, seed: int) -> NetData:
-    from factcli.data.tabular import load_tabular, standardize
-
     table = load_tabular(name, data_root=data.root)
     train, test = _split_rows(table.n, data.train_size, data.test_size, seed, name)
     X = torch.from_numpy(standardize(table.X, train)).float()

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from factcli.core.fact import psd_power, relative_error
 from factcli.core.losses import CONVENTIONS
 from factcli.errors import FactError
+from factcli.plots import bar_plot, heatmaps
 from factcli.rundir import write_csv, write_json
 from factcli.runtime import resolve_device
 
@@ -92,8 +93,6 @@ def _use_current_data_location(trained_cfg, cfg) -> None:
 
 
 def _plots(cfg, run, rows, layers) -> bool:
-    from factcli.plots import bar_plot, heatmaps
-
     groups = {"FACT (F)": "fact", "FACT (FFᵀ)^½": "fact_sym", "NFA": "nfa"}
     groups.update({f"eNFA s={s:g}": f"enfa_s{s:g}" for s in cfg.verify.enfa_powers})
     bar_plot(

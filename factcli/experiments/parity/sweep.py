@@ -21,6 +21,7 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from factcli.plots import save
 from factcli.rundir import collect_sweep, write_csv, write_json
 
 log = logging.getLogger("fact")
@@ -100,8 +101,6 @@ def plot_phase_transition(path: Path, table: list[dict]) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from factcli.plots import save
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     groups = defaultdict(list)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from factcli import plots
 from factcli.core.linalg import timing_factorizations
 from factcli.data.tabular import uci_dir
 from factcli.data.uci import list_uci, load_uci, uci_rows
@@ -268,8 +269,6 @@ def print_summary(summary: dict) -> None:
 
 def plot_benchmark(run, table: list[dict], protocols: list[str]) -> None:
     import pandas as pd
-
-    from factcli import plots
 
     frame = pd.DataFrame(table)
     for protocol in protocols:

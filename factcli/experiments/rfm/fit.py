@@ -14,6 +14,7 @@ import logging
 import numpy as np
 import torch
 
+from factcli import plots
 from factcli.data import load_tabular
 from factcli.data.tabular import standardize
 from factcli.runtime import resolve_device
@@ -114,8 +115,6 @@ def standardized(data, cfg, training_rows) -> np.ndarray:
 
 
 def plot_run(run, selection: Selection, results, metric: str, M, feature_names) -> None:
-    from factcli import plots
-
     series = {}
     for row in selection.candidates:
         key = f"ridge={row['ridge']:g}{', x/‖x‖' if row['normalize_rows'] else ''}"
