@@ -1,6 +1,6 @@
 """FACT, bFACT, AGOP and eNFA matrices of every weight layer of a network, and agreement metrics.
 
-Notation (SPEC §1-2): a layer computes z = W h (W is k×d; for Conv2d W is (out, in·k·k) applied at
+Notation (docs/SPEC.md §1-2): a layer computes z = W h (W is k×d; for Conv2d W is (out, in·k·k) applied at
 every patch position p). Per-sample loss l_i, mean loss L = (1/n) Σ_i l_i, λ the weight decay.
 
 - F  = −(1/λ) Wᵀ ∇_W L                      (identity path: one backward pass of the mean loss)

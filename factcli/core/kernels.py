@@ -1,6 +1,6 @@
 """Kernels with a feature matrix M: k_M(x, z) for Laplace, Gaussian and inner-product kernels.
 
-Two families (SPEC §4):
+Two families (docs/SPEC.md §4):
 - translation-invariant, k = κ(D²) with D² = ‖x − z‖²_M = (x − z)ᵀ M (x − z);
 - inner-product, k = κ(u) with u = xᵀ M z.
 

@@ -1,4 +1,4 @@
-"""The Recursive Feature Machine loop: solve, feature statistic, update rule, rescaling (SPEC §4).
+"""The Recursive Feature Machine loop: solve, feature statistic, update rule, rescaling (docs/SPEC.md §4).
 
 ``rfm_path`` yields every iterate (t = 0..iters) so callers can score each M_t on held-out data,
 log it, or stop early. One n×n buffer is allocated per path and reused by every iteration: it holds
@@ -187,7 +187,8 @@ def update_feature_matrix(options: RFMOptions, statistic: torch.Tensor, M: torch
 
 
 def rescale_feature_matrix(M: torch.Tensor, rule: str) -> torch.Tensor:
-    """Fix F's arbitrary scale, without which M collapses within a few iterations (SPEC §4.4)."""
+    """Fix F's arbitrary scale, without which M collapses within a few iterations (docs/SPEC.md §4,
+    step 4)."""
     if rule == "none":
         return M
     size = M.trace() if rule == "trace" else M.abs().max()

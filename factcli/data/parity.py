@@ -1,4 +1,4 @@
-"""Sparse parity (SPEC §6): x uniform on the hypercube, y = XOR of the k coordinates in the support.
+"""Sparse parity (docs/SPEC.md §6): x uniform on the hypercube, y = XOR of the k coordinates in the support.
 
 Inputs are bits {0,1} (``inputs="bits"``) or signs ±1 (``inputs="signs"``, bit b ↦ 2b − 1); the label
 is the parity of the support's *bits* either way, so both encodings describe the same task.

@@ -1,4 +1,4 @@
-"""Schema of ``fact fit-rfm``: FACT-RFM and its baselines on tabular data (SPEC §4-5)."""
+"""Schema of ``fact fit-rfm``: FACT-RFM and its baselines on tabular data (docs/SPEC.md §4-5)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class Config:
     threads: int | None = None  # CPU threads (null: $OMP_NUM_THREADS or every core)
     dataset: str = "breast_cancer"  # built-in name, a .csv/.parquet path, or a UCI dataset name
     method: str = "fact"
-    protocol: str = "strict"  # strict: M relearned on each training part; paper: SPEC §5 exactly
+    protocol: str = "strict"  # strict: M relearned on each training part; paper: docs/SPEC.md §5 exactly
     data: DataConfig = field(default_factory=DataConfig)
     kernel: KernelConfig = field(default_factory=KernelConfig)
     rfm: RfmConfig = field(default_factory=RfmConfig)

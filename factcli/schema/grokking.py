@@ -1,4 +1,4 @@
-"""Schema of ``fact grokking``: modular arithmetic with FACT-RFM, NFA-RFM or a network (SPEC §7-8)."""
+"""Schema of ``fact grokking``: modular arithmetic with FACT-RFM, NFA-RFM or a network (docs/SPEC.md §7-8)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from .rfm import KernelConfig, RidgeRfmConfig
 
 @dataclass
 class NetConfig:
-    """f(x) = W₂ σ(W₁ x), no biases; trained on the same split (SPEC §7, neural side)."""
+    """f(x) = W₂ σ(W₁ x), no biases; trained on the same split (docs/SPEC.md §7, neural side)."""
 
     width: int = 512
     activation: str = "quadratic"  # quadratic | relu
@@ -46,7 +46,7 @@ class NetConfig:
 @dataclass
 class MeasuresConfig:
     early_iterations: int = 5  # "early accuracy": the best test accuracy over iterations 0..this
-    tau: bool = True  # SPEC §8: R² of τ = K'K'/n against K' at the first, jump and last iterates
+    tau: bool = True  # docs/SPEC.md §8: R² of τ = K'K'/n against K' at the first, jump and last iterates
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Config:
     train_fraction: float = 0.5
     learner: str = "fact"  # fact | fact-geo | nfa | net
     compare: list[str] = field(default_factory=list)  # more RFM learners on the same split and figures
-    # The predecessor code's defaults (SPEC §7): Gaussian L = 2.5, 75 ridgeless iterations in float64,
+    # The predecessor code's defaults (docs/SPEC.md §7): Gaussian L = 2.5, 75 ridgeless iterations in float64,
     # NFA with the centred AGOP.
     kernel: KernelConfig = field(default_factory=lambda: KernelConfig(name="gaussian", bandwidth=2.5))
     rfm: RidgeRfmConfig = field(

@@ -1,5 +1,5 @@
 """Schema of ``fact parity``: sparse parity with FACT-RFM, NFA-RFM, the Laplace baseline or a network
-(SPEC §4, §6)."""
+(docs/SPEC.md §4, §6)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from .rfm import KernelConfig, RidgeRfmConfig
 
 @dataclass
 class NetConfig:
-    """learner=net: f(x) = W₂ relu(W₁x + b₁) + b₂, two outputs, MSE on one-hot labels (SPEC §6)."""
+    """learner=net: f(x) = W₂ relu(W₁x + b₁) + b₂, two outputs, MSE on one-hot labels (docs/SPEC.md §6)."""
 
     width: int = 512
     bias: bool = True

@@ -1,4 +1,4 @@
-"""The RFM's config groups, shared by the RFM commands (fit-rfm, grokking, parity; SPEC §4).
+"""The RFM's config groups, shared by the RFM commands (fit-rfm, grokking, parity; docs/SPEC.md §4).
 
 A command whose defaults differ says so where it uses a group (``field(default_factory=...)``), so
 each default still has one place.

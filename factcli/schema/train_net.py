@@ -1,4 +1,5 @@
-"""Schema of ``fact train-net``: a network trained with weight decay until it is stationary (SPEC §3)."""
+"""Schema of ``fact train-net``: a network trained with weight decay until it is stationary
+(docs/SPEC.md §3)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class TeacherConfig:
 
 @dataclass
 class CounterexampleConfig:
-    """dataset=nfa_counterexample (SPEC §9): x ∈ {e1, τ·e2, e1+e2}, y = xᵀ diag(1, δ) x."""
+    """dataset=nfa_counterexample (docs/SPEC.md §9): x ∈ {e1, τ·e2, e1+e2}, y = xᵀ diag(1, δ) x."""
 
     delta: float = 0.01
     tau: float = 1000.0

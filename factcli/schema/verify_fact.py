@@ -1,4 +1,4 @@
-"""Schema of ``fact verify-fact``: FACT checked layer by layer on a trained network (SPEC §1-3, §9).
+"""Schema of ``fact verify-fact``: FACT checked layer by layer on a trained network (docs/SPEC.md §1-3, §9).
 
 It extends train-net's schema (with no ``source`` it trains that network first, so every train-net
 preset works here too) by ``source`` and the ``verify`` options.

@@ -1,9 +1,9 @@
-"""`fact grokking`: modular arithmetic with FACT-RFM, NFA-RFM or a network (SPEC §7-8).
+"""`fact grokking`: modular arithmetic with FACT-RFM, NFA-RFM or a network (docs/SPEC.md §7-8).
 
 One run = one learner on one task (p, operation, training fraction, seed). metrics.csv has one row
 per RFM iteration (or per logged optimizer step); the summary gives the figures a sweep compares:
 ``first_iteration_99`` (first iterate with test accuracy ≥ 0.99, or null), the jump, early accuracy,
-circulant deviation at the start and the end, and for the RFMs the SPEC §8 τ-proportionality R².
+circulant deviation at the start and the end, and for the RFMs the docs/SPEC.md §8 τ-proportionality R².
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def network_summary(cfg, path) -> dict:
 
 
 def tau_summary(cfg, data, path, jump: int | None, device) -> dict:
-    """SPEC §8 R² at the first iterate, the jump and the last iterate."""
+    """docs/SPEC.md §8 R² at the first iterate, the jump and the last iterate."""
     indices = {"start": 0, "end": len(path.matrices) - 1}
     if jump is not None:
         indices["jump"] = jump

@@ -1,10 +1,10 @@
-"""The network learner of ``fact grokking``: f(x) = W₂ σ(W₁ x) trained on the same split (SPEC §7).
+"""The network learner of ``fact grokking``: f(x) = W₂ σ(W₁ x) trained on the same split (docs/SPEC.md §7).
 
 Every ``log_every`` steps: accuracy and loss on the full training and test sets, the circulant
 deviation and trace of W₁ᵀW₁. Every ``measure_every`` steps also the Pearson correlations of W₁ᵀW₁
 with FACT's F (and (F Fᵀ)^½) and with AGOP^½ (NFA), and W₁'s stationarity residual. With AdamW the
 decay is decoupled, so training stops near P⁻¹∇L + λW = 0, not at a critical point of L_λ: FACT is
-then only approximate (SPEC §1), which the summary says.
+then only approximate (docs/SPEC.md §1), which the summary says.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ ADAMW_NOTE = (
 
 
 def build_network(cfg, p: int, device, dtype) -> MLP:
-    """No biases (SPEC §7); PyTorch's default uniform init, scaled by ``init_scale``."""
+    """No biases (docs/SPEC.md §7); PyTorch's default uniform init, scaled by ``init_scale``."""
     model = MLP(2 * p, [int(cfg.net.width)], p, activation=cfg.net.activation, bias=False)
     with torch.no_grad():
         for parameter in model.parameters():

@@ -1,4 +1,4 @@
-"""The RFM learners of ``fact grokking``: fact, fact-geo and nfa on one modular task (SPEC §4, §7-8).
+"""The RFM learners of ``fact grokking``: fact, fact-geo and nfa on one modular task (docs/SPEC.md §4, §7-8).
 
 Each iterate M_t (t = 0..T) is scored on the training and test pairs; the circulant deviation, tr M
 and (at the end, once M_T is known) the alignment of M_t with M_T are logged beside the scores.
@@ -73,7 +73,7 @@ def run_rfm(cfg, data, device, learner: str | None = None) -> LearnerTrace:
 
 
 def tau_proportionality(cfg, data, M: torch.Tensor, device) -> dict[str, float]:
-    """SPEC §8 at feature matrix M: R² of τ = K'K'/n against K' over the training pairs.
+    """docs/SPEC.md §8 at feature matrix M: R² of τ = K'K'/n against K' over the training pairs.
 
     K' is the kernel's derivative-weight matrix (Kernel.derivative_weights): k'(x_iᵀMx_j) for the
     quadratic kernel; for the Gaussian, whose dependence on x_iᵀMx_j is K_ij/L² up to the norm

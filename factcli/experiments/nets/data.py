@@ -53,7 +53,7 @@ def load_net_data(name: str, data, seed: int) -> NetData:
 
 
 def counterexample_data(delta: float, tau: float) -> NetData:
-    """SPEC §9: x ∈ {e1, τ e2, e1 + e2}, y = xᵀ diag(1, δ) x; the test set is the training set."""
+    """docs/SPEC.md §9: x ∈ {e1, τ e2, e1 + e2}, y = xᵀ diag(1, δ) x; the test set is the training set."""
     X = torch.tensor([[1.0, 0.0], [0.0, tau], [1.0, 1.0]], dtype=torch.float64)
     y = (X.pow(2) @ torch.tensor([1.0, delta], dtype=torch.float64))[:, None]
     return NetData(

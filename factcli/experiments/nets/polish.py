@@ -1,4 +1,4 @@
-"""Exact stationarity for the SPEC §9 network f(x) = Σ_j a_j (w_jᵀx)², after first-order training.
+"""Exact stationarity for the docs/SPEC.md §9 network f(x) = Σ_j a_j (w_jᵀx)², after first-order training.
 
 The §9 data are ill-conditioned on purpose (inputs of norm 1 and τ ≫ 1): the loss curvature spans
 τ⁴/λ, so SGD, Adam or L-BFGS fit the data but creep towards the critical point of L_λ for ever.
@@ -36,7 +36,7 @@ def polish_quadratic_net(model, X: torch.Tensor, y: torch.Tensor, lam: float, st
     """Move ``model`` (trained) to the critical point of mean (f(x) − y)² + (λ/2)‖θ‖² near its fit."""
     if not is_quadratic_net(model):
         raise FactError(
-            "train.polish_quadratic needs the SPEC §9 network (model=quadratic: one quadratic hidden "
+            "train.polish_quadratic needs the docs/SPEC.md §9 network (model=quadratic: one quadratic hidden "
             "layer, one output, no biases)"
         )
     (_, first), (_, second) = weight_layers(model)

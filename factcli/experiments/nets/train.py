@@ -1,4 +1,4 @@
-"""fact train-net: train a network with weight decay until every layer is stationary (SPEC §3).
+"""fact train-net: train a network with weight decay until every layer is stationary (docs/SPEC.md §3).
 
 Along training, every ``train.log_every`` steps, metrics.csv gets one row per layer: loss, accuracy,
 stationarity residual and the Pearson correlation of WᵀW with F, (F Fᵀ)^{1/2}, AGOP^{1/2} (NFA) and

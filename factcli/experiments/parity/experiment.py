@@ -1,4 +1,5 @@
-"""`fact parity`: sparse parity learned by FACT-RFM, NFA-RFM, the Laplace baseline or a network (SPEC §6).
+"""`fact parity`: sparse parity learned by FACT-RFM, NFA-RFM, the Laplace baseline or a network
+(docs/SPEC.md §6).
 
 One row of metrics.csv per RFM iterate t (or per logged network step): test accuracy and MSE, the
 training fit, and what the feature matrix M (W₁ᵀW₁ for the network) says about the support (support

@@ -2,7 +2,7 @@
 
 f(x) = W₂ relu(W₁x + b₁) + b₂ with two outputs, mean-squared error on one-hot labels (the RFM's
 targets, so test MSEs compare across learners), weight decay λ coupled into the gradient: its fixed
-points are critical points of L + (λ/2)‖θ‖², where FACT holds (SPEC §1). Every ``log_every`` steps:
+points are critical points of L + (λ/2)‖θ‖², where FACT holds (docs/SPEC.md §1). Every ``log_every`` steps:
 test / training accuracy and MSE and the support measures of W₁ᵀW₁; every ``fact_every`` steps also
 the Pearson correlations of W₁ᵀW₁ with FACT's F, (FFᵀ)^½ and NFA's AGOP^½, beside the stationarity
 residual that says how far from convergence the layer is.

@@ -1,4 +1,4 @@
-"""`fact fit-rfm benchmark=uci`: every UCI dataset × every method × both protocols (SPEC §5).
+"""`fact fit-rfm benchmark=uci`: every UCI dataset × every method × both protocols (docs/SPEC.md §5).
 
 For each (dataset, method) the hyperparameters are selected once on the tuning split (the selection
 is the same for both protocols), then each protocol is evaluated on the 4 folds. Finished
@@ -37,7 +37,8 @@ from .protocol import Task
 
 log = logging.getLogger("fact")
 
-PAPER_MEANS = {"fact": 85.22, "fact-geo": 84.99, "nfa": 85.10, "laplace": 83.71}  # 120 datasets, SPEC §5
+# The paper's means over 120 datasets (docs/SPEC.md §5).
+PAPER_MEANS = {"fact": 85.22, "fact-geo": 84.99, "nfa": 85.10, "laplace": 83.71}
 TABLE_COLUMNS = [
     "dataset",
     "n",

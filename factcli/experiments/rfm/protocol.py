@@ -1,8 +1,8 @@
-"""Selecting and evaluating an RFM on tabular data: the protocol of SPEC §5, and its strict variant.
+"""Selecting and evaluating an RFM on tabular data: the protocol of docs/SPEC.md §5, and its strict variant.
 
 1. ``select``: for every grid point (ridge, row normalization), run the RFM path on the tuning
    training part and score every iterate M_t (t = 0..T) on the validation part; keep the best.
-2. ``evaluate``: on each (train, test) fold, either reuse the selected M (``paper``: SPEC §5 exactly)
+2. ``evaluate``: on each (train, test) fold, either reuse the selected M (``paper``: docs/SPEC.md §5 exactly)
    or relearn M on the fold's training part with the selected ridge, normalization and t
    (``strict``: no test label ever shapes the features), then solve and score on the test part.
 
