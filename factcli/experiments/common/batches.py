@@ -35,6 +35,11 @@ class Batches:
         self.position += self.batch_size
         return rows
 
+    def take(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The rows of the next batch of each tensor (all of them in full-batch training)."""
+        rows = self.next()
+        return tensors if rows is None else tuple(tensor[rows] for tensor in tensors)
+
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state(), "order": self.order, "position": self.position}
 

@@ -49,6 +49,30 @@ def make_optimizer(
     raise ValueError(f"unknown optimizer {name!r}")
 
 
+def optimizer_step(model, optimizer, loss_fn, X, Y, lam: float) -> float:
+    """One update on the batch (X, Y); returns the batch's mean loss (no update if it is not finite,
+    so the weights stay those of the last good step)."""
+    if isinstance(optimizer, torch.optim.LBFGS):
+        params = list(model.parameters())
+
+        def objective():  # L + (λ/2)‖θ‖²: the decay is part of what L-BFGS minimizes
+            optimizer.zero_grad()
+            value = loss_fn(model(X), Y).mean()
+            (value + 0.5 * lam * sum(p.pow(2).sum() for p in params)).backward()
+            objective.loss = value.item()
+            return value
+
+        optimizer.step(objective)
+        return objective.loss
+    optimizer.zero_grad(set_to_none=True)
+    value = loss_fn(model(X), Y).mean()
+    loss = value.item()
+    if math.isfinite(loss):
+        value.backward()
+        optimizer.step()
+    return loss
+
+
 def lr_factor(step: int, optim, max_steps: int) -> float:
     """Multiplier of the base learning rate at ``step`` (0-based): warm-up, then the schedule."""
     if optim.warmup_steps > 0 and step < optim.warmup_steps:

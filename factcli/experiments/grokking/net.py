@@ -22,7 +22,7 @@ from factcli.progress import track
 from factcli.runtime import threads_within
 
 from ..common.batches import Batches
-from ..common.optim import make_optimizer
+from ..common.optim import make_optimizer, optimizer_step
 from ..common.trace import LearnerTrace
 from .scores import scores
 
@@ -90,12 +90,7 @@ def run_net(cfg, data, device) -> LearnerTrace:
     batches = Batches(n, net.batch_size, int(cfg.seed))
     with threads_within(net.threads if device.type == "cpu" else None):
         for step in track(range(1, net.steps + 1), "network", total=net.steps):
-            batch = batches.next()
-            X, Y = (X_train, targets) if batch is None else (X_train[batch], targets[batch])
-            loss = loss_fn(model(X), Y).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            optimizer_step(model, optimizer, loss_fn, *batches.take(X_train, targets), net.weight_decay)
             if step % net.log_every == 0 or step == net.steps:
                 row = record(step)
                 if step % (10 * net.log_every) == 0:

@@ -25,7 +25,7 @@ from factcli.errors import FactError
 from factcli.runtime import resolve_device
 
 from ..common.batches import Batches
-from ..common.optim import FACT_VALIDITY, make_optimizer, make_scheduler
+from ..common.optim import FACT_VALIDITY, make_optimizer, make_scheduler, optimizer_step
 from .checkpoint import CHECKPOINT, check_architecture, load_checkpoint, save_checkpoint
 from .data import NetData, load_net_data
 from .metrics import DTYPES, accuracy, agreement_rows, statistics
@@ -126,29 +126,6 @@ def optimizer_of(parameters, optim) -> torch.optim.Optimizer:
     )  # fmt: skip
 
 
-def optimizer_step(model, optimizer, loss_fn, X, Y, optim, lam: float) -> float:
-    """One update on the batch (X, Y); returns the batch's mean loss (no update if it is not finite)."""
-    if optim.name == "lbfgs":
-        params = list(model.parameters())
-
-        def objective():  # L + (λ/2)‖θ‖²: the decay is part of what L-BFGS minimizes
-            optimizer.zero_grad()
-            value = loss_fn(model(X), Y).mean()
-            (value + 0.5 * lam * sum(p.pow(2).sum() for p in params)).backward()
-            objective.loss = value.item()
-            return value
-
-        optimizer.step(objective)
-        return objective.loss
-    optimizer.zero_grad(set_to_none=True)
-    value = loss_fn(model(X), Y).mean()
-    loss = value.item()
-    if math.isfinite(loss):
-        value.backward()
-        optimizer.step()
-    return loss
-
-
 class Training:
     """Model, optimizer, schedule and sampler of one train-net run, and its loop."""
 
@@ -175,9 +152,8 @@ class Training:
 
     # -- one optimizer step --------------------------------------------------------------------
     def train_step(self) -> float:
-        rows = self.batches.next()
-        X, Y = (self.X, self.Y) if rows is None else (self.X[rows], self.Y[rows])
-        loss = optimizer_step(self.model, self.optimizer, self.loss_fn, X, Y, self.cfg.optim, self.lam)
+        X, Y = self.batches.take(self.X, self.Y)
+        loss = optimizer_step(self.model, self.optimizer, self.loss_fn, X, Y, self.lam)
         if not math.isfinite(loss):
             raise FactError(
                 f"the loss became {loss} at step {self.step + 1}: training stopped, the last good "
@@ -309,7 +285,7 @@ class Training:
         timings = []
         for _ in range(steps + 1):  # the first one warms up (allocations, lazy initialization)
             start = time.perf_counter()
-            optimizer_step(model, optimizer, self.loss_fn, X, Y, self.cfg.optim, self.lam)
+            optimizer_step(model, optimizer, self.loss_fn, X, Y, self.lam)
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             timings.append(time.perf_counter() - start)

@@ -22,7 +22,7 @@ from factcli.progress import track
 from factcli.runtime import threads_within
 
 from ..common.batches import Batches
-from ..common.optim import make_optimizer
+from ..common.optim import make_optimizer, optimizer_step
 from ..common.trace import LearnerTrace
 from .measures import accuracy_and_mse, feature_measures
 
@@ -80,12 +80,7 @@ def _train(cfg, data, device, run) -> LearnerTrace:
                 break
         if last:
             break
-        rows = batches.next()
-        inputs, targets = (X, Y) if rows is None else (X[rows], Y[rows])
-        loss = mse_per_sample(model(inputs), targets).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        optimizer_step(model, optimizer, mse_per_sample, *batches.take(X, Y), lam)
     final = run.metrics[-1]
     details = {
         "width": net_cfg.width,
