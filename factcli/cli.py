@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from .choices import METHODS
 from .commands import COMMANDS, Command
 from .errors import FactError
 
@@ -47,7 +48,7 @@ def fit_rfm(
     ctx: typer.Context,
     overrides: Overrides = None,
     dataset: Annotated[str | None, typer.Option(help="Built-in name, CSV/Parquet path or UCI name.")] = None,
-    method: Annotated[str | None, typer.Option(help="laplace | nfa | fact | fact-geo.")] = None,
+    method: Annotated[str | None, typer.Option(help=" | ".join(METHODS) + ".")] = None,
 ) -> None:
     # Written out for its two shortcut options; the other experiment commands come from the registry.
     extra = [f"dataset={dataset}"] if dataset else []

@@ -1,11 +1,13 @@
 """The only place Hydra meets Typer.
 
-``launch`` runs one subcommand through ``hydra.main`` with ``sys.argv`` replaced by the command's own
-overrides for that call only, so everything Hydra offers keeps working (run directories with
-``.hydra/``, ``-m`` sweeps, ``--cfg job``, ``-cd``, ``-h``) and the real argv is never read.
+``launch`` runs one command of the registry (commands.py) through ``hydra.main``, with its family's
+config folder and ``sys.argv`` replaced by the command's own overrides for that call only, so
+everything Hydra offers keeps working (run directories with ``.hydra/``, ``-m`` sweeps, ``--cfg job``,
+``-cd``, ``-h``) and the real argv is never read.
 
 Errors reach the user as one line: config typos are caught by composing the config once before
-Hydra starts (exit 2, nothing written); a ``FactError`` inside a job is caught by the job wrapper,
+Hydra starts (exit 2, nothing written); a ``FactError`` (or core's ``InvalidInput``) inside a job
+is caught by the job wrapper,
 recorded in the job's directory as ``error.txt`` and turned into exit status 1 after the run or
 sweep ends, so one failing job does not stop a sweep.
 """
