@@ -44,7 +44,7 @@ TRAIN_NET = [
     "train.log_every=20",
     "train.checkpoint_every=20",
 ]
-COUNTEREXAMPLE = ["experiment=nfa_counterexample", "train.max_steps=500", "train.check_every=250"]
+COUNTEREXAMPLE = ["experiment=nets/nfa_counterexample", "train.max_steps=500", "train.check_every=250"]
 GROKKING = ["p=11", "learner=fact", "rfm.iters=2", "measures.tau=false"]
 PARITY = ["d=10", "k=2", "n=200", "test_size=300", "learner=fact", "rfm.iters=3", "rfm.precision=float64"]
 
@@ -133,7 +133,7 @@ def check_train_and_verify(out: Path, device: str, reference: str, checks: Check
     for key, (a, b) in layer_matrices(source, device, reference).items():
         checks.close(f"verify-fact: {key}", a, b)
 
-    # SPEC §9: Adam, then the exact polish of the quadratic net (train_net_polish.py) on the device.
+    # SPEC §9: Adam, then the exact polish of the quadratic net (experiments/nets/polish.py) on the device.
     runs = run_everywhere(out, "counterexample", "verify-fact", COUNTEREXAMPLE, [device, reference])
     got, ref = summary(runs[device]), summary(runs[reference])
     checks.close("verify-fact §9: per-layer table", layer_numbers(got), layer_numbers(ref))
@@ -148,14 +148,10 @@ def layer_matrices(source: Path, device: str, reference: str) -> dict:
     import torch
     from omegaconf import OmegaConf
 
-    from factcli.experiments.train_net import training_targets
-    from factcli.experiments.train_net_checkpoint import (
-        find_checkpoint,
-        load_checkpoint,
-        model_from_checkpoint,
-    )
-    from factcli.experiments.train_net_data import load_net_data
-    from factcli.experiments.train_net_metrics import statistics
+    from factcli.experiments.nets.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
+    from factcli.experiments.nets.data import load_net_data
+    from factcli.experiments.nets.metrics import statistics
+    from factcli.experiments.nets.train import training_targets
 
     path = find_checkpoint(str(source))
     payload = load_checkpoint(path)

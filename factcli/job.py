@@ -13,12 +13,12 @@ rerunning an interrupted sweep with the same ``hydra.sweep.dir`` finishes only w
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .core import InvalidInput
 from .errors import FactError
 
 log = logging.getLogger("fact")
@@ -26,8 +26,7 @@ log = logging.getLogger("fact")
 
 @dataclass
 class Job:
-    command: str  # the subcommand as typed (fit-rfm), recorded in summary.json
-    config_name: str  # its config, schema and experiment module (fit_rfm)
+    command_name: str  # the command's entry in commands.COMMANDS (fit-rfm), recorded in summary.json
     default_threads: int | None = None  # this job's share of the cores when jobs run side by side
     # Failures of jobs that ran in this process (a single run); a sweep reads its job directories.
     failures: list[str] = field(default_factory=list)
@@ -37,28 +36,28 @@ class Job:
         from hydra.types import RunMode
         from omegaconf import OmegaConf
 
-        from . import schema
+        from .commands import COMMANDS
         from .rundir import CONFIG, SUMMARY, RunDir
 
         hydra_cfg = HydraConfig.get()
         multirun = hydra_cfg.mode == RunMode.MULTIRUN
         num = hydra_cfg.job.num if multirun else None  # a single run has no job number
         output_dir = Path(hydra_cfg.runtime.output_dir)
-        command = [self.command, *hydra_cfg.overrides.task]
+        command = COMMANDS[self.command_name]
+        words = [self.command_name, *hydra_cfg.overrides.task]
         resolved = OmegaConf.to_yaml(cfg, resolve=True)
         try:
             if multirun and (output_dir / SUMMARY).exists():
                 return self._kept(output_dir, resolved, CONFIG, SUMMARY)
-            schema.validate(self.config_name, cfg)
+            command.validate(cfg)
             run = RunDir.start(output_dir, resolved)
             run.sweep_dir = Path(hydra_cfg.sweep.dir) if multirun else None
             threads = prepare_process(cfg, self.default_threads)
-            experiment = importlib.import_module(f"factcli.experiments.{self.config_name}")
-            result = {**experiment.run(cfg, run), "threads": threads}
-            summary = run.finish(result, seed=cfg.get("seed"), command=command)
+            result = {**command.run(cfg, run), "threads": threads}
+            summary = run.finish(result, seed=cfg.get("seed"), command=words)
             log.info("finished: %s", run.path)
             return summary
-        except FactError as error:
+        except (FactError, InvalidInput) as error:  # core's input errors are one line too
             self._failed(output_dir, one_line(error), multirun, num)
         except Exception as error:
             if not multirun:

@@ -37,7 +37,7 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def check_launcher_name(overrides: list[str], conf_dir: str) -> None:
+def check_launcher_name(command, overrides: list[str]) -> None:
     """An unknown ``hydra/launcher=NAME`` → one line listing the launchers that are installed."""
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -53,7 +53,7 @@ def check_launcher_name(overrides: list[str], conf_dir: str) -> None:
         return
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+        with initialize_config_dir(config_dir=str(command.config_dir), version_base="1.3"):
             known = GlobalHydra.instance().config_loader().get_group_options(LAUNCHER_GROUP)
     finally:
         GlobalHydra.instance().clear()
@@ -65,10 +65,11 @@ def check_launcher_name(overrides: list[str], conf_dir: str) -> None:
             )
 
 
-def plan_sweep(config_name: str, overrides: list[str], multirun: bool, conf_dir: str) -> SweepPlan:
+def plan_sweep(command, overrides: list[str], multirun: bool) -> SweepPlan:
     """Check the launcher and device the overrides ask for; work out each job's share of the cores.
 
-    ``overrides`` are the user's key=value arguments (no flags), already checked to compose.
+    ``command`` is an entry of commands.COMMANDS (its schemas registered with Hydra); ``overrides``
+    are the user's key=value arguments (no flags), already checked to compose.
     """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -77,9 +78,9 @@ def plan_sweep(config_name: str, overrides: list[str], multirun: bool, conf_dir:
     parsed = OverridesParser.create().parse_overrides(overrides)
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+        with initialize_config_dir(config_dir=str(command.config_dir), version_base="1.3"):
             base = [_first_value(o) for o in parsed]
-            cfg = compose(config_name=config_name, overrides=base, return_hydra_config=True)
+            cfg = compose(config_name=command.config_name, overrides=base, return_hydra_config=True)
     finally:
         GlobalHydra.instance().clear()
 

@@ -3,7 +3,7 @@ single-process run's (timings aside), and a killed sweep resumes where it stoppe
 
 import csv
 
-from factcli.experiments.rfm_benchmark import TABLE_COLUMNS
+from factcli.experiments.rfm.benchmark import TABLE_COLUMNS
 
 SMALL = [
     "benchmark=uci",
@@ -63,7 +63,7 @@ def test_a_result_stored_while_a_shard_writes_the_table_is_in_the_table(tmp_path
 
     import pandas as pd
 
-    from factcli.experiments import rfm_benchmark
+    from factcli.experiments.rfm import benchmark as rfm_benchmark
 
     store = tmp_path / "results"
     store.mkdir()

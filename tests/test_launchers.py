@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from factcli import launchers
-from factcli.launch import CONF_DIR
+from factcli.commands import COMMANDS
+from factcli.launch import register
 
 QUICK = ["dataset=iris", "rfm.iters=1", "grid.ridges=[1.0,0.01]", "plots=false"]
 
@@ -124,14 +125,12 @@ def test_bad_launcher_or_device_is_one_line_and_starts_nothing(
     assert not sweep.exists()
 
 
-def plan(overrides, config="fit_rfm", multirun=True):
-    return launchers.plan_sweep(config, overrides, multirun=multirun, conf_dir=str(CONF_DIR))
+def plan(overrides, command="fit-rfm", multirun=True):
+    register()
+    return launchers.plan_sweep(COMMANDS[command], overrides, multirun=multirun)
 
 
 def test_cores_are_divided_between_the_jobs_running_at_once(monkeypatch):
-    from factcli import schema
-
-    schema.register()
     monkeypatch.setattr(launchers, "usable_cores", lambda: 8)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     four = ["seed=0,1,2,3"]
@@ -147,8 +146,8 @@ def test_cores_are_divided_between_the_jobs_running_at_once(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's cap holds
     assert plan([*four, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]).threads == 1
     # Sweeps a preset defines count too: 4 learners × 3 seeds, or × 2 seeds from the command line.
-    assert plan(["experiment=parity_acceptance"], "parity").jobs == 12
-    assert plan(["experiment=parity_acceptance", "seed=0,1"], "parity").jobs == 8
+    assert plan(["experiment=parity/acceptance"], "parity").jobs == 12
+    assert plan(["experiment=parity/acceptance", "seed=0,1"], "parity").jobs == 8
     assert plan(["seed=0,1"], multirun=False).threads is None
 
 
