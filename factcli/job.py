@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,15 +24,38 @@ from .errors import FactError
 
 log = logging.getLogger("fact")
 
+# What joblib's loky workers find set to cores / n_jobs when they start. BLAS libraries size
+# themselves when they load, and scipy's OpenBLAS loaded for one thread factors in another order
+# than one loaded for every core (a float32 difference of ~1e-6, enough to flip a tied prediction),
+# so a job would give other numbers under another launcher. Every job therefore runs with the
+# environment of the process that started the sweep, and takes its share of the cores at run time
+# (torch.set_num_threads, threadpoolctl), which gives the same numbers.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+def thread_environment() -> dict[str, str]:
+    return {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ}
+
 
 @dataclass
 class Job:
     command_name: str  # the command's entry in commands.COMMANDS (fit-rfm), recorded in summary.json
     default_threads: int | None = None  # this job's share of the cores when jobs run side by side
+    # The launching process's thread variables, restored in worker processes before BLAS loads.
+    environment: dict[str, str] = field(default_factory=thread_environment)
     # Failures of jobs that ran in this process (a single run); a sweep reads its job directories.
     failures: list[str] = field(default_factory=list)
 
     def __call__(self, cfg) -> dict | None:
+        restore_thread_environment(self.environment)
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
         from omegaconf import OmegaConf
@@ -85,6 +109,14 @@ class Job:
             write_atomic(output_dir / ERROR, message + "\n")
         if multirun:  # a single run's error is printed once, by the CLI
             log.error("job %s failed: %s", num, message)
+
+
+def restore_thread_environment(environment: dict[str, str]) -> None:
+    for name in THREAD_VARIABLES:
+        if name in environment:
+            os.environ[name] = environment[name]
+        else:
+            os.environ.pop(name, None)
 
 
 def one_line(error: BaseException) -> str:

@@ -162,3 +162,23 @@ def test_device_cuda_without_a_gpu_stops_a_single_run_before_it_starts(fact_cli,
         "device=auto, or run on a machine with a GPU"
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_a_job_runs_with_the_thread_variables_of_the_process_that_launched_it(monkeypatch):
+    """joblib's workers start with OMP_NUM_THREADS=cores/n_jobs; BLAS loaded that way sums in another
+    order, so a job puts back the launching process's variables before anything loads BLAS."""
+    import os
+    import pickle
+
+    from factcli.job import Job, restore_thread_environment
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")
+    job = pickle.loads(pickle.dumps(Job("fit-rfm", default_threads=1)))  # as a worker receives it
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what a loky worker finds
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")
+    restore_thread_environment(job.environment)
+    assert "OMP_NUM_THREADS" not in os.environ and "OPENBLAS_NUM_THREADS" not in os.environ
+    assert os.environ["MKL_NUM_THREADS"] == "3"
