@@ -37,6 +37,13 @@ def _run(ctx: typer.Context, config_name: str, overrides: list[str] | None, extr
     except FactError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
+    except typer.Exit:
+        raise
+    except Exception as error:  # the last resort: one line, the traceback in a file
+        from .crash import report
+
+        typer.echo(f"error: {report(error, config_name)}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command(

@@ -8,17 +8,28 @@
 Hyperparameters live in ``__init__``; learned state in attributes ending in ``_``. ``fit`` runs
 ``iters`` RFM iterations on all the data it is given and keeps the last iterate (choose ``iters``
 by cross-validation, as above, or with ``fact fit-rfm``'s validation protocol).
+
+Both pass scikit-learn's estimator checks (tests/test_estimator_checks.py). The classifier refuses a
+continuous target, as scikit-learn's classifiers do. Its ``predict_proba`` is the Euclidean projection
+of the kernel machine's outputs (fitted to one-hot targets) onto the probability simplex: the closest
+probability vector, consistent with ``predict`` and ``decision_function``, but not calibrated (wrap the
+classifier in ``CalibratedClassifierCV`` for calibrated probabilities). Errors are ``ValueError``s
+whose message says what to change.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .core.kernels import Kernel
-from .core.rfm import RFMOptions, rfm_path
+from .core.rfm import FeatureCollapse, InaccurateSolve, RFMOptions, rfm_path
+from .core.simplex import project_to_simplex
 
 
 class _FactRFM(BaseEstimator):
@@ -47,6 +58,13 @@ class _FactRFM(BaseEstimator):
         self.device = device
 
     def _options(self) -> RFMOptions:
+        numbers = {"bandwidth": self.bandwidth, "ridge": self.ridge, "nfa_power": self.nfa_power}
+        for name, value in numbers.items():
+            if not np.isfinite(float(value)) or float(value) < 0 or (name != "ridge" and float(value) == 0):
+                raise ValueError(f"{name} must be a finite {'non-negative' * (name == 'ridge')} number"
+                                 f"{' > 0' * (name != 'ridge')}, got {value!r}")  # fmt: skip
+        if not float(self.iters).is_integer() or self.iters < 0:
+            raise ValueError(f"iters must be a non-negative integer, got {self.iters!r}")
         return RFMOptions(
             Kernel(self.kernel, float(self.bandwidth)),
             self.method,
@@ -59,13 +77,25 @@ class _FactRFM(BaseEstimator):
         )
 
     def _fit_targets(self, X, Y: np.ndarray):
-        X_t = torch.as_tensor(np.asarray(X, dtype=np.float64), device=self.device)
-        Y_t = torch.as_tensor(Y, dtype=torch.float64, device=self.device)
+        options = self._options()
+        if len(X) < 2:
+            raise ValueError(f"a kernel machine needs 2 samples or more, got n_samples={len(X)}")
+        X_t = torch.tensor(np.asarray(X, dtype=np.float64), device=self.device)  # a copy: X may be read-only
+        Y_t = torch.tensor(Y, dtype=torch.float64, device=self.device)
         self.history_ = []
-        for iterate in rfm_path(X_t, Y_t, self._options()):
-            self.history_.append({"iteration": iterate.t, "residual": iterate.solve.relative_residual})
-            last = iterate
-        self.predictor_ = last.predictor
+        try:
+            for iterate in rfm_path(X_t, Y_t, options):
+                self.history_.append({"iteration": iterate.t, "residual": iterate.solve.relative_residual})
+                last = iterate
+        except FeatureCollapse as error:
+            raise ValueError(f"{error}: the features carry no variation the kernel can see") from None
+        except InaccurateSolve as error:
+            raise ValueError(f"{error}; raise ridge or use precision='float64'") from None
+        # Predictions in float64 whatever the fit's precision: the same rows score the same in any batch.
+        predictor = last.predictor
+        self.predictor_ = replace(
+            predictor, **{name: getattr(predictor, name).double() for name in ("X", "center", "M", "alpha")}
+        )
         self.M_ = last.M.cpu().numpy()
         self.n_iter_ = last.t
         return self
@@ -73,7 +103,7 @@ class _FactRFM(BaseEstimator):
     def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self, "predictor_")
         X = validate_data(self, X, reset=False)
-        X_t = torch.as_tensor(X, dtype=torch.float64, device=self.device)
+        X_t = torch.tensor(X, dtype=torch.float64, device=self.device)
         with torch.no_grad():
             return self.predictor_(X_t).double().cpu().numpy()
 
@@ -83,22 +113,35 @@ class FactRFMClassifier(ClassifierMixin, _FactRFM):
 
     def fit(self, X, y):
         X, y = validate_data(self, X, y)
+        check_classification_targets(y)  # a continuous target is refused, as by every sklearn classifier
         self.classes_, encoded = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
+        if len(self.classes_) < 2 and len(y) > 1:
             raise ValueError(
                 f"classification needs at least two classes; y has only {self.classes_.tolist()}"
             )
         return self._fit_targets(X, np.eye(len(self.classes_))[encoded])
 
     def decision_function(self, X) -> np.ndarray:
-        return self._outputs(X)
+        """One score per class; for two classes, scikit-learn's convention: one margin, > 0 → classes_[1]."""
+        outputs = self._outputs(X)
+        return outputs[:, 1] - outputs[:, 0] if outputs.shape[1] == 2 else outputs
+
+    def predict_proba(self, X) -> np.ndarray:
+        """The outputs projected onto the probability simplex (the closest probability vectors)."""
+        return project_to_simplex(self._outputs(X))
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self._outputs(X).argmax(1)]
+        outputs = self._outputs(X)  # first: it raises NotFittedError before classes_ is looked up
+        return self.classes_[outputs.argmax(1)]
 
 
 class FactRFMRegressor(RegressorMixin, _FactRFM):
     """FACT-RFM regressor: kernel ridge regression on the (possibly multi-output) targets."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
 
     def fit(self, X, y):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True)

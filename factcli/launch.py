@@ -5,23 +5,22 @@ overrides for that call only, so everything Hydra offers keeps working (run dire
 ``.hydra/``, ``-m`` sweeps, ``--cfg job``, ``-cd``, ``-h``) and the real argv is never read.
 
 Errors reach the user as one line: config typos are caught by composing the config once before
-Hydra starts (exit 2, nothing written); a ``FactError`` inside a job is caught by the job wrapper,
-recorded in the job's directory as ``error.txt`` and turned into exit status 1 after the run or
-sweep ends, so one failing job does not stop a sweep.
+Hydra starts (exit 2, nothing written); bad values and unusable run directories are refused by
+``job.preflight`` before Hydra writes anything (exit 1); a failure inside a job is caught by the job
+wrapper (job.py), recorded in a sweep job's directory as ``error.txt`` and turned into exit status 1
+after the run or sweep ends, so one failing job does not stop a sweep.
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 from unittest import mock
 
 import typer
-
-from .errors import FactError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 log = logging.getLogger("fact")
@@ -33,64 +32,42 @@ _MULTIRUN_FLAGS = {"-m", "--multirun"}
 def launch(command_path: str, config_name: str, overrides: list[str]) -> None:
     """Run subcommand ``config_name`` (its experiment module has the same name) with ``overrides``."""
     import hydra
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-    from omegaconf import OmegaConf
 
-    from . import schema  # registers every subcommand's dataclass schema with Hydra's ConfigStore
+    from . import job, schema
 
-    schema.register()
+    schema.register()  # every subcommand's dataclass schema, in Hydra's ConfigStore
     flags = [arg for arg in overrides if arg.startswith("-")]
+    pinned: list[str] = []
     if set(flags) <= _MULTIRUN_FLAGS:
-        _check_composes(config_name, [arg for arg in overrides if not arg.startswith("-")])
-        _refuse_finished_run_dir(overrides)
+        plain = [arg for arg in overrides if not arg.startswith("-")]
+        first_variant = _check_composes(config_name, plain)
+        task = [arg for arg in plain if not arg.lstrip("+~").startswith("hydra.")]
+        pinned = job.preflight(config_name, first_variant, task, multirun=bool(flags))
 
-    failures: list[str] = []
+    failures: list[str] = []  # one line each: "job N: reason" in a sweep, the reason for a single run
 
-    def job(cfg) -> dict | None:
-        from .rundir import RunDir
+    def task_function(cfg) -> dict | None:
+        summary, failure = job.run_job(config_name, command_path, cfg)
+        if failure is not None:
+            failures.append(failure)
+        return summary
 
-        hydra_cfg = HydraConfig.get()
-        command = [command_path.split()[-1], *hydra_cfg.overrides.task]
-        run = None
-        try:
-            schema.validate(config_name, cfg)
-            run = RunDir.start(Path(hydra_cfg.runtime.output_dir), OmegaConf.to_yaml(cfg, resolve=True))
-            _prepare_process(cfg)
-            experiment = importlib.import_module(f"factcli.experiments.{config_name}")
-            summary = run.finish(experiment.run(cfg, run), seed=cfg.get("seed"), command=command)
-            log.info("finished: %s", run.path)
-            return summary
-        except FactError as error:
-            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            failures.append(message)
-            if run is not None:
-                run.fail(message)
-            if hydra_cfg.mode == RunMode.MULTIRUN:  # a single run's error is printed once, by the CLI
-                log.error("job %s failed: %s", hydra_cfg.job.num, message)
-            return None
-
-    argv = [command_path, *overrides]
-    main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(job)
-    with mock.patch.object(sys, "argv", argv):
-        main()
+    argv = [command_path, *overrides, *pinned]
+    main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(task_function)
+    try:  # HYDRA_FULL_ERROR: Hydra re-raises its own errors, so the CLI turns them into one line
+        with mock.patch.object(sys, "argv", argv), mock.patch.dict(os.environ, {"HYDRA_FULL_ERROR": "1"}):
+            main()
+    finally:
+        job.end()
+    if len(failures) == 1 and not flags:
+        typer.echo(f"error: {failures[0]}", err=True)
+        raise typer.Exit(1)
     if failures:
-        if len(failures) > 1:
-            typer.echo(f"error: {len(failures)} jobs failed; see error.txt in their directories", err=True)
-        else:
-            typer.echo(f"error: {failures[0]}", err=True)
+        typer.echo(f"error: {len(failures)} job(s) failed ({'; '.join(failures)})", err=True)
         raise typer.Exit(1)
 
 
-def _prepare_process(cfg) -> None:
-    from .runtime import seed_everything, set_threads
-
-    set_threads(cfg.get("threads"))
-    if cfg.get("seed") is not None:
-        seed_everything(int(cfg.seed))
-
-
-def _check_composes(config_name: str, overrides: list[str]) -> None:
+def _check_composes(config_name: str, overrides: list[str]) -> list[str]:
     """Compose the config once (every sweep value too) so a typo fails before any work, as one line."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -118,6 +95,7 @@ def _check_composes(config_name: str, overrides: list[str]) -> None:
             _usage_error(_explain(error, config_name))
         finally:
             GlobalHydra.instance().clear()
+    return [_as_assignment(parsed[i], value) for i, value in enumerate(base)]
 
 
 def _as_assignment(override, value: str) -> str:
@@ -125,19 +103,6 @@ def _as_assignment(override, value: str) -> str:
         return value
     prefix = {"ADD": "+", "FORCE_ADD": "++", "DEL": "~"}.get(override.type.name, "")
     return f"{prefix}{override.get_key_element()}={value}"
-
-
-def _refuse_finished_run_dir(overrides: list[str]) -> None:
-    """Stop before Hydra rewrites .hydra/ inside a directory that holds a finished run."""
-    from .rundir import SUMMARY
-
-    for arg in overrides:
-        key, _, value = arg.partition("=")
-        if key.lstrip("+") == "hydra.run.dir" and (Path(value) / SUMMARY).exists():
-            raise FactError(
-                f"{value} already holds a finished run; choose another hydra.run.dir "
-                "(or delete that directory to redo it)"
-            )
 
 
 def _explain(error: BaseException, config_name: str) -> str:

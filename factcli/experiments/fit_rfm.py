@@ -10,12 +10,13 @@ instead (see rfm_benchmark.py).
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-from factcli.core.rfm import InaccurateSolve, RFMOptions
+from factcli.core.rfm import FeatureCollapse, InaccurateSolve, RFMOptions
 from factcli.errors import FactError
 from factcli.runtime import require_memory, resolve_device
 
@@ -86,6 +87,7 @@ def run(cfg, run) -> dict:
         "n": data.n,
         "d": data.d,
         "task": data.task,
+        "task_source": data.task_source,
         "task_reason": data.task_reason,
         "classes": data.n_classes,
         "method": cfg.method,
@@ -124,11 +126,20 @@ def evaluate_folds(task, options, selection, protocol, X, y, folds) -> list[Fold
     return results
 
 
+# A zero feature matrix is not a precision problem: the kernel's gradients vanish on these inputs.
+COLLAPSE_ADVICE = (
+    "the kernel's gradients vanish on these inputs (features without variation, or a kernel.bandwidth "
+    "so large the kernel is flat); check the features and kernel.bandwidth, or use method=laplace"
+)
+
+
 @contextmanager
 def clear_solver_errors():
     """An impossible kernel solve, or memory running out mid-way, becomes one actionable line."""
     try:
         yield
+    except FeatureCollapse as error:
+        raise FactError(f"{error}: {COLLAPSE_ADVICE}") from None
     except InaccurateSolve as error:
         raise FactError(
             f"{error}; raise the smallest ridge in grid.ridges or use rfm.precision=float64"
@@ -148,10 +159,24 @@ def splits_of(data, cfg):
     """(tuning train, tuning val) and the list of (train, test) folds, as row-index arrays."""
     if data.splits is not None:
         return (data.splits.train, data.splits.val), list(data.splits.folds)
+    check_split_sizes(data, cfg.data.test_fraction, cfg.data.val_fraction)
     rows = np.arange(data.n)
     training, test = _split(rows, data, cfg.data.test_fraction, cfg.seed)
     train, val = _split(training, data, cfg.data.val_fraction, cfg.seed + 1)
     return (train, val), [(training, test)]
+
+
+def check_split_sizes(data, test_fraction: float, val_fraction: float) -> None:
+    """Every part non-empty, counted as scikit-learn's train_test_split counts: ⌈fraction · n⌉ held out."""
+    test = math.ceil(test_fraction * data.n)
+    val = math.ceil(val_fraction * (data.n - test))
+    fit = data.n - test - val
+    if min(fit, val, test) < 1:
+        raise FactError(
+            f"{data.name} has {data.n} rows: data.test_fraction={test_fraction:g} and "
+            f"data.val_fraction={val_fraction:g} leave {fit} to fit, {val} to validate and {test} to test; "
+            "each part needs at least one row (use more rows or other fractions)"
+        )
 
 
 def _split(rows, data, fraction, seed):
@@ -166,12 +191,23 @@ def _split(rows, data, fraction, seed):
 
 def standardized(data, cfg, training_rows) -> np.ndarray:
     """z-score features with training-row statistics (not for the already standardized UCI data)."""
-    choice = str(cfg.data.standardize)
-    if choice in ("no", "False") or (choice == "auto" and data.source == "uci"):
+    from factcli.data.scaling import check_kernel_scale, standardize
+
+    train = data.X[training_rows]
+    if len(train) and (train == train[:1]).all():
+        raise FactError(
+            f"every feature of {data.name} is constant on the training rows: there is nothing to learn from"
+        )
+    if not standardizes(cfg, data):
+        check_kernel_scale(data.X, data.feature_names, "data.standardize=yes")
         return data.X
-    mean = data.X[training_rows].mean(0)
-    std = data.X[training_rows].std(0)
-    return (data.X - mean) / np.where(std > 0, std, 1.0)
+    return standardize(data.X, training_rows, data.feature_names)
+
+
+def standardizes(cfg, data) -> bool:
+    """data.standardize as applied to ``data``: auto means yes, except for the standardized UCI data."""
+    choice = str(cfg.data.standardize)
+    return choice in ("yes", "True") or (choice == "auto" and data.source != "uci")
 
 
 def check_kernel_memory(n: int, precision: str, device, cfg) -> None:

@@ -119,7 +119,12 @@ def fit_rfm(cfg, data, device, run) -> tuple[dict, dict]:
             matrices.append(iterate.M.cpu().numpy())
             dtypes.add(row["precision"])
     except InaccurateSolve as error:
-        raise FactError(f"{error}; raise rfm.ridge or use rfm.precision=float64") from None
+        from factcli.core.rfm import FeatureCollapse
+        from factcli.experiments.fit_rfm import COLLAPSE_ADVICE
+
+        advice = "raise rfm.ridge or use rfm.precision=float64"
+        advice = COLLAPSE_ADVICE if isinstance(error, FeatureCollapse) else advice
+        raise FactError(f"{error}; {advice}") from None
     np.save(run.file("feature_matrices.npy"), np.stack(matrices))  # (iterations, d, d)
     details = {
         "kernel": {"name": options.kernel.name, "bandwidth": options.kernel.bandwidth},

@@ -155,11 +155,10 @@ def _tabular(name: str, data, seed: int) -> NetData:
     from factcli.data.tabular import load_tabular
 
     table = load_tabular(name, data_root=data.root)
+    from factcli.data.scaling import standardize
+
     train, test = _split_rows(table.n, data.train_size, data.test_size, seed, name)
-    mean = table.X[train].mean(0)
-    scale = table.X[train].std(0)
-    scale[scale == 0] = 1.0
-    X = torch.from_numpy((table.X - mean) / scale).float()
+    X = torch.from_numpy(standardize(table.X, train, table.feature_names)).float()
     if table.task == "classification":
         y = torch.from_numpy(table.y)
     else:

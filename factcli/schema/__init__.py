@@ -32,6 +32,10 @@ def register() -> None:
 
 
 def validate(name: str, cfg) -> None:
+    """Every subcommand: no NaN / inf / over-64-bit value, a seed in range; then the schema's own rules."""
+    from ._checks import check_every_value
+
+    check_every_value(cfg)
     module = importlib.import_module(f"{__name__}.{name}")
     check = getattr(module, "validate", None)
     if check is not None:
