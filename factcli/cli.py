@@ -39,6 +39,12 @@ def _run(ctx: typer.Context, config_name: str, overrides: list[str] | None, extr
         raise typer.Exit(1) from None
     except typer.Exit:
         raise
+    except BrokenPipeError:  # the reader went away (`fact ... | head`): nothing to report
+        import os
+        import sys
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's documented recipe
+        raise typer.Exit(1) from None
     except Exception as error:  # the last resort: one line, the traceback in a file
         from .crash import report
 

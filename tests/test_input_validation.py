@@ -77,3 +77,19 @@ def test_constant_features_are_named_as_the_cause(fact_cli, tmp_path):
     line = error_line(fact_cli("fit-rfm", f"dataset={table}", "data.target=y", f"hydra.run.dir={out}"))
     assert "every feature of flat is constant on the training rows" in line and "ridge" not in line
     assert not out.exists()
+
+
+def test_an_unexpected_exception_at_the_cli_edge_is_one_line_with_its_traceback_kept(fact_cli, monkeypatch):
+    import re
+
+    import factcli.launch
+
+    def broken(*args):
+        raise RuntimeError("something nobody foresaw")
+
+    monkeypatch.setattr(factcli.launch, "launch", broken)
+    line = error_line(fact_cli("fit-rfm", "dataset=iris"))
+    assert line.startswith("error: unexpected RuntimeError: something nobody foresaw (a bug in fact")
+    path = re.search(r"the traceback is in (\S+);", line).group(1)
+    with open(path) as handle:
+        assert "RuntimeError: something nobody foresaw" in handle.read()

@@ -2,8 +2,9 @@
 
 ``check_every_value`` walks the whole config once: no NaN or infinity anywhere (no setting of any
 subcommand means something at NaN or ±inf), no integer beyond 64 bits (torch and NumPy cannot take
-it), a seed inside the range every library here accepts. The other helpers state one rule for a list
-of dotted keys, so a schema's ``validate`` reads as the table of its ranges.
+it), a seed inside the range every library here accepts, thread counts torch can take. The other
+helpers state one rule for a list of dotted keys, so a schema's ``validate`` reads as the table of
+its ranges.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from factcli.errors import FactError
 # a second seed as seed + 1; 31 bits leave room for that and are accepted by torch too.
 SEED_LIMIT = 2**31
 INT64_LIMIT = 2**63
+THREADS_LIMIT = 1024  # any `threads` key; torch cannot even take some larger counts
 
 
 def check_every_value(cfg) -> None:
@@ -28,6 +30,8 @@ def check_every_value(cfg) -> None:
             raise FactError(f"{key} = {value}: give a finite number")
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= INT64_LIMIT:
             raise FactError(f"{key} = {value} does not fit in 64 bits; give a smaller number")
+        if key.split(".")[-1] == "threads" and value is not None and not 1 <= value <= THREADS_LIMIT:
+            raise FactError(f"{key} must lie in 1..{THREADS_LIMIT} (or null for every core), got {value}")
     seed = cfg.get("seed")
     if seed is not None and not 0 <= seed < SEED_LIMIT:
         raise FactError(f"seed must be an integer in 0..{SEED_LIMIT - 1}, got {seed}")
