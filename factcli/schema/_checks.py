@@ -31,7 +31,8 @@ def check_every_value(cfg) -> None:
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= INT64_LIMIT:
             raise FactError(f"{key} = {value} does not fit in 64 bits; give a smaller number")
         if key.split(".")[-1] == "threads" and value is not None and not 1 <= value <= THREADS_LIMIT:
-            raise FactError(f"{key} must lie in 1..{THREADS_LIMIT} (or null for every core), got {value}")
+            bound = "be at least 1 (or null for every core)" if value < 1 else f"be at most {THREADS_LIMIT}"
+            raise FactError(f"{key} must {bound}, got {value}")
     seed = cfg.get("seed")
     if seed is not None and not 0 <= seed < SEED_LIMIT:
         raise FactError(f"seed must be an integer in 0..{SEED_LIMIT - 1}, got {seed}")
