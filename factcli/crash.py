@@ -12,14 +12,14 @@ import time
 import traceback
 
 
-def report(error: BaseException, config_name: str) -> str:
+def report(error: BaseException, command) -> str:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     if isinstance(error, HydraException | OmegaConfBaseException):
         from .launch import _explain
 
-        return _explain(error, config_name)
+        return _explain(error, command)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = os.path.join(tempfile.gettempdir(), f"fact-crash-{stamp}-{os.getpid()}.txt")
     with open(path, "w") as handle:

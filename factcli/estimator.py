@@ -44,6 +44,7 @@ class _FactRFM(BaseEstimator):
         centered_agop=False,
         rescale="trace",
         precision="auto",
+        solve_tol=1e-3,
         device="cpu",
     ):
         self.method = method
@@ -55,32 +56,34 @@ class _FactRFM(BaseEstimator):
         self.centered_agop = centered_agop
         self.rescale = rescale
         self.precision = precision
+        self.solve_tol = solve_tol
         self.device = device
 
     def _options(self) -> RFMOptions:
-        numbers = {"bandwidth": self.bandwidth, "ridge": self.ridge, "nfa_power": self.nfa_power}
-        for name, value in numbers.items():
-            if not np.isfinite(float(value)) or float(value) < 0 or (name != "ridge" and float(value) == 0):
-                raise ValueError(f"{name} must be a finite {'non-negative' * (name == 'ridge')} number"
-                                 f"{' > 0' * (name != 'ridge')}, got {value!r}")  # fmt: skip
+        positive = {"bandwidth": self.bandwidth, "nfa_power": self.nfa_power, "solve_tol": self.solve_tol}
+        for name, value in {**positive, "ridge": self.ridge}.items():
+            low_ok = float(value) >= 0 if name == "ridge" else float(value) > 0
+            if not (np.isfinite(float(value)) and low_ok):
+                what = "non-negative" if name == "ridge" else "positive"
+                raise ValueError(f"{name} must be a finite {what} number, got {value!r}")
         if not float(self.iters).is_integer() or self.iters < 0:
             raise ValueError(f"iters must be a non-negative integer, got {self.iters!r}")
         return RFMOptions(
-            Kernel(self.kernel, float(self.bandwidth)),
-            self.method,
-            float(self.ridge),
-            int(self.iters),
-            float(self.nfa_power),
-            bool(self.centered_agop),
-            self.rescale,
-            self.precision,
+            kernel=Kernel(self.kernel, float(self.bandwidth)),
+            method=self.method,
+            ridge=float(self.ridge),
+            iters=int(self.iters),
+            nfa_power=float(self.nfa_power),
+            centered_agop=bool(self.centered_agop),
+            rescale=self.rescale,
+            precision=self.precision,
+            solve_tol=float(self.solve_tol),
         )
 
     def _fit_targets(self, X, Y: np.ndarray):
         options = self._options()
-        if len(X) < 2:
-            raise ValueError(f"a kernel machine needs 2 samples or more, got n_samples={len(X)}")
-        X_t = torch.tensor(np.asarray(X, dtype=np.float64), device=self.device)  # a copy: X may be read-only
+        # Copies: scikit-learn may hand over read-only arrays, which torch must not share.
+        X_t = torch.tensor(np.asarray(X, dtype=np.float64), device=self.device)
         Y_t = torch.tensor(Y, dtype=torch.float64, device=self.device)
         self.history_ = []
         try:
@@ -112,27 +115,29 @@ class FactRFMClassifier(ClassifierMixin, _FactRFM):
     """FACT-RFM classifier: one-hot targets, kernel ridge regression, argmax of the raw outputs."""
 
     def fit(self, X, y):
-        X, y = validate_data(self, X, y)
-        check_classification_targets(y)  # a continuous target is refused, as by every sklearn classifier
+        X, y = validate_data(self, X, y, ensure_min_samples=2)
+        check_classification_targets(y)  # a continuous y is refused ("Unknown label type")
         self.classes_, encoded = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2 and len(y) > 1:
+        if len(self.classes_) < 2:
             raise ValueError(
-                f"classification needs at least two classes; y has only {self.classes_.tolist()}"
+                f"classification needs at least two classes; y has only one class: {self.classes_.tolist()}"
             )
         return self._fit_targets(X, np.eye(len(self.classes_))[encoded])
 
     def decision_function(self, X) -> np.ndarray:
-        """One score per class; for two classes, scikit-learn's convention: one margin, > 0 → classes_[1]."""
+        """One column per class (the raw outputs); for two classes, as scikit-learn expects, one
+        score whose sign picks the class: output of classes_[1] minus output of classes_[0]."""
         outputs = self._outputs(X)
-        return outputs[:, 1] - outputs[:, 0] if outputs.shape[1] == 2 else outputs
+        return outputs[:, 1] - outputs[:, 0] if len(self.classes_) == 2 else outputs
 
     def predict_proba(self, X) -> np.ndarray:
-        """The outputs projected onto the probability simplex (the closest probability vectors)."""
+        """The outputs projected onto the probability simplex: the closest probability vectors (not
+        calibrated; see the module docstring)."""
         return project_to_simplex(self._outputs(X))
 
     def predict(self, X) -> np.ndarray:
-        outputs = self._outputs(X)  # first: it raises NotFittedError before classes_ is looked up
-        return self.classes_[outputs.argmax(1)]
+        check_is_fitted(self, "predictor_")
+        return self.classes_[self._outputs(X).argmax(1)]
 
 
 class FactRFMRegressor(RegressorMixin, _FactRFM):
@@ -140,14 +145,14 @@ class FactRFMRegressor(RegressorMixin, _FactRFM):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
+        tags.target_tags.multi_output = True  # n×t targets fit t outputs at once
         return tags
 
     def fit(self, X, y):
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True)
-        self._single_output = np.ndim(y) == 1
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, ensure_min_samples=2)
+        self.single_output_ = np.ndim(y) == 1
         return self._fit_targets(X, np.asarray(y, dtype=np.float64).reshape(len(y), -1))
 
     def predict(self, X) -> np.ndarray:
         outputs = self._outputs(X)
-        return outputs[:, 0] if self._single_output else outputs
+        return outputs[:, 0] if self.single_output_ else outputs

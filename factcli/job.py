@@ -45,32 +45,22 @@ _fresh: set[Path] = set()  # run directories this process created (a refused run
 # --- before Hydra ----------------------------------------------------------------------------
 
 
-def preflight(config_name: str, overrides: list[str], task_overrides: list[str], multirun: bool) -> list[str]:
-    """Check and lock the run (or sweep) directory; return overrides that pin it for Hydra.
+def preflight(command, cfg, task_overrides: list[str], multirun: bool) -> list[str]:
+    """Check and lock the run (or sweep) directory of ``command`` (an entry of commands.COMMANDS);
+    return overrides that pin it for Hydra.
 
-    ``overrides`` compose one plain config (a sweep's first variant); ``task_overrides`` are the
-    user's own non-Hydra overrides as typed (they identify a sweep).
+    ``cfg`` is the composed config with its ``hydra`` node (a sweep's first variant);
+    ``task_overrides`` are the user's own non-Hydra overrides as typed (they identify a sweep).
     """
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from . import schema
-    from .launch import CONF_DIR
-
     _fresh.clear()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
     multirun = multirun or str(cfg.hydra.mode).endswith("MULTIRUN")
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     raw = OmegaConf.to_container(cfg.hydra.sweep if multirun else cfg.hydra.run, resolve=False)["dir"]
     path = Path(str(OmegaConf.select(cfg, key)))
     if not multirun:
-        schema.validate(config_name, cfg)
+        validate(command, cfg)
     if path.exists() and not path.is_dir():
         raise FactError(f"{key}={path} is a file, not a directory; choose a directory")
     if multirun:
@@ -120,14 +110,20 @@ def _refuse_other_sweep(sweep_dir: Path, task_overrides: list[str]) -> None:
 # --- inside Hydra's job ----------------------------------------------------------------------
 
 
-def run_job(config_name: str, command_name: str, cfg) -> tuple[dict | None, str | None]:
-    """Run one job; return (its summary, None) or (None, one line: why it failed, "job N: ..." in a sweep)."""
-    import importlib
+def validate(command, cfg) -> None:
+    """The rules every command shares (schema/_checks.py), then the command's own."""
+    from .schema._checks import check_every_value
 
+    check_every_value(cfg)
+    command.validate(cfg)
+
+
+def run_job(command, command_path: str, cfg) -> tuple[dict | None, str | None]:
+    """Run one job; return (its summary, None) or (None, one line: why it failed, "job N: ..." in a sweep)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from . import schema
+    from .core import InvalidInput
     from .rundir import RunDir
 
     hydra_cfg = HydraConfig.get()
@@ -144,18 +140,16 @@ def run_job(config_name: str, command_name: str, cfg) -> tuple[dict | None, str 
         return done, None
 
     snapshot = Snapshot(path, fresh=path.resolve() in _fresh, job_log=f"{hydra_cfg.job.name}.log")
-    run = None
     try:
         _write_hydra_files(path, cfg)
-        schema.validate(config_name, cfg)
+        validate(command, cfg)
         run = RunDir.start(path, _resolved_yaml(cfg))
         _prepare_process(cfg)
-        experiment = importlib.import_module(f"factcli.experiments.{config_name}")
-        command = [command_name.split()[-1], *hydra_cfg.overrides.task]
-        summary = run.finish(experiment.run(cfg, run), seed=cfg.get("seed"), command=command)
+        words = [command_path.split()[-1], *hydra_cfg.overrides.task]
+        summary = run.finish(command.run(cfg, run), seed=cfg.get("seed"), command=words)
         log.info("finished: %s", run.path)
         return summary, None
-    except FactError as error:
+    except (FactError, InvalidInput) as error:  # core's input errors reach the user as one line too
         reason = _reason(error)
         if multirun or snapshot.produced_results():
             write_atomic(path / ERROR, reason + "\n")
@@ -215,7 +209,7 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _reason(error: FactError) -> str:
+def _reason(error: Exception) -> str:
     return _first_line(error)
 
 

@@ -1,14 +1,15 @@
 """The only place Hydra meets Typer.
 
-``launch`` runs one subcommand through ``hydra.main`` with ``sys.argv`` replaced by the command's own
-overrides for that call only, so everything Hydra offers keeps working (run directories with
-``.hydra/``, ``-m`` sweeps, ``--cfg job``, ``-cd``, ``-h``) and the real argv is never read.
+``launch`` runs one command of the registry (commands.py) through ``hydra.main``, with its family's
+config folder and ``sys.argv`` replaced by the command's own overrides for that call only, so
+everything Hydra offers keeps working (run directories with ``.hydra/``, ``-m`` sweeps, ``--cfg job``,
+``-cd``, ``-h``) and the real argv is never read.
 
 Errors reach the user as one line: config typos are caught by composing the config once before
 Hydra starts (exit 2, nothing written); bad values and unusable run directories are refused by
-``job.preflight`` before Hydra writes anything (exit 1); a failure inside a job is caught by the job
-wrapper (job.py), recorded in a sweep job's directory as ``error.txt`` and turned into exit status 1
-after the run or sweep ends, so one failing job does not stop a sweep.
+``job.preflight`` before Hydra writes anything (exit 1); a failure inside a job, whatever its kind,
+is caught by the job wrapper (job.py), recorded in a sweep job's directory as ``error.txt`` and
+turned into exit status 1 after the run or sweep ends, so one failing job does not stop a sweep.
 """
 
 from __future__ import annotations
@@ -17,43 +18,45 @@ import difflib
 import logging
 import os
 import sys
-from pathlib import Path
 from unittest import mock
 
 import typer
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from . import job
+from .commands import COMMANDS, CONF_DIR, Command
+
 log = logging.getLogger("fact")
 
 # Flags handed to Hydra untouched; any other leading "-" argument disables the pre-check.
 _MULTIRUN_FLAGS = {"-m", "--multirun"}
 
 
-def launch(command_path: str, config_name: str, overrides: list[str]) -> None:
-    """Run subcommand ``config_name`` (its experiment module has the same name) with ``overrides``."""
+def launch(command_path: str, command: Command, overrides: list[str]) -> None:
+    """Run ``command`` (an entry of commands.COMMANDS) with ``overrides``."""
     import hydra
 
-    from . import job, schema
-
-    schema.register()  # every subcommand's dataclass schema, in Hydra's ConfigStore
+    register()
     flags = [arg for arg in overrides if arg.startswith("-")]
     pinned: list[str] = []
     if set(flags) <= _MULTIRUN_FLAGS:
         plain = [arg for arg in overrides if not arg.startswith("-")]
-        first_variant = _check_composes(config_name, plain)
+        first_variant = _check_composes(command, plain)
         task = [arg for arg in plain if not arg.lstrip("+~").startswith("hydra.")]
-        pinned = job.preflight(config_name, first_variant, task, multirun=bool(flags))
+        first = compose(command, first_variant, with_hydra=True)
+        pinned = job.preflight(command, first, task, multirun=bool(flags))
 
     failures: list[str] = []  # one line each: "job N: reason" in a sweep, the reason for a single run
 
     def task_function(cfg) -> dict | None:
-        summary, failure = job.run_job(config_name, command_path, cfg)
+        summary, failure = job.run_job(command, command_path, cfg)
         if failure is not None:
             failures.append(failure)
         return summary
 
     argv = [command_path, *overrides, *pinned]
-    main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(task_function)
+    main = hydra.main(
+        version_base="1.3", config_path=str(command.config_dir), config_name=command.config_name
+    )(task_function)
     try:  # HYDRA_FULL_ERROR: Hydra re-raises its own errors, so the CLI turns them into one line
         with mock.patch.object(sys, "argv", argv), mock.patch.dict(os.environ, {"HYDRA_FULL_ERROR": "1"}):
             main()
@@ -67,10 +70,39 @@ def launch(command_path: str, config_name: str, overrides: list[str]) -> None:
         raise typer.Exit(1)
 
 
-def _check_composes(config_name: str, overrides: list[str]) -> list[str]:
-    """Compose the config once (every sweep value too) so a typo fails before any work, as one line."""
-    from hydra import compose, initialize_config_dir
+def register() -> None:
+    """Give Hydra every command's schema (``<config_name>_schema``) and the shared ``hydra/fact``
+    settings (run directories, sweeps, logging), which each family's config folder finds here."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    store = ConfigStore.instance()
+    for command in COMMANDS.values():
+        store.store(name=f"{command.config_name}_schema", node=command.schema)
+    store.store(group="hydra", name="fact", node=OmegaConf.load(CONF_DIR / "hydra" / "fact.yaml"))
+
+
+def compose(command: Command, overrides: list[str] = (), with_hydra: bool = False):
+    """The command's config with ``overrides``, composed as a run would compose it (no run made);
+    ``with_hydra`` keeps the ``hydra`` node (sweeper parameters, callbacks)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+
+    register()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(command.config_dir), version_base="1.3"):
+            return hydra_compose(
+                config_name=command.config_name, overrides=list(overrides), return_hydra_config=with_hydra
+            )
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _check_composes(command: Command, overrides: list[str]) -> list[str]:
+    """Compose the config once (every sweep value too) so a typo fails before any work, as one line;
+    return the first variant's plain overrides."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -87,15 +119,11 @@ def _check_composes(config_name: str, overrides: list[str]) -> list[str]:
     ]
     for variant in variants:
         plain = [_as_assignment(parsed[i], value) for i, value in enumerate(variant)]
-        GlobalHydra.instance().clear()
         try:
-            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-                compose(config_name=config_name, overrides=plain)
+            compose(command, plain)
         except (HydraException, OmegaConfBaseException, ValueError) as error:
-            _usage_error(_explain(error, config_name))
-        finally:
-            GlobalHydra.instance().clear()
-    return [_as_assignment(parsed[i], value) for i, value in enumerate(base)]
+            _usage_error(_explain(error, command))
+    return [_as_assignment(parsed[i], value) for i, value in enumerate(base)]  # the first variant
 
 
 def _as_assignment(override, value: str) -> str:
@@ -105,7 +133,7 @@ def _as_assignment(override, value: str) -> str:
     return f"{prefix}{override.get_key_element()}={value}"
 
 
-def _explain(error: BaseException, config_name: str) -> str:
+def _explain(error: BaseException, command: Command) -> str:
     """One line from Hydra's multi-line message; for an unknown key, the closest real keys."""
     import re
 
@@ -113,7 +141,7 @@ def _explain(error: BaseException, config_name: str) -> str:
     override = re.search(r"Could not (?:override|append to config\. An item is already at) '([^']+)'", text)
     if override:
         key = override.group(1)
-        keys = _config_keys(config_name)
+        keys = _config_keys(command)
         if key not in keys:
             hint = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
             suggestion = f" (did you mean {', '.join(hint)}?)" if hint else ""
@@ -124,18 +152,11 @@ def _explain(error: BaseException, config_name: str) -> str:
     return " ".join(keep).split(" Config search path")[0] or type(error).__name__
 
 
-def _config_keys(config_name: str) -> list[str]:
+def _config_keys(command: Command) -> list[str]:
     """Every dotted key of the composed default config (for suggestions)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = OmegaConf.to_container(compose(config_name=config_name), resolve=False)
-    finally:
-        GlobalHydra.instance().clear()
+    cfg = OmegaConf.to_container(compose(command), resolve=False)
 
     def walk(node, prefix=""):
         for key, value in node.items():

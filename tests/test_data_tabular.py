@@ -5,19 +5,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import raises_one_line
 
 from factcli.data import known_datasets, load_tabular
-from factcli.data.tabular import TabularData
-from factcli.errors import FactError
-
-
-def raises_one_line(match, call, *args, **kwargs):
-    """Run call, expect FactError matching ``match``, check the message is one line; return it."""
-    with pytest.raises(FactError, match=match) as excinfo:
-        call(*args, **kwargs)
-    message = str(excinfo.value)
-    assert "\n" not in message and message.strip() == message
-    return message
+from factcli.data.records import TabularData
 
 
 def write_csv(tmp_path, frame, name="table.csv"):
@@ -208,8 +199,11 @@ def test_csv_float_target_regression_and_explicit_classification(tmp_path):
     data = load_tabular(path, target="y")
     assert data.task == "regression" and data.y.tolist() == [0.5, 1.5, 0.5, 2.25, 1.5]
     assert "non-integer values" in data.task_reason
-    with pytest.raises(FactError, match=r"non-integer values \(e.g. 0.5\); classification needs"):
-        load_tabular(path, target="y", task="classification")  # as scikit-learn's classifiers refuse
+    # as scikit-learn's classifiers refuse a continuous target
+    raises_one_line(
+        r"non-integer values \(e.g. 0.5\); classification needs", load_tabular, path, target="y",
+        task="classification",
+    )  # fmt: skip
     as_regression = load_tabular(path, target="y", task="regression")
     assert as_regression.task == "regression"
 

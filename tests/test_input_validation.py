@@ -9,7 +9,7 @@ from test_train_net import TINY, error_line
 
 from factcli.core.rfm import FeatureCollapse, InaccurateSolve
 from factcli.errors import FactError
-from factcli.experiments.fit_rfm import clear_solver_errors
+from factcli.experiments.rfm.folds import clear_solver_errors
 
 GROKKING = ["p=7", "rfm.iters=1", "plots=false", "threads=1"]
 PARITY = ["d=6", "k=2", "n=40", "test_size=20", "rfm.iters=1", "plots=false", "threads=1"]

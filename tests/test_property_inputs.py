@@ -34,9 +34,10 @@ from omegaconf.errors import ValidationError
 from test_train_net import TINY
 from typer.testing import CliRunner
 
-from factcli import schema
 from factcli.cli import app
+from factcli.commands import COMMANDS
 from factcli.errors import FactError
+from factcli.job import validate
 from factcli.schema._checks import SEED_LIMIT
 from factcli.schema.fit_rfm import BenchmarkConfig
 
@@ -54,7 +55,7 @@ def examples(count: int, slow: bool = False):
 
 # --- 1. validation over every key ------------------------------------------------------------
 
-SUBCOMMANDS = ["fit_rfm", "train_net", "verify_fact", "grokking", "parity"]
+SUBCOMMANDS = ["fit-rfm", "train-net", "verify-fact", "grokking", "parity"]
 HUGE_INTS = [-1, 0, 1, 2, 3, SEED_LIMIT, 2**32, 2**63, 2**70]
 ODD_FLOATS = [0.0, -0.0, -1.0, 1e-300, 1e300, 0.5, 2.0, math.nan, math.inf, -math.inf]
 
@@ -91,10 +92,10 @@ def _values_of(kind):
 
 @st.composite
 def perturbed_config(draw, name):
-    module = __import__(f"factcli.schema.{name}", fromlist=["Config"])
-    leaves = dict(_leaf_types(module.Config))
-    cfg = OmegaConf.structured(module.Config)
-    if name == "fit_rfm" and draw(st.booleans()):
+    schema = COMMANDS[name].schema
+    leaves = dict(_leaf_types(schema))
+    cfg = OmegaConf.structured(schema)
+    if name == "fit-rfm" and draw(st.booleans()):
         cfg.benchmark = OmegaConf.structured(BenchmarkConfig)
         leaves.update(_leaf_types(BenchmarkConfig, "benchmark."))
     keys = draw(st.lists(st.sampled_from(sorted(leaves)), min_size=1, max_size=4, unique=True))
@@ -109,7 +110,7 @@ def perturbed_config(draw, name):
 
 def _check_validation(name, cfg):
     try:
-        schema.validate(name, cfg)
+        validate(COMMANDS[name], cfg)
     except FactError as error:
         assert str(error).strip() and "\n" not in str(error), repr(str(error))
         return
@@ -262,7 +263,7 @@ test_fit_rfm_on_random_tables_and_settings_many = pytest.mark.slow(_fit_rfm_prop
 
 
 STEPS = ["train.max_steps=20", "train.log_every=10", "train.check_every=10", "train.checkpoint_every=10"]
-COMMANDS = {
+BASE_ARGS = {
     "train-net": [*TINY, *STEPS, "plots=false"],
     "verify-fact": [*TINY, *STEPS, "plots=false"],
     "grokking": ["p=5", "rfm.iters=1", "measures.tau=false", "plots=false", "threads=1"],
@@ -312,10 +313,10 @@ COMMAND_VALUES["verify-fact"] = {
 
 def _command_property(count, slow=False):
     @examples(count, slow)
-    @given(command=st.sampled_from(sorted(COMMANDS)), data=st.data())
+    @given(command=st.sampled_from(sorted(BASE_ARGS)), data=st.data())
     def check(command, data):
         chosen = data.draw(overrides_from({**SHARED_VALUES, **COMMAND_VALUES[command]}, count=(1, 3)))
-        args = [command, *COMMANDS[command], *(f"{k}={_hydra_value(v)}" for k, v in chosen.items())]
+        args = [command, *BASE_ARGS[command], *(f"{k}={_hydra_value(v)}" for k, v in chosen.items())]
 
         def consistent(summary):
             assert summary["seed"] == chosen.get("seed", 0)

@@ -11,7 +11,7 @@ from test_run_records import QUICK
 from test_train_net import TINY, error_line, summary_of
 
 from factcli.data import load_tabular
-from factcli.data.scaling import standardize
+from factcli.data.tabular import standardize
 from factcli.errors import FactError
 
 FAST = ["rfm.iters=1", "grid.ridges=[1.0,0.1]", "plots=false", "threads=1"]

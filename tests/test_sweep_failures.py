@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from test_run_records import QUICK, contents
 
-import factcli.experiments.fit_rfm as fit_rfm
+import factcli.experiments.rfm.fit as fit_rfm
 
 
 def error_lines(result) -> list[str]:

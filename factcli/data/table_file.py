@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from factcli.data.tabular import TabularData
-from factcli.data.task_guess import MAX_CLASSES, guess_task
 from factcli.errors import FactError
+
+from .records import TabularData
+from .task_guess import MAX_CLASSES, guess_task
 
 # A text column whose cells are numbers but for a few is a numeric column with typos, not categories.
 NUMERIC_SHARE = 0.9
