@@ -40,13 +40,19 @@ CASES = [
     ("verify-fact", [*TINY, "verify.enfa_powers=[]"], "verify.enfa_powers is an empty list"),
     ("grokking", [*GROKKING, "seed=-1"], "seed must be an integer in 0..2147483647, got -1"),
     ("grokking", [*GROKKING, "net.init_scale=nan"], "net.init_scale = nan: give a number"),
-    ("grokking", [*GROKKING, "compare=[nfa,nfa]", "learner=fact"], "compare lists nfa more than once"),
+    ("grokking", [*GROKKING, "learner=fact", "compare=[nfa,nfa]"], "compare lists nfa more than once"),
     ("parity", [*PARITY, "rfm.solve_tol=-1"], "rfm.solve_tol must be positive, got -1.0"),
     ("parity", [*PARITY, "net.momentum=-0.5"], "net.momentum must be at least 0, got -0.5"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("command", "overrides", "message"), CASES, ids=lambda x: str(x)[:40])
+BRACKETS = str.maketrans("[]", "()")  # test ids: the command and its bad value
+
+
+@pytest.mark.parametrize(
+    ("command", "overrides", "message"),
+    [pytest.param(*case, id=f"{case[0]}:{case[1][-1]}".translate(BRACKETS)) for case in CASES],
+)
 def test_bad_value_is_one_line_before_anything_is_written(fact_cli, tmp_path, command, overrides, message):
     out = tmp_path / "run"
     line = error_line(fact_cli(command, *overrides, f"hydra.run.dir={out}"))
