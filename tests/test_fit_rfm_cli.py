@@ -82,7 +82,7 @@ def test_csv_with_categorical_column_and_regression_target(fact_cli, tmp_path):
     result = fact_cli("fit-rfm", f"dataset={path}", "data.target=y", *FAST, f"hydra.run.dir={out}")
     assert result.exit_code == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["task"] == "regression" and "inferred" in summary["task_reason"]
+    assert summary["task"] == "regression" and "guessed" in summary["task_reason"]
     assert summary["d"] == 4  # x1, x2 and two one-hot columns
     assert summary["test_mse"] < 0.25 * frame.y.var()
 

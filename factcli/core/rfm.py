@@ -23,6 +23,10 @@ class InaccurateSolve(ArithmeticError):
     """The kernel system is singular or too ill-conditioned at this ridge, even in float64."""
 
 
+class FeatureCollapse(InaccurateSolve):
+    """The learned feature matrix is zero or not finite: no ridge or precision brings it back."""
+
+
 @dataclass(frozen=True)
 class RFMOptions:
     """Everything that defines one RFM path. ``method='laplace'`` means no feature learning."""
@@ -193,7 +197,7 @@ def rescale_feature_matrix(M: torch.Tensor, rule: str) -> torch.Tensor:
         return M
     size = M.trace() if rule == "trace" else M.abs().max()
     if not torch.isfinite(size) or size <= 0:
-        raise InaccurateSolve("the feature matrix collapsed to zero (the fit is exact or degenerate)")
+        raise FeatureCollapse("the feature matrix collapsed to zero (the fit is exact or degenerate)")
     scale = M.shape[0] / size if rule == "trace" else 1.0 / size
     return M * scale
 

@@ -15,6 +15,7 @@ from factcli.choices import (
 )
 from factcli.errors import FactError
 
+from . import _checks as check
 from . import choose
 from .rfm import KernelConfig, RfmConfig
 
@@ -82,10 +83,16 @@ def validate(cfg) -> None:
         raise FactError("grid.ridges must be a non-empty list of non-negative ridges")
     if cfg.rfm.iters < 0:
         raise FactError(f"rfm.iters must be >= 0, got {cfg.rfm.iters}")
+    check.nonempty(cfg, "grid.normalize_rows")
+    check.positive(cfg, "rfm.nfa_power", "rfm.solve_tol", "memory_limit_gb")
+    check.at_least(cfg, 1, "threads")
     if cfg.benchmark is not None:
+        check.nonempty(cfg, "benchmark.methods", "benchmark.protocols")
+        check.distinct(cfg, "benchmark.datasets", "benchmark.methods", "benchmark.protocols")
         for method in cfg.benchmark.methods:
             choose(method, METHODS, "method")
         for protocol in cfg.benchmark.protocols:
             choose(protocol, PROTOCOLS, "protocol")
         if not 0 <= cfg.benchmark.shard < cfg.benchmark.num_shards:
             raise FactError("benchmark.shard must lie in 0 .. benchmark.num_shards - 1")
+        check.at_least(cfg, 1, "benchmark.max_samples")

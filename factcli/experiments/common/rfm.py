@@ -25,6 +25,14 @@ def rfm_options(cfg, method: str, ridge: float | None = None) -> RFMOptions:
     )
 
 
+# A zero feature matrix (core.rfm.FeatureCollapse) is not a precision problem: ridge or float64
+# advice would not help, so the commands give this instead.
+COLLAPSE_ADVICE = (
+    "the kernel's gradients vanish on these inputs (features without variation, or a kernel.bandwidth "
+    "so large the kernel is flat); check the features and kernel.bandwidth, or use method=laplace"
+)
+
+
 def check_kernel_memory(n: int, precision: str, device, limit_gb: float | None) -> float:
     """Refuse up front when the n×n kernel matrix cannot fit (a path holds one, reused every
     iteration); returns the bytes it needs."""

@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ from factcli.rundir import write_csv, write_json
 from factcli.runtime import resolve_device
 
 from ..common.rfm import check_kernel_memory
-from .folds import evaluate_folds, fit_options, select_on_tuning_split
+from .folds import evaluate_folds, fit_options, select_on_tuning_split, standardized, standardizes
 from .protocol import Task
 
 log = logging.getLogger("fact")
@@ -77,14 +78,27 @@ def run_benchmark(cfg, run) -> dict:
         raise FactError(
             f"unknown UCI dataset(s) {', '.join(unknown)} under {root}; known: {', '.join(available)}"
         )
+    rows_of = {name: uci_rows(root, name) for name in names}
+    skipped = {
+        name: f"{rows} rows > benchmark.max_samples={bench.max_samples}"
+        for name, rows in rows_of.items()
+        if rows > bench.max_samples
+    }
+    if len(skipped) == len(names):
+        raise FactError(
+            f"every requested dataset has more than benchmark.max_samples={bench.max_samples} rows "
+            f"(the smallest: {min(rows_of.values())}); raise benchmark.max_samples or choose others"
+        )
     # Smallest first: most datasets finish early (the summary covers what is done), and dealing the
     # sorted list round-robin gives every shard a similar share of the large ones.
-    by_size = sorted(names, key=lambda name: (uci_rows(root, name), name))
+    by_size = sorted(names, key=lambda name: (rows_of[name], name))
     mine = by_size[bench.shard :: bench.num_shards]
     results_dir = Path(bench.results_dir) if bench.results_dir else run.path
     store = results_dir / "results"
     device = resolve_device(cfg.device)
     settings = result_settings(cfg)
+    for stored in sorted(store.glob("*.json")) if store.is_dir() else []:
+        finished_earlier(stored, [], settings)  # refuses results of other settings before any work
     log.info(
         "UCI benchmark: %d datasets (shard %d/%d), methods %s, protocols %s; results in %s",
         len(mine),
@@ -96,10 +110,10 @@ def run_benchmark(cfg, run) -> dict:
     )
 
     for name in track(mine, "UCI benchmark", total=len(mine)):
-        data = load_uci(root, name)
-        if data.n > bench.max_samples:
-            log.info("skip %s: %d samples > benchmark.max_samples=%d", name, data.n, bench.max_samples)
+        if name in skipped:
+            log.info("skip %s: %s", name, skipped[name])
             continue
+        data = load_uci(root, name)
         for method in bench.methods:
             path = store / f"{name}__{method}.json"
             if path.exists() and finished_earlier(path, bench.protocols, settings):
@@ -114,7 +128,9 @@ def run_benchmark(cfg, run) -> dict:
     write_csv(run.file("table.csv"), table, TABLE_COLUMNS)
     if results_dir != run.path:
         write_csv(results_dir / "table.csv", table, TABLE_COLUMNS)
-    summary = summarize(table, names, list(bench.methods), list(bench.protocols))
+    summary = summarize(table, names, list(bench.methods), list(bench.protocols), skipped)
+    if not summary["complete"]:
+        log.warning("incomplete: %s", summary["incomplete_reason"])
     write_json(run.file("benchmark_summary.json"), summary)
     if cfg.plots and table:
         plot_benchmark(run, table, list(bench.protocols))
@@ -124,7 +140,13 @@ def run_benchmark(cfg, run) -> dict:
 
 def result_settings(cfg) -> dict:
     """The configuration that shapes a stored result; a rerun may reuse only results made with it."""
-    return {group: OmegaConf.to_container(cfg[group], resolve=True) for group in ("kernel", "rfm", "grid")}
+    groups = {group: OmegaConf.to_container(cfg[group], resolve=True) for group in ("kernel", "rfm", "grid")}
+    uci = SimpleNamespace(source="uci")
+    return {**groups, "data": {"standardize": standardizes(cfg, uci)}}
+
+
+# Results stored before a group was part of their settings were made as these say.
+SETTINGS_BEFORE_RECORDED = {"data": {"standardize": False}}
 
 
 def finished_earlier(path: Path, protocols, settings: dict) -> bool:
@@ -133,7 +155,7 @@ def finished_earlier(path: Path, protocols, settings: dict) -> bool:
     Results from before settings were recorded carry none and are reused as they are.
     """
     stored = json.loads(path.read_text())
-    made_with = stored.get("settings", settings)
+    made_with = {**SETTINGS_BEFORE_RECORDED, **stored.get("settings", settings)}
     if made_with != settings:
         changed = sorted(
             f"{group}.{key}"
@@ -154,7 +176,8 @@ def benchmark_one(cfg, data, method: str, protocols: list[str], device) -> list[
     task = Task("classification", data.n_outputs)
     largest = max(len(rows) for rows in [data.splits.train, *(train for train, _ in data.splits.folds)])
     check_kernel_memory(largest, options.precision, device, cfg.memory_limit_gb)
-    X = torch.tensor(data.X, device=device)
+    training_rows = np.concatenate([data.splits.train, data.splits.val])
+    X = torch.tensor(standardized(data, cfg, training_rows), device=device)
     y = torch.tensor(data.y, device=device)
 
     with timing_factorizations() as selection_clock:
@@ -208,19 +231,38 @@ def collect_rows(store: Path, names, methods, protocols) -> list[dict]:
     return rows
 
 
-def summarize(table: list[dict], names, methods: list[str], protocols: list[str]) -> dict:
-    """Mean accuracy per protocol and method over the datasets every method finished; time vs floor."""
+def summarize(
+    table: list[dict], names, methods: list[str], protocols: list[str], skipped: dict | None = None
+) -> dict:
+    """Mean accuracy per protocol and method over the datasets every method finished; time vs floor.
+
+    ``status`` is ``finished`` only when every requested (dataset, method, protocol) is in the table;
+    otherwise ``incomplete``, with the skipped datasets and why, and the count of missing results.
+    """
     import pandas as pd
 
-    summary: dict = {"datasets_requested": len(names), "paper_means_120_datasets": PAPER_MEANS}
-    if not table:
-        return {**summary, "datasets_complete": 0, "complete": False}
-    frame = pd.DataFrame(table)
+    skipped = dict(skipped or {})
+    frame = pd.DataFrame(table, columns=TABLE_COLUMNS)
     complete = frame.groupby("dataset").size() == len(methods) * len(protocols)
     done = set(complete[complete].index)
+    missing = len(names) * len(methods) * len(protocols) - len(frame)
+    not_run = len([name for name in names if name not in done and name not in skipped])
+    reasons = [f"{len(skipped)} dataset(s) skipped ({'; '.join(f'{k}: {v}' for k, v in skipped.items())})"]
+    reasons = reasons[: bool(skipped)] + [f"{not_run} dataset(s) not (yet) computed"][: bool(not_run)]
+    summary: dict = {
+        "status": "finished" if missing == 0 else "incomplete",
+        "complete": missing == 0,
+        "datasets_requested": len(names),
+        "datasets_complete": len(done),
+        "results_missing": missing,
+        "skipped": skipped,
+        "paper_means_120_datasets": PAPER_MEANS,
+    }
+    if missing:
+        summary["incomplete_reason"] = "; ".join(reasons) or f"{missing} result(s) missing"
+    if not table:
+        return summary
     frame = frame[frame.dataset.isin(done)]
-    summary["datasets_complete"] = len(done)
-    summary["complete"] = len(done) == len(names)
     summary["mean_test_accuracy"] = {
         protocol: {m: round(float(g.test_accuracy.mean()), 3) for m, g in part.groupby("method")}
         for protocol, part in frame.groupby("protocol")

@@ -16,12 +16,11 @@ import torch
 
 from factcli import plots
 from factcli.data import load_tabular
-from factcli.data.tabular import standardize
 from factcli.runtime import resolve_device
 
 from ..common.rfm import check_kernel_memory
 from .benchmark import run_benchmark
-from .folds import evaluate_folds, fit_options, select_on_tuning_split, splits_of
+from .folds import evaluate_folds, fit_options, select_on_tuning_split, splits_of, standardized
 from .protocol import Selection, Task
 
 log = logging.getLogger("fact")
@@ -86,6 +85,7 @@ def run(cfg, run) -> dict:
         "n": data.n,
         "d": data.d,
         "task": data.task,
+        "task_source": data.task_source,
         "task_reason": data.task_reason,
         "classes": data.n_classes,
         "method": cfg.method,
@@ -104,14 +104,6 @@ def run(cfg, run) -> dict:
         f"fold_test_{metric}": test_scores,
         "device": str(device),
     }
-
-
-def standardized(data, cfg, training_rows) -> np.ndarray:
-    """z-scored features (training-row statistics), except for the already standardized UCI data."""
-    choice = str(cfg.data.standardize)
-    if choice in ("no", "False") or (choice == "auto" and data.source == "uci"):
-        return data.X
-    return standardize(data.X, training_rows)
 
 
 def plot_run(run, selection: Selection, results, metric: str, M, feature_names) -> None:
