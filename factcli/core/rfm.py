@@ -245,15 +245,23 @@ def rescale_feature_matrix(M: torch.Tensor, rule: str) -> torch.Tensor:
 
 
 def rfm_path(
-    X: torch.Tensor, Y: torch.Tensor, options: RFMOptions, M0: torch.Tensor | None = None
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    options: RFMOptions,
+    M0: torch.Tensor | None = None,
+    first: tuple[torch.Tensor, SolveReport] | None = None,
 ) -> Iterator[Iterate]:
     """Yield iterates t = 0..options.iters (only t = 0 for the ``laplace`` baseline).
 
     X (n×d) and Y (n×c) may be float32 or float64; the working precision follows
     ``options.precision``. With ``auto``, float32 is used until a solve is inaccurate, then the rest of
-    the path runs in float64. M0 defaults to the identity.
+    the path runs in float64. M0 defaults to the identity. ``first`` is the t = 0 solve (α, report)
+    when the caller has it already (same X, Y, M0, kernel and ridge): it is used instead of solving
+    again, and its precision is kept for the rest of the path.
     """
     dtype = torch.float64 if options.precision == "float64" else torch.float32
+    if first is not None:
+        dtype = first[0].dtype
     last_t = 0 if options.method == "laplace" else options.iters
     d = X.shape[1]
     M = torch.eye(d, dtype=torch.float64, device=X.device) if M0 is None else M0.to(torch.float64)
@@ -266,7 +274,7 @@ def rfm_path(
             buffer = None  # release a float32 buffer before allocating its float64 replacement
             buffer = torch.empty(X.shape[0], X.shape[0], dtype=dtype, device=X.device)
         try:
-            alpha, report = _solve(options, Xw, Yw, Mw, buffer)
+            alpha, report = first if t == 0 and first is not None else _solve(options, Xw, Yw, Mw, buffer)
         except InaccurateSolve:
             if options.precision == "auto" and dtype == torch.float32:
                 dtype = torch.float64
