@@ -109,13 +109,14 @@ def totals(records: list[dict]) -> dict:
         "stage0_cholesky_seconds",
         "stage0_eigen_seconds",
     ]
-    total = {key: round(sum(r[key] for r in records), 1) for key in keys}
-    total["new_over_today_same_methods"] = round(total["new_seconds"] / total["today_seconds"], 3)
+    sums = {key: sum(r[key] for r in records) for key in keys}
+    total = {key: round(value, 1) for key, value in sums.items()}
+    total["new_over_today_same_methods"] = round(sums["new_seconds"] / sums["today_seconds"], 3)
     total["new_all_kernel_rows_over_today"] = round(
-        (total["new_seconds"] + total["new_l1_seconds"]) / total["today_seconds"], 3
+        (sums["new_seconds"] + sums["new_l1_seconds"]) / sums["today_seconds"], 3
     )
     total["eigen_over_cholesky_stage0"] = round(
-        total["stage0_eigen_seconds"] / total["stage0_cholesky_seconds"], 3
+        sums["stage0_eigen_seconds"] / sums["stage0_cholesky_seconds"], 3
     )
     return total
 
