@@ -1,7 +1,8 @@
-"""Snapshot the UCI benchmark's finished results into benchmarks/uci/ (table.csv, summary.json).
+"""Snapshot the UCI benchmark's finished results into benchmarks/uci/ (table.csv, summary.json/.md).
 
 `python benchmarks/uci_snapshot.py runs/uci-benchmark` — works while the benchmark is still running
 (finished (dataset, method) results only), so the committed table can be compared against later.
+`python benchmarks/uci_snapshot.py benchmarks/uci` re-summarizes a snapshot's own table.csv.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from factcli.experiments.rfm_benchmark import TABLE_COLUMNS, collect_rows, summarize
-from factcli.rundir import write_csv, write_json
+from factcli.experiments.rfm_compare import report, with_leak
+from factcli.rundir import write_json
 from factcli.schema.fit_rfm import METHODS, PROTOCOLS
 
 HERE = Path(__file__).resolve().parent
@@ -24,14 +28,25 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "uci")
     args = parser.parse_args()
     store = args.run_dir / "results"
-    if not store.is_dir():
-        sys.exit(f"error: {store} not found; give the folder the benchmark wrote results/ into")
-    names = sorted({path.name.split("__")[0] for path in store.glob("*__*.json")})
-    table = collect_rows(store, names, list(METHODS), list(PROTOCOLS))
+    if store.is_dir():
+        names = sorted({path.name.split("__")[0] for path in store.glob("*__*.json")})
+        table = collect_rows(store, names, list(METHODS), list(PROTOCOLS))
+    elif (args.run_dir / "table.csv").is_file():  # re-summarize a snapshot (e.g. the committed uci/)
+        table = pd.read_csv(args.run_dir / "table.csv")[TABLE_COLUMNS].to_dict("records")
+        names = sorted({row["dataset"] for row in table})
+    else:
+        sys.exit(
+            f"error: neither {store} nor {args.run_dir / 'table.csv'} found; give the benchmark's folder"
+        )
     summary = summarize(table, names, list(METHODS), list(PROTOCOLS))
+    # Issue 15: every method against the baseline (W/T/L, Wilcoxon p, by size), strict first, and the
+    # paper protocol's leak per dataset (column paper_minus_strict).
+    frame = with_leak(pd.DataFrame(table), "method")
+    summary["comparison"], markdown = report(frame, list(METHODS), ["laplace"], "method")
     args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(args.out / "table.csv", table, TABLE_COLUMNS)
+    frame.to_csv(args.out / "table.csv", index=False, columns=[*TABLE_COLUMNS, "paper_minus_strict"])
     write_json(args.out / "summary.json", summary)
+    (args.out / "summary.md").write_text(markdown)
     print(json.dumps(summary, indent=1))
 
 
