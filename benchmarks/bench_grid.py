@@ -66,8 +66,8 @@ def one_dataset(root: Path, name: str, index: int) -> dict:
     from factcli.core.kernels import Kernel
     from factcli.core.rfm import RFMOptions
     from factcli.data.uci import load_uci
-    from factcli.experiments.rfm_grid import GridSpec, kernel_stage
-    from factcli.experiments.rfm_suite import Entry, Suite
+    from factcli.experiments.rfm.grid import GridSpec, kernel_stage
+    from factcli.experiments.rfm.suite import Entry, Suite
 
     data = load_uci(root, name)
     options = RFMOptions(kernel=Kernel("laplace", 10.0), precision="auto")

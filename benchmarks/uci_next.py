@@ -31,7 +31,7 @@ BASELINES = ["L2-KRR", "L1-KRR", "SVC-RBF"]
 
 
 def settings() -> dict:
-    from factcli.experiments.rfm_grid import GridSpec
+    from factcli.experiments.rfm.grid import GridSpec
 
     return {"grid": asdict(GridSpec()), "precision": "auto", "entries": dict(ENTRIES), "protocols": PROTOCOLS}
 
@@ -42,8 +42,8 @@ def run(root: Path, threads: int, max_samples: int) -> None:
     from factcli.core.kernels import Kernel
     from factcli.core.rfm import RFMOptions
     from factcli.data.uci import list_uci, load_uci, uci_rows
-    from factcli.experiments.rfm_grid import GridSpec
-    from factcli.experiments.rfm_suite import Entry, Suite
+    from factcli.experiments.rfm.grid import GridSpec
+    from factcli.experiments.rfm.suite import Entry, Suite
 
     torch.set_num_threads(threads)
     store = OUT / "results"
@@ -86,8 +86,8 @@ def run(root: Path, threads: int, max_samples: int) -> None:
 def snapshot() -> dict:
     import pandas as pd
 
-    from factcli.experiments.rfm_compare import report, with_leak
-    from factcli.experiments.rfm_suite import TABLE_COLUMNS
+    from factcli.experiments.rfm.compare import report, with_leak
+    from factcli.experiments.rfm.suite import TABLE_COLUMNS
 
     paths = sorted((OUT / "results").glob("*__*.json"))
     rows = [row for path in paths for row in json.loads(path.read_text())["rows"]]

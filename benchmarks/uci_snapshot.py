@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from factcli.experiments.rfm_benchmark import TABLE_COLUMNS, collect_rows, summarize
-from factcli.experiments.rfm_compare import report, with_leak
+from factcli.choices import METHODS, PROTOCOLS
+from factcli.experiments.rfm.benchmark import TABLE_COLUMNS, collect_rows, summarize
+from factcli.experiments.rfm.compare import report, with_leak
 from factcli.rundir import write_json
-from factcli.schema.fit_rfm import METHODS, PROTOCOLS
 
 HERE = Path(__file__).resolve().parent
 

@@ -56,8 +56,8 @@ def run(root: Path, threads: int) -> None:
     from factcli.core.kernels import Kernel
     from factcli.core.rfm import RFMOptions
     from factcli.data.uci import load_uci
-    from factcli.experiments.rfm_grid import GridSpec
-    from factcli.experiments.rfm_suite import Entry, Suite
+    from factcli.experiments.rfm.grid import GridSpec
+    from factcli.experiments.rfm.suite import Entry, Suite
 
     torch.set_num_threads(threads)
     store = OUT / "results"
@@ -85,7 +85,7 @@ def run(root: Path, threads: int) -> None:
 def summary() -> dict:
     import pandas as pd
 
-    from factcli.experiments.rfm_compare import compare_table, markdown_table
+    from factcli.experiments.rfm.compare import compare_table, markdown_table
 
     rows = [
         row
@@ -112,7 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.summary:
         run(args.data / "uci", args.threads)
-    from factcli.experiments.rfm_compare import markdown_table
+    from factcli.experiments.rfm.compare import markdown_table
 
     print(markdown_table(summary()))
 

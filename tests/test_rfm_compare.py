@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
-from factcli.experiments.rfm_compare import compare_table, paired, report, with_leak
+from factcli.experiments.rfm.compare import compare_table, paired, report, with_leak
 
 
 def table():

@@ -7,9 +7,9 @@ import torch
 
 from factcli.core.kernels import Kernel
 from factcli.core.rfm import RFMOptions, rfm_path
-from factcli.experiments import rfm_grid
-from factcli.experiments.rfm_grid import Candidate, GridSpec, choose, kernel_stage
-from factcli.experiments.rfm_protocol import Task
+from factcli.experiments.rfm import grid as rfm_grid
+from factcli.experiments.rfm.grid import Candidate, GridSpec, choose, kernel_stage
+from factcli.experiments.rfm.protocol import Task
 
 TASK = Task("classification", 2)
 
@@ -113,7 +113,7 @@ def test_feature_stage_adds_paths_from_the_best_setting_and_strict_never_reads_t
 
 def test_suite_rows_on_a_real_dataset(shared_data):
     from factcli.data.uci import load_uci
-    from factcli.experiments.rfm_suite import TABLE_COLUMNS, Entry, Suite
+    from factcli.experiments.rfm.suite import TABLE_COLUMNS, Entry, Suite
 
     data = load_uci(shared_data / "uci", "iris")
     options = RFMOptions(kernel=Kernel("laplace", 10.0), iters=2, precision="float64")

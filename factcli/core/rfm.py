@@ -1,4 +1,4 @@
-"""The Recursive Feature Machine loop: solve, feature statistic, update rule, rescaling (SPEC §4).
+"""The Recursive Feature Machine loop: solve, feature statistic, update rule, rescaling (docs/SPEC.md §4).
 
 ``rfm_path`` yields every iterate (t = 0..iters) so callers can score each M_t on held-out data,
 log it, or stop early. One n×n buffer is allocated per path and reused by every iteration: it holds
@@ -12,14 +12,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from factcli.choices import FORMS, METHODS, PRECISIONS, RESCALE_RULES
+from factcli.core import InvalidInput
+
 from . import l1kernel
 from .kernels import Kernel, predict, row_blocks
 from .linalg import NotPositiveDefinite, SolveReport, dtype_name, psd_power, solve_kernel_system
-
-METHODS = ("laplace", "nfa", "fact", "fact-geo")
-RESCALE_RULES = ("trace", "max", "none")
-PRECISIONS = ("auto", "float32", "float64")
-FORMS = ("full", "diagonal")
 
 
 class InaccurateSolve(ArithmeticError):
@@ -50,25 +48,9 @@ class RFMOptions:
             (self.form, FORMS, "feature-matrix form"),
         ):
             if value not in allowed:
-                raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
+                raise InvalidInput(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
         if self.ridge < 0 or self.iters < 0:
-            raise ValueError("ridge and iters must be non-negative")
-
-    @classmethod
-    def from_config(cls, cfg, method: str, ridge: float | None = None) -> RFMOptions:
-        """From a subcommand's config: its ``kernel`` and ``rfm`` groups (every RFM subcommand has both)."""
-        rfm = cfg.rfm
-        return cls(
-            kernel=Kernel(cfg.kernel.name, float(cfg.kernel.bandwidth)),
-            method=method,
-            ridge=float(rfm.ridge if ridge is None else ridge),
-            iters=int(rfm.iters),
-            nfa_power=float(rfm.nfa_power),
-            centered_agop=bool(rfm.centered_agop),
-            rescale=rfm.rescale,
-            precision=rfm.precision,
-            solve_tol=float(rfm.solve_tol),
-        )
+            raise InvalidInput("ridge and iters must be non-negative")
 
 
 @dataclass
@@ -214,7 +196,7 @@ def update_feature_matrix(options: RFMOptions, statistic: torch.Tensor, M: torch
     elif options.method == "fact-geo":
         new_M = psd_power(statistic @ M @ M @ statistic.T, 0.25)
     else:
-        raise ValueError(f"method {options.method!r} learns no features")
+        raise InvalidInput(f"method {options.method!r} learns no features")
     return rescale_feature_matrix(new_M, options.rescale)
 
 
@@ -225,11 +207,12 @@ def _diagonal_update(options: RFMOptions, statistic: torch.Tensor, weights: torc
         return statistic.abs().pow(options.fact_power)
     if options.method == "fact-geo":
         return (statistic.abs() * weights).sqrt()
-    raise ValueError(f"method {options.method!r} learns no features")
+    raise InvalidInput(f"method {options.method!r} learns no features")
 
 
 def rescale_feature_matrix(M: torch.Tensor, rule: str) -> torch.Tensor:
-    """Fix F's arbitrary scale, without which M collapses within a few iterations (SPEC §4.4)."""
+    """Fix F's arbitrary scale, without which M collapses within a few iterations (docs/SPEC.md §4,
+    step 4)."""
     if rule == "none":
         return M
     size = M.trace() if rule == "trace" else M.abs().max()
