@@ -35,7 +35,7 @@ class Entry:
     label: str
     kind: str = "rfm"
     kernel: str = "laplace"
-    method: str = "fact"
+    method: str = ""  # default by kind: fact (rfm, legacy), laplace (krr: no feature learning), svc
     form: str = "full"
     fact_power: float = 1.0
     nfa_power: float = 0.5
@@ -46,6 +46,9 @@ class Entry:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise InvalidInput(f"unknown entry kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if not self.method:
+            default = {"krr": "laplace", "svc": "svc"}.get(self.kind, "fact")
+            object.__setattr__(self, "method", default)  # frozen: set once, here
 
 
 TABLE_COLUMNS = [
