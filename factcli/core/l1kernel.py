@@ -1,4 +1,4 @@
-"""The L1 (product-)Laplace kernel k(x, z) = exp(−‖W(x − z)‖₁ / L) and its feature statistics (SPEC §4).
+"""The L1 (product-)Laplace kernel exp(−‖W(x − z)‖₁ / L) and its feature statistics (docs/SPEC.md §4).
 
 W = M^½ (the symmetric root) for a full feature matrix M, W = diag(√M_kk) for a diagonal one. The
 kernel is not a function of ‖x − z‖_M, so the closed forms of kernels.py do not apply; FACT and AGOP

@@ -1,4 +1,4 @@
-"""Selection over kernels, bandwidths, ridges and row normalization, then RFM paths (issue 15).
+"""Selection over kernels, bandwidths, ridges and row normalization, then RFM paths (docs/SPEC.md §5).
 
 Two stages on the tuning split (rules in benchmarks/README.md, fixed before any run):
 
