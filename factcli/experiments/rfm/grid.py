@@ -271,6 +271,31 @@ def feature_stage(
     return GridSelection(chosen, M, candidates, precisions, seconds, stage.unsolved + failed)
 
 
+def select_across_kernels(
+    task: Task, stages: list[KernelStage], spec: GridSpec, options_for, X_train, y_train, X_val, y_val
+) -> GridSelection:
+    """The kernel as one more selected hyperparameter: the best stage-0 point over every kernel's stage
+    decides the kernel, and (``options_for(kernel)`` not None) that kernel's paths start from it.
+
+    The other kernels' stage-0 points stay candidates; none can win, since the best of them already
+    lost to the chosen kernel's best t = 0 point (equal scores: kernel order, the tie rule's last key).
+    """
+    all0 = [c for stage in stages for c in stage.candidates]
+    best0 = best_of(task, all0)
+    stage = next(stage for stage in stages if stage.kernel == best0.kernel)
+    others = [c for c in all0 if c.kernel != best0.kernel]
+    options = options_for(best0.kernel)
+    if options is None:  # kernel ridge regression: t = 0 only
+        selection = select_krr(task, stage, X_train.shape[1])
+    else:
+        selection = feature_stage(task, stage, spec, options, X_train, y_train, X_val, y_val)
+    selection.candidates += others
+    selection.seconds += sum(s.seconds for s in stages if s is not stage)
+    selection.failures += sum(s.unsolved for s in stages if s is not stage)
+    selection.precisions |= {p for s in stages for p in s.precisions}
+    return selection
+
+
 def evaluate(
     task: Task, options: RFMOptions, selection: GridSelection, protocol: str, X_train, y_train, X_test, y_test
 ) -> FoldResult:
