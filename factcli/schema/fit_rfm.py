@@ -58,7 +58,7 @@ class GridConfig:
     bandwidth_unit: str = "median"  # median: L = s × median pairwise distance of the training rows | absolute
     search: str = "best"  # best: paths from the best t = 0 setting | all: from every one
     rule: str = "best"  # best | noise: t > 0 only when it beats t = 0 by more than its standard error
-    solver: str = "cholesky"  # t = 0: one Cholesky per ridge | eigen: one eigendecomposition for all
+    solver: str = "cholesky"  # t = 0: one Cholesky per ridge | eigen: one eigendecomposition for all (2 n×n)
 
 
 @dataclass
