@@ -21,6 +21,8 @@ PRECISIONS = ("auto", "float32", "float64")  # auto: float32, redone in float64 
 
 # fit-rfm
 PROTOCOLS = ("strict", "paper")
+AUTO_KERNEL = "auto"  # fit-rfm's kernel.name: selected on validation among AUTO_KERNELS, like L
+AUTO_KERNELS = ("laplace", "l1")
 BASELINES = ("l1-krr", "l2-krr", "svc-rbf")  # tuned kernel ridge regression (L1 / L2 Laplace), SVC-RBF
 BANDWIDTH_UNITS = ("median", "absolute")  # grid.bandwidths: multiples of the median distance, or L itself
 SEARCHES = ("best", "all")  # feature-learning paths from the best t = 0 setting, or from every one

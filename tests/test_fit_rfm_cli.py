@@ -44,11 +44,12 @@ def test_fit_rfm_writes_the_run_directory_contract(fact_cli, tmp_path):
         "fold",
         "test_accuracy",
     ]
-    # Stage 0: 5 bandwidths × 2 normalizations × 5 ridges; then t = 1, 2 from the best stage-0
-    # setting for every ridge; then the refit's iterates on test.
-    assert (metrics.phase == "select").sum() == 50 + 5 * 2
+    # Stage 0 for both kernels (kernel.name=auto): 5 bandwidths × 2 normalizations × 5 ridges each;
+    # then t = 1, 2 from the best stage-0 (kernel, bandwidth, normalization) for every ridge.
+    assert (metrics.phase == "select").sum() == 2 * 50 + 5 * 2
     selected = metrics[metrics.phase == "select"]
-    assert selected[selected.iteration > 0][["bandwidth", "normalize_rows"]].drop_duplicates().shape[0] == 1
+    paths = selected[selected.iteration > 0][["kernel", "bandwidth", "normalize_rows"]].drop_duplicates()
+    assert len(paths) == 1 and paths.kernel.iloc[0] == summary["kernel"]["name"]
     assert summary["status"] == "finished" and summary["method"] == "fact" and summary["seed"] == 0
     assert summary["test_accuracy"] > 0.93  # held-out 20% of breast_cancer
     assert summary["chosen"]["iteration"] in (0, 1, 2)

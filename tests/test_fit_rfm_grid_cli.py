@@ -47,7 +47,7 @@ def test_noise_rule_keeps_the_plain_choice_or_falls_back_to_t0(fact_cli, tmp_pat
         ("grid.bandwidth_unit=mean", "unknown grid.bandwidth_unit 'mean'; choose one of median, absolute"),
         ("grid.rule=lucky", "unknown grid.rule 'lucky'; choose one of best, noise"),
         ("rfm.form=banded", "unknown rfm.form 'banded'; choose one of full, diagonal"),
-        ("kernel.name=l2", "unknown kernel 'l2'; choose one of laplace, gaussian, l1"),
+        ("kernel.name=l2", "unknown kernel 'l2'; choose one of auto, laplace, gaussian, l1"),
         ("rfm.fact_power=0", "rfm.fact_power must be positive, got 0"),
     ],
 )

@@ -27,14 +27,14 @@ def test_table_has_one_row_per_dataset_method_protocol(bench, tmp_path):
     bench(SMALL, "benchmark.methods=[laplace,fact]", f"hydra.run.dir={out}")
     table = pd.read_csv(out / "table.csv")
     assert list(table.columns) == TABLE_COLUMNS
-    assert len(table) == 3 * 4 * 2  # laplace, fact and the default baselines l1-krr, svc-rbf
-    assert set(table.label) == {"laplace", "fact", "l1-krr", "svc-rbf"}
+    assert len(table) == 3 * 5 * 2  # laplace, fact and the default baselines l1-krr, l2-krr, svc-rbf
+    assert set(table.label) == {"laplace", "fact", "l1-krr", "l2-krr", "svc-rbf"}
     assert (table[table.label != "fact"].iteration == 0).all()
     assert set(table.protocol) == {"paper", "strict"}
     folds = table[[f"fold{i}_accuracy" for i in range(1, 5)]]
     assert (table.test_accuracy - folds.mean(axis=1)).abs().max() < 1e-9
     # Without feature learning both protocols solve the same systems: identical accuracies.
-    for label in ("laplace", "l1-krr", "svc-rbf"):
+    for label in ("laplace", "l1-krr", "l2-krr", "svc-rbf"):
         krr = table[table.label == label].pivot(index="dataset", columns="protocol", values="test_accuracy")
         assert (krr.paper == krr.strict).all()
     summary = json.loads((out / "summary.json").read_text())
@@ -43,7 +43,11 @@ def test_table_has_one_row_per_dataset_method_protocol(bench, tmp_path):
     assert summary["wall_over_floor"]["fact"] > 1  # the floor is part of the wall time
     # Every row against every baseline, strict first; the markdown beside it.
     versus = summary["comparison"]["strict"]["versus"]["fact"]
-    assert set(versus) == {"laplace", "l1-krr", "svc-rbf"}
+    assert set(versus) == {"laplace", "l1-krr", "l2-krr", "svc-rbf"}
+    # laplace (KRR with the kernel selected, kernel.name=auto) is at least as good on validation as
+    # either kernel's KRR: it chooses among their candidates.
+    strict = table[table.protocol == "strict"].pivot(index="dataset", columns="label", values="val_accuracy")
+    assert (strict.laplace >= strict[["l1-krr", "l2-krr"]].max(axis=1) - 1e-9).all()
     assert sum(versus["laplace"][k] for k in ("wins", "ties", "losses")) == 3
     assert (out / "benchmark_summary.md").read_text().startswith("## Strict protocol")
 

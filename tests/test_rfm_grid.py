@@ -143,18 +143,15 @@ def test_kernel_selected_on_validation_takes_the_best_stage0_kernel_and_its_path
     parts = (X[:100], y[:100], X[100:], y[100:])
     options = RFMOptions(method="fact", iters=1, precision="float64")
     spec = GridSpec(bandwidths=(1.0, 4.0), ridges=(1.0, 1e-2))
-    stages = [kernel_stage(TASK, kernel, spec, options, *parts) for kernel in ("laplace", "l1")]
-    best0 = rfm_grid.best_of(TASK, stages[0].candidates + stages[1].candidates)
-    forms = {}
-
-    def options_for(kernel):
-        forms[kernel] = "diagonal" if kernel == "l1" else "full"
-        return RFMOptions(method="fact", iters=1, precision="float64", form=forms[kernel])
-
-    selection = rfm_grid.select_across_kernels(TASK, stages, spec, options_for, *parts)
-    assert list(forms) == [best0.kernel]  # paths only for the kernel stage 0 chose
-    assert {c.kernel for c in selection.candidates if c.iteration > 0} == {best0.kernel}
+    stages = {kernel: kernel_stage(TASK, kernel, spec, options, *parts) for kernel in ("laplace", "l1")}
+    best0 = rfm_grid.best_of(TASK, stages["laplace"].candidates + stages["l1"].candidates)
+    selection = rfm_grid.select(TASK, "auto", spec, options, *parts, stage_of=stages.get)
+    assert {c.kernel for c in selection.candidates if c.iteration > 0} == {best0.kernel}  # its paths only
     assert len(selection.candidates) == 2 * 8 + 2  # both stages, and t = 1 for 2 ridges
     assert selection.chosen.val_score >= best0.val_score
-    krr = rfm_grid.select_across_kernels(TASK, stages, spec, lambda kernel: None, *parts)
+    assert selection.form == ("diagonal" if best0.kernel == "l1" else "full")  # L1: a diagonal M
+    krr = rfm_grid.select(TASK, "auto", spec, RFMOptions(method="laplace"), *parts, stage_of=stages.get)
     assert krr.chosen == best0
+    # Computed here instead of shared: the same selection.
+    again = rfm_grid.select(TASK, "auto", spec, options, *parts)
+    assert again.chosen == selection.chosen

@@ -8,12 +8,15 @@ from factcli.core.rfm import RFMOptions
 from factcli.runtime import require_memory
 
 
-def rfm_options(cfg, method: str, ridge: float | None = None, bandwidth: float | None = None) -> RFMOptions:
-    """The config's ``kernel`` and ``rfm`` groups as core options; ``ridge`` and ``bandwidth`` replace
-    ``rfm.ridge`` and ``kernel.bandwidth`` (fit-rfm has neither: it selects both from its grid)."""
+def rfm_options(
+    cfg, method: str, ridge: float | None = None, bandwidth: float | None = None, kernel: str | None = None
+) -> RFMOptions:
+    """The config's ``kernel`` and ``rfm`` groups as core options; ``ridge``, ``bandwidth`` and ``kernel``
+    replace ``rfm.ridge``, ``kernel.bandwidth`` and ``kernel.name`` (fit-rfm selects them on its grid)."""
     rfm = cfg.rfm
+    name = cfg.kernel.name if kernel is None else kernel
     return RFMOptions(
-        kernel=Kernel(cfg.kernel.name, float(cfg.kernel.bandwidth if bandwidth is None else bandwidth)),
+        kernel=Kernel(name, float(cfg.kernel.bandwidth if bandwidth is None else bandwidth)),
         method=method,
         ridge=float(rfm.ridge if ridge is None else ridge),
         iters=int(rfm.iters),

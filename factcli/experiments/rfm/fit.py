@@ -94,8 +94,8 @@ def run(cfg, run) -> dict:
         "classes": data.n_classes,
         "method": cfg.method,
         "protocol": cfg.protocol,
-        "kernel": {"name": options.kernel.name, "bandwidth": chosen.bandwidth},
-        "rfm": {"form": options.form, "fact_power": options.fact_power, "iters": options.iters},
+        "kernel": {"name": chosen.kernel, "bandwidth": chosen.bandwidth, "configured": cfg.kernel.name},
+        "rfm": {"form": selection.form, "fact_power": options.fact_power, "iters": options.iters},
         "rescale": options.rescale,
         "precision": sorted(selection.precisions | {r.precision for r in results}),
         "chosen": {

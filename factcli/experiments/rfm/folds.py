@@ -15,7 +15,7 @@ from factcli.core.rfm import InaccurateSolve
 from factcli.errors import FactError
 
 from ..common.rfm import rfm_options
-from .grid import GridSelection, GridSpec, evaluate, feature_stage, kernel_stage, select_krr
+from .grid import AUTO_KERNEL, GridSelection, GridSpec, evaluate, select
 from .protocol import FoldResult
 
 
@@ -42,7 +42,8 @@ def _split(rows, data, fraction, seed):
 def fit_options(cfg, method: str):
     """fit-rfm's RFM options for ``method``. The bandwidth and ridge are placeholders: selection sets
     both grid point by grid point (grid.py)."""
-    return rfm_options(cfg, method, ridge=cfg.grid.ridges[0], bandwidth=1.0)
+    kernel = "laplace" if cfg.kernel.name == AUTO_KERNEL else cfg.kernel.name  # auto: chosen per path
+    return rfm_options(cfg, method, ridge=cfg.grid.ridges[0], bandwidth=1.0, kernel=kernel)
 
 
 def grid_spec(cfg) -> GridSpec:
@@ -64,10 +65,7 @@ def select_on_tuning_split(task, options, cfg, X, y, tuning) -> GridSelection:
     parts = (X[train], y[train], X[val], y[val])
     spec = grid_spec(cfg)
     with clear_solver_errors():
-        stage = kernel_stage(task, options.kernel.name, spec, options, *parts)
-        if options.method == "laplace":
-            return select_krr(task, stage, X.shape[1])
-        return feature_stage(task, stage, spec, options, *parts)
+        return select(task, cfg.kernel.name, spec, options, *parts)
 
 
 def evaluate_folds(task, options, selection, protocol, X, y, folds) -> list[FoldResult]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from factcli.choices import BANDWIDTH_UNITS, SEARCHES, SELECTION_RULES, SOLVERS
+from factcli.choices import AUTO_KERNEL, AUTO_KERNELS, BANDWIDTH_UNITS, SEARCHES, SELECTION_RULES, SOLVERS
 from factcli.core import InvalidInput, spectral
 from factcli.core.kernels import Kernel, predict
 from factcli.core.linalg import NotPositiveDefinite, SolveReport, dtype_name, solve_kernel_system
@@ -32,6 +32,7 @@ from factcli.core.rfm import InaccurateSolve, RFMOptions, rfm_path
 from .protocol import FoldResult, Task, normalize_rows
 
 KERNEL_ORDER = ("laplace", "l1", "gaussian", "quadratic")  # the tie rule's last key, across kernels
+
 MEDIAN_ROWS = 1000  # rows (at an even stride) the median pairwise distance is estimated on
 
 
@@ -238,6 +239,7 @@ class GridSelection:
     precisions: set
     seconds: float
     failures: int = 0  # unsolvable stage-0 points + paths stopped early by an inaccurate solve
+    form: str = "full"  # the form of M along the chosen path (relearned so on every fold)
 
 
 def select_krr(task: Task, stage: KernelStage, d: int) -> GridSelection:
@@ -282,31 +284,54 @@ def feature_stage(
     chosen = choose(task, candidates, spec.rule)
     M = Ms.get(chosen, torch.eye(X_train.shape[1], dtype=torch.float64))
     seconds = stage.seconds + time.perf_counter() - started
-    return GridSelection(chosen, M, candidates, precisions, seconds, stage.unsolved + failed)
+    return GridSelection(chosen, M, candidates, precisions, seconds, stage.unsolved + failed, options.form)
 
 
-def select_across_kernels(
-    task: Task, stages: list[KernelStage], spec: GridSpec, options_for, X_train, y_train, X_val, y_val
+def options_for_kernel(options: RFMOptions, kernel: str, auto: bool) -> RFMOptions:
+    """The options a path with ``kernel`` runs with. Selected kernels (auto): the L1 kernel's M is
+    diagonal (docs/SPEC.md §4: a full W rotates away its per-coordinate structure), L2's as configured."""
+    form = "diagonal" if auto and kernel == "l1" else options.form
+    return replace(options, kernel=Kernel(kernel, options.kernel.bandwidth), form=form)
+
+
+def select(
+    task: Task,
+    kernel_name: str,
+    spec: GridSpec,
+    options: RFMOptions,
+    X_train,
+    y_train,
+    X_val,
+    y_val,
+    stage_of=None,
 ) -> GridSelection:
-    """The kernel as one more selected hyperparameter: the best stage-0 point over every kernel's stage
-    decides the kernel, and (``options_for(kernel)`` not None) that kernel's paths start from it.
+    """The whole selection for ``options.method`` (``laplace``: KRR, t = 0 only).
 
-    The other kernels' stage-0 points stay candidates; none can win, since the best of them already
-    lost to the chosen kernel's best t = 0 point (equal scores: kernel order, the tie rule's last key).
+    ``kernel_name`` may be ``auto``: stage 0 then runs for every kernel of AUTO_KERNELS, the best
+    stage-0 point decides the kernel, and only that kernel's paths are run; the other kernels'
+    stage-0 points stay candidates (none can win: their best already lost). ``stage_of(kernel)``
+    gives a stage computed earlier (shared by methods); by default it is computed here.
     """
-    all0 = [c for stage in stages for c in stage.candidates]
-    best0 = best_of(task, all0)
+    if stage_of is None:
+
+        def stage_of(kernel):
+            return kernel_stage(task, kernel, spec, options, X_train, y_train, X_val, y_val)
+
+    auto = kernel_name == AUTO_KERNEL
+    stages = [stage_of(kernel) for kernel in (AUTO_KERNELS if auto else (kernel_name,))]
+    best0 = best_of(task, [c for stage in stages for c in stage.candidates])
     stage = next(stage for stage in stages if stage.kernel == best0.kernel)
-    others = [c for c in all0 if c.kernel != best0.kernel]
-    options = options_for(best0.kernel)
-    if options is None:  # kernel ridge regression: t = 0 only
+    if options.method == "laplace":
         selection = select_krr(task, stage, X_train.shape[1])
     else:
-        selection = feature_stage(task, stage, spec, options, X_train, y_train, X_val, y_val)
-    selection.candidates += others
-    selection.seconds += sum(s.seconds for s in stages if s is not stage)
-    selection.failures += sum(s.unsolved for s in stages if s is not stage)
-    selection.precisions |= {p for s in stages for p in s.precisions}
+        path_options = options_for_kernel(options, best0.kernel, auto)
+        selection = feature_stage(task, stage, spec, path_options, X_train, y_train, X_val, y_val)
+    for other in stages:
+        if other is not stage:
+            selection.candidates += other.candidates
+            selection.seconds += other.seconds
+            selection.failures += other.unsolved
+            selection.precisions |= other.precisions
     return selection
 
 
@@ -318,7 +343,9 @@ def evaluate(
     A = normalize_rows(X_train, chosen.normalize)
     B = normalize_rows(X_test, chosen.normalize)
     Y = task.targets(y_train)
-    fit = replace(options, kernel=Kernel(chosen.kernel, chosen.bandwidth), ridge=chosen.ridge)
+    fit = replace(
+        options, kernel=Kernel(chosen.kernel, chosen.bandwidth), ridge=chosen.ridge, form=selection.form
+    )
     if protocol == "paper" or chosen.iteration == 0:
         iterates = list(rfm_path(A, Y, replace(fit, method="laplace"), M0=selection.M))
     elif protocol == "strict":

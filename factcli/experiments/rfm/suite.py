@@ -25,8 +25,6 @@ from . import svc as svc_baseline
 from .protocol import Task, evaluate, select
 
 KINDS = ("krr", "rfm", "svc", "legacy")
-AUTO_KERNEL = "auto"  # Entry.kernel: selected on validation among AUTO_KERNELS, like the bandwidth
-AUTO_KERNELS = ("laplace", "l1")
 
 
 @dataclass(frozen=True)
@@ -126,25 +124,8 @@ class Suite:
             options = replace(self.options_for(entry), method=entry.method)
             grid = self.legacy_grid
             return select(self.task, options, grid["ridges"], grid["normalize_rows"], *self.tuning)
-        if entry.kernel == AUTO_KERNEL:
-            return rfm_grid.select_across_kernels(
-                self.task,
-                [self.stage(k) for k in AUTO_KERNELS],
-                spec,
-                self._auto_options(entry),
-                *self.tuning,
-            )
-        stage = self.stage(entry.kernel)
-        if entry.kind == "krr":
-            return rfm_grid.select_krr(self.task, stage, self.X.shape[1])
-        return rfm_grid.feature_stage(self.task, stage, spec, self.options_for(entry), *self.tuning)
-
-    def _auto_options(self, entry: Entry):
-        """Per kernel: None for KRR; the L1 kernel's M diagonal (docs/SPEC.md §4), L2's as the entry says."""
-        if entry.kind == "krr":
-            return lambda kernel: None
-        return lambda kernel: replace(
-            self.options_for(entry), form="diagonal" if kernel == "l1" else entry.form
+        return rfm_grid.select(
+            self.task, entry.kernel, spec, self.options_for(entry), *self.tuning, stage_of=self.stage
         )
 
     # -- evaluation ------------------------------------------------------------------------
@@ -164,8 +145,6 @@ class Suite:
                     scores.append(self.fold_cache[key])
                     continue
                 options = self.options_for(entry)
-                if entry.kernel == AUTO_KERNEL and chosen.kernel == "l1":
-                    options = replace(options, form="diagonal")
                 score = rfm_grid.evaluate(self.task, options, selection, protocol, *parts).score
                 if chosen.iteration == 0:
                     self.fold_cache[key] = score
@@ -235,10 +214,9 @@ class Suite:
                 "precision": "+".join(sorted(selection.precisions)),
             }
         c = selection.chosen
-        auto_l1 = entry.kernel == AUTO_KERNEL and c.kernel == "l1" and entry.kind == "rfm"
         return {
             "kernel": c.kernel,  # the selected one, for kernel=auto
-            "form": "diagonal" if auto_l1 else entry.form,
+            "form": selection.form if entry.kind == "rfm" else "",
             "bandwidth": c.bandwidth,
             "ridge": c.ridge,
             "normalize_rows": c.normalize,
