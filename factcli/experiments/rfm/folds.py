@@ -18,7 +18,8 @@ from factcli.data.tabular import check_kernel_scale, standardize
 from factcli.errors import FactError
 
 from ..common.rfm import COLLAPSE_ADVICE, rfm_options
-from .protocol import FoldResult, Selection, evaluate, select
+from .grid import AUTO_KERNEL, GridSelection, GridSpec, evaluate, select
+from .protocol import FoldResult
 
 
 def splits_of(data, cfg):
@@ -76,17 +77,32 @@ def _split(rows, data, fraction, seed):
 
 
 def fit_options(cfg, method: str):
-    """fit-rfm's RFM options for ``method``; the grid's ridges replace the ridge point by point
-    (protocol.select)."""
-    return rfm_options(cfg, method, ridge=cfg.grid.ridges[0])
+    """fit-rfm's RFM options for ``method``. The bandwidth and ridge are placeholders: selection sets
+    both grid point by grid point (grid.py)."""
+    kernel = "laplace" if cfg.kernel.name == AUTO_KERNEL else cfg.kernel.name  # auto: chosen per path
+    return rfm_options(cfg, method, ridge=cfg.grid.ridges[0], bandwidth=1.0, kernel=kernel)
 
 
-def select_on_tuning_split(task, options, cfg, X, y, tuning) -> Selection:
+def grid_spec(cfg) -> GridSpec:
+    grid = cfg.grid
+    return GridSpec(
+        bandwidths=tuple(float(s) for s in grid.bandwidths),
+        bandwidth_unit=grid.bandwidth_unit,
+        ridges=tuple(float(r) for r in grid.ridges),
+        normalizations=tuple(bool(v) for v in grid.normalize_rows),
+        search=grid.search,
+        rule=grid.rule,
+        solver=grid.solver,
+    )
+
+
+def select_on_tuning_split(task, options, cfg, X, y, tuning) -> GridSelection:
+    """Stage 0 (kernel ridge regression over the grid), then the method's paths (grid.py)."""
     train, val = (torch.as_tensor(rows, device=X.device) for rows in tuning)
+    parts = (X[train], y[train], X[val], y[val])
+    spec = grid_spec(cfg)
     with clear_solver_errors():
-        return select(
-            task, options, cfg.grid.ridges, cfg.grid.normalize_rows, X[train], y[train], X[val], y[val]
-        )
+        return select(task, cfg.kernel.name, spec, options, *parts)
 
 
 def evaluate_folds(task, options, selection, protocol, X, y, folds) -> list[FoldResult]:
