@@ -6,30 +6,30 @@ everything Hydra offers keeps working (run directories with ``.hydra/``, ``-m`` 
 ``-cd``, ``-h``) and the real argv is never read.
 
 Errors reach the user as one line: config typos are caught by composing the config once before
-Hydra starts (exit 2, nothing written), and so are an unknown launcher, the SLURM launcher without
-SLURM and ``device=cuda`` without a GPU (launchers.py, exit 1); a ``FactError`` (or core's
-``InvalidInput``) inside a job is caught by the job wrapper (job.py), recorded in the job's directory
-as ``error.txt`` and turned into exit status 1 after the run or sweep ends, so one failing job does
-not stop a sweep. Jobs may run in other processes (``hydra/launcher=joblib``, ``submitit_*``), so a
-sweep's failures are read back from its job directories (sweep.py), never from memory.
+Hydra starts (exit 2, nothing written); bad values and unusable run directories are refused by
+``job.preflight`` before Hydra writes anything (exit 1); a failure inside a job, whatever its kind,
+is caught by the job wrapper (job.py), recorded in a sweep job's directory as ``error.txt`` and
+turned into exit status 1 after the run or sweep ends, so one failing job does not stop a sweep.
+An unknown launcher, the SLURM launcher without SLURM and ``device=cuda`` without a GPU are refused
+before Hydra starts too (launchers.py). Jobs may run in other processes (``hydra/launcher=joblib``,
+``submitit_*``), so a sweep's failures are read back from its job directories (sweep.py).
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
+import os
 import sys
-from pathlib import Path
 from unittest import mock
 
 import typer
 
+from . import job
 from .commands import COMMANDS, CONF_DIR, Command
-from .errors import FactError
-from .job import Job
 from .launchers import check_launcher_name, plan_sweep
-from .rundir import SUMMARY, write_sweep_table
-from .sweep import failed_jobs, refuse_other_sweep, take_started_sweep
+from .rundir import write_sweep_table
+from .sweep import failed_jobs, take_started_sweep
 
 log = logging.getLogger("fact")
 
@@ -43,37 +43,43 @@ def launch(command_path: str, command: Command, overrides: list[str]) -> None:
 
     register()
     flags = [arg for arg in overrides if arg.startswith("-")]
+    pinned: list[str] = []
     plan = None
     if set(flags) <= _MULTIRUN_FLAGS:
         plain = [arg for arg in overrides if not arg.startswith("-")]
         check_launcher_name(command, plain)
-        _check_composes(command, plain)
-        _refuse_finished_run_dir(overrides)
-        refuse_other_sweep(plain)
+        first_variant = _check_composes(command, plain)
+        # Hydra keeps its own overrides (hydra.*, hydra/launcher=...) out of a sweep's task overrides.
+        task = [arg for arg in plain if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
         plan = plan_sweep(command, plain, multirun=bool(flags))
+        first = compose(command, first_variant, with_hydra=True)
+        pinned = job.preflight(command, first, task, multirun=bool(flags))
 
     # A module-level object, not a closure: the joblib and submitit launchers ship it to other processes.
-    job = Job(command.name, default_threads=plan.threads if plan else None)
-    argv = [command_path, *overrides]
+    task_function = job.Job(command.name, command_path, default_threads=plan.threads if plan else None)
+    argv = [command_path, *overrides, *pinned]
     main = hydra.main(
         version_base="1.3", config_path=str(command.config_dir), config_name=command.config_name
-    )(job)
+    )(task_function)
     take_started_sweep()
-    try:
-        with mock.patch.object(sys, "argv", argv):
+    try:  # HYDRA_FULL_ERROR: Hydra re-raises its own errors, so the CLI turns them into one line
+        with mock.patch.object(sys, "argv", argv), mock.patch.dict(os.environ, {"HYDRA_FULL_ERROR": "1"}):
             main()
     except BaseException:
         sweep_dir = take_started_sweep()
         if sweep_dir is not None and sweep_dir.is_dir():  # interrupted: the table of what is done
             write_sweep_table(sweep_dir)
         raise
+    finally:
+        job.end()
+    # One line each: "job N: reason" in a sweep (read from its directories), the reason for a single run.
     sweep_dir = take_started_sweep()
-    failures = failed_jobs(sweep_dir) if sweep_dir is not None else job.failures
+    failures = failed_jobs(sweep_dir) if sweep_dir is not None else task_function.failures
+    if len(failures) == 1 and not flags:
+        typer.echo(f"error: {failures[0]}", err=True)
+        raise typer.Exit(1)
     if failures:
-        if len(failures) > 1:
-            typer.echo(f"error: {len(failures)} jobs failed; see error.txt in their directories", err=True)
-        else:
-            typer.echo(f"error: {failures[0]}", err=True)
+        typer.echo(f"error: {len(failures)} job(s) failed ({'; '.join(failures)})", err=True)
         raise typer.Exit(1)
 
 
@@ -107,8 +113,9 @@ def compose(command: Command, overrides: list[str] = (), with_hydra: bool = Fals
         GlobalHydra.instance().clear()
 
 
-def _check_composes(command: Command, overrides: list[str]) -> None:
-    """Compose the config once (every sweep value too) so a typo fails before any work, as one line."""
+def _check_composes(command: Command, overrides: list[str]) -> list[str]:
+    """Compose the config once (every sweep value too) so a typo fails before any work, as one line;
+    return the first variant's plain overrides."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -129,6 +136,7 @@ def _check_composes(command: Command, overrides: list[str]) -> None:
             compose(command, plain)
         except (HydraException, OmegaConfBaseException, ValueError) as error:
             _usage_error(_explain(error, command))
+    return [_as_assignment(parsed[i], value) for i, value in enumerate(base)]  # the first variant
 
 
 def _as_assignment(override, value: str) -> str:
@@ -136,17 +144,6 @@ def _as_assignment(override, value: str) -> str:
         return value
     prefix = {"ADD": "+", "FORCE_ADD": "++", "DEL": "~"}.get(override.type.name, "")
     return f"{prefix}{override.get_key_element()}={value}"
-
-
-def _refuse_finished_run_dir(overrides: list[str]) -> None:
-    """Stop before Hydra rewrites .hydra/ inside a directory that holds a finished run."""
-    for arg in overrides:
-        key, _, value = arg.partition("=")
-        if key.lstrip("+") == "hydra.run.dir" and (Path(value) / SUMMARY).exists():
-            raise FactError(
-                f"{value} already holds a finished run; choose another hydra.run.dir "
-                "(or delete that directory to redo it)"
-            )
 
 
 def _explain(error: BaseException, command: Command) -> str:

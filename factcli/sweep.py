@@ -40,29 +40,10 @@ def take_started_sweep() -> Path | None:
     return directory
 
 
-def refuse_other_sweep(overrides: list[str]) -> None:
-    """Rerunning into an existing ``hydra.sweep.dir`` resumes that sweep, so it must be the same sweep.
-
-    Checked before Hydra starts, because Hydra rewrites each job's ``.hydra/`` before the job runs.
-    """
-    from omegaconf import OmegaConf
-
-    for arg in overrides:
-        key, _, value = arg.partition("=")
-        if key.lstrip("+") != "hydra.sweep.dir" or not (Path(value) / "multirun.yaml").exists():
-            continue
-        stored = OmegaConf.load(Path(value) / "multirun.yaml").hydra.overrides.task
-        asked = [a for a in overrides if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
-        if list(stored) != asked:
-            raise FactError(
-                f"{value} holds a sweep of other overrides ({' '.join(stored) or 'none'}); rerun exactly "
-                "those to finish it, or choose another hydra.sweep.dir"
-            )
-
-
 def failed_jobs(sweep_dir: Path) -> list[str]:
-    """The one-line errors of the sweep's failed jobs, in job order."""
-    return [str(row.get("error", "")) for row in collect_sweep(sweep_dir) if row.get("status") == "failed"]
+    """``job N: reason`` for each failed job of the sweep, in job order."""
+    rows = collect_sweep(sweep_dir)
+    return [f"job {row['job']}: {row.get('error', '')}" for row in rows if row.get("status") == "failed"]
 
 
 def rebuild(sweep_dir: Path) -> Path:
