@@ -79,11 +79,19 @@ def train_net(ctx: typer.Context, overrides: Overrides = None) -> None:
     context_settings=HYDRA,
     help=(
         "Check FACT layer by layer on a trained network: correlations of WᵀW with F, (FFᵀ)^½, NFA and eNFA, "
-        "errors, residuals, plots.\n\nExample: `fact verify-fact source=runs/train_net/RUN` · "
-        "`fact verify-fact experiment=nfa_counterexample`" + COMMON
+        "errors, residuals, plots. It says first whether the network is at a critical point of L_λ."
+        "\n\nExample: `fact verify-fact source=runs/train_net/RUN` · "
+        "`fact verify-fact experiment=nfa_counterexample` · your own network: "
+        "`fact verify-fact model=my_net.py:build weights=w.pt inputs=xy.pt lam=1e-4`" + COMMON
     ),
 )
 def verify_fact(ctx: typer.Context, overrides: Overrides = None) -> None:
+    # model=FILE.py:FUNCTION names the user's constructor (config key network=); model=mlp|conv
+    # stays the choice of our own architecture.
+    overrides = [
+        f"network={arg.partition('=')[2]}" if arg.startswith("model=") and ":" in arg else arg
+        for arg in overrides or []
+    ]
     _run(ctx, "verify_fact", overrides)
 
 

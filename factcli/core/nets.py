@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ACTIVATIONS = ("relu", "softplus", "quadratic", "tanh")
+ACTIVATIONS = ("relu", "gelu", "softplus", "quadratic", "tanh")
 
 
 class Square(nn.Module):
@@ -24,6 +24,8 @@ class Square(nn.Module):
 def activation_module(name: str) -> nn.Module:
     if name == "relu":
         return nn.ReLU()
+    if name == "gelu":  # x·Φ(x): ReLU-like but smooth, so L_λ has true critical points to converge to
+        return nn.GELU()
     if name == "softplus":
         return nn.Softplus()
     if name == "tanh":

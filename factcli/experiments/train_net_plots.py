@@ -10,8 +10,15 @@ from factcli.plots import save
 ANSATZ_COLUMNS = {"fact": "FACT (F)", "fact_sym": "FACT (FFᵀ)^½", "nfa": "NFA (AGOP^½)"}
 
 
-def plot_training(rows: list[dict], path: Path) -> Path | None:
-    """One panel per layer: correlations (left axis) and the stationarity residual (log, right)."""
+def plot_training(
+    rows: list[dict], path: Path, tol: float | None = None, finish_start: int | None = None
+) -> Path | None:
+    """One panel per layer: correlations (left axis) and the stationarity residual (log, right).
+
+    ``tol`` draws the tolerance on the residual axis and a vertical line where the layer's residual
+    first falls to it (FACT is only expected to hold from there on); ``finish_start`` marks where
+    the full-batch L-BFGS phase began.
+    """
     if not rows:
         return None
     import matplotlib
@@ -34,15 +41,25 @@ def plot_training(rows: list[dict], path: Path) -> Path | None:
             ax.plot(steps, [_float(r.get(key)) for r in mine], marker=".", label=label)
         ax.set(title=layer, xlabel="step", ylim=(-0.1, 1.05))
         ax.grid(alpha=0.3)
+        residuals = [_float(r["residual"]) for r in mine]
         twin = ax.twinx()
-        twin.plot(steps, [_float(r["residual"]) for r in mine], color="gray", linestyle=":")
+        twin.plot(steps, residuals, color="gray", linestyle=":", label="residual")
         twin.set_yscale("log")
         twin.set_ylabel("residual ‖∇L+λW‖/‖λW‖", fontsize=7, color="gray")
+        if finish_start is not None:
+            ax.axvline(finish_start, color="tab:purple", linestyle="--", linewidth=0.8,
+                       label="L-BFGS phase begins")  # fmt: skip
+        if tol is not None:
+            twin.axhline(tol, color="gray", linewidth=0.6)
+            crossing = next((s for s, r in zip(steps, residuals, strict=True) if r <= tol), None)
+            if crossing is not None:
+                ax.axvline(crossing, color="black", linewidth=1.0, label=f"residual ≤ tol = {tol:g}")
     for ax in list(axes.flat)[len(layers) :]:
         ax.axis("off")
     axes.flat[0].set_ylabel("Pearson corr with WᵀW")
     axes.flat[0].legend(fontsize=7, loc="lower right")
-    fig.suptitle("FACT agrees only near convergence; NFA throughout (dotted: residual)")
+    title = "FACT agrees only near convergence; NFA throughout (dotted: residual"
+    fig.suptitle(title + (", thin line: tolerance)" if tol is not None else ")"))
     fig.tight_layout()
     return save(fig, path)
 

@@ -1,10 +1,14 @@
 """fact verify-fact: FACT checked layer by layer on a trained network.
 
-Input: ``source=`` a train-net run directory or checkpoint; without one, the configured network is
-trained first (in this run directory, exactly as train-net would). Output: fact_layers.csv and
-fact_layers.json (one row per layer: correlations of WᵀW with F, Fᵀ, (F Fᵀ)^{1/2}, NFA, eNFA at every
-power, FACT's relative error, bFACT against W Wᵀ, the residual, λ and the loss convention), a bar
-chart of the correlations and heatmaps of WᵀW beside F and AGOP^{1/2} for the chosen layers.
+Input: ``source=`` a train-net run directory or checkpoint; ``network=FILE.py:FUNCTION`` (with
+``weights=`` and ``inputs=``) any network of the user's (verify_fact_user.py); without either, the
+configured network is trained first (in this run directory, exactly as train-net would). The table
+comes from ``factcli.core.layer_table.layer_table``. Before any correlation the console and
+summary.json say whether the network is at a critical point of L_λ (fact_reading.py).
+Output: fact_layers.csv and fact_layers.json (one row per layer: correlations of WᵀW with F, Fᵀ,
+(F Fᵀ)^{1/2}, NFA, eNFA at every power, FACT's relative error, bFACT against W Wᵀ, the residual,
+λ and the loss convention), a bar chart of the correlations and heatmaps of WᵀW beside F and
+AGOP^{1/2} for the chosen layers.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import logging
 
 from omegaconf import OmegaConf
 
-from factcli.core.fact import psd_power, relative_error
-from factcli.core.losses import CONVENTIONS
+from factcli.core.fact import psd_power
+from factcli.core.layer_table import LayerTable, layer_table
+from factcli.core.losses import CONVENTIONS, per_sample_loss
 from factcli.errors import FactError
+from factcli.experiments.fact_reading import convergence_reading
 from factcli.experiments.train_net import training_targets
 from factcli.experiments.train_net_checkpoint import (
     CHECKPOINT,
@@ -24,7 +30,7 @@ from factcli.experiments.train_net_checkpoint import (
     model_from_checkpoint,
 )
 from factcli.experiments.train_net_data import load_net_data
-from factcli.experiments.train_net_metrics import DTYPES, agreement_rows, statistics
+from factcli.experiments.train_net_metrics import DTYPES
 from factcli.experiments.train_net_optim import FACT_VALIDITY
 from factcli.rundir import write_csv, write_json
 
@@ -37,6 +43,10 @@ def run(cfg, run) -> dict:
     from factcli.runtime import resolve_device
 
     device = resolve_device(cfg.device)
+    if cfg.network is not None:
+        from factcli.experiments.verify_fact_user import verify_user_network
+
+        return verify_user_network(cfg, run, device)
     if cfg.source is None:
         trained_cfg, model, training = _train_first(cfg, run, device)
         source = f"trained in this run ({training['stop_reason']} after {training['steps']} steps)"
@@ -53,36 +63,49 @@ def run(cfg, run) -> dict:
     data = load_net_data(trained_cfg.dataset, trained_cfg.data, int(trained_cfg.seed))
     X = data.X_train.to(device)
     Y, _ = training_targets(data, trained_cfg.loss, DTYPES[cfg.verify.dtype])
+    table = verified_table(cfg, model, (X, Y.to(device)), per_sample_loss(trained_cfg.loss), lam)
+    validity = FACT_VALIDITY[trained_cfg.optim.name]
+    rows, reading, plots = report(cfg, run, table, CONVENTIONS[trained_cfg.loss], validity)
+    summary = _summary(cfg, trained_cfg, rows, table.loss, source, training, data, plots)
+    return {"convergence": reading, **summary, "skipped_layers": table.skipped}
+
+
+def verified_table(cfg, model, data, loss_fn, lam: float) -> LayerTable:
+    """``layer_table`` with the verify.* options (the per-sample path only up to a size)."""
+    rows = len(data[0]) if isinstance(data, tuple) else None
     both = cfg.verify.fact_method == "both" or (
-        cfg.verify.fact_method == "auto" and len(X) <= cfg.verify.per_sample_max_rows
+        cfg.verify.fact_method == "auto" and rows is not None and rows <= cfg.verify.per_sample_max_rows
     )
-    stats = statistics(
-        model, X, Y.to(device), trained_cfg.loss, lam, dtype=cfg.verify.dtype,
-        batch_size=cfg.verify.batch_size, per_sample=both, enfa=cfg.verify.enfa,
-        agop=cfg.verify.nfa,
+    return layer_table(
+        model, data, loss_fn, lam, batch_size=cfg.verify.batch_size, dtype=DTYPES[cfg.verify.dtype],
+        per_sample=both, nfa=cfg.verify.nfa, enfa=cfg.verify.enfa, nfa_power=cfg.verify.nfa_power,
+        enfa_powers=tuple(cfg.verify.enfa_powers),
     )  # fmt: skip
-    rows = agreement_rows(stats.layers, cfg.verify.nfa_power, tuple(cfg.verify.enfa_powers))
-    for row, layer in zip(rows, stats.layers, strict=True):
-        if layer.fact_per_sample is not None:
-            row["fact_paths_relerr"] = relative_error(layer.fact, layer.fact_per_sample)
-        row["lambda"] = lam
-        row["loss_convention"] = CONVENTIONS[trained_cfg.loss]
+
+
+def report(cfg, run, table: LayerTable, convention: str, validity: str | None):
+    """Console and files: first whether the network is at a critical point, then the table."""
+    reading = convergence_reading(table.rows, cfg.train.tol, validity)
+    (log.info if reading["at_critical_point"] else log.warning)("%s", reading["reading"])
+    for skipped in table.skipped:
+        log.info("not checked: %s (%s): %s", skipped["module"], skipped["type"], skipped["reason"])
+    rows = [{**row, "loss_convention": convention} for row in table.rows]
     write_csv(run.file(f"{TABLE}.csv"), rows)
     write_json(run.file(f"{TABLE}.json"), rows)
-    plots = cfg.plots and _plots(cfg, run, rows, stats.layers)
+    plots = cfg.plots and _plots(cfg, run, rows, table.layers)
     for row in rows:
         log.info(
             "%s %-8s residual %.2e  FACT %.4f  (FFᵀ)^½ %.4f  NFA %s  eNFA %s",
             row["layer"], row["shape"], row["residual"], row["fact"], row["fact_sym"],
             _fmt(row.get("nfa")), _fmt(row.get(f"enfa_s{cfg.verify.enfa_powers[0]:g}")),
         )  # fmt: skip
-    return _summary(cfg, trained_cfg, rows, stats.loss, source, training, data, plots)
+    return rows, reading, plots
 
 
 def _train_first(cfg, run, device):
     from factcli.experiments.train_net import run as train_net
 
-    summary = train_net(cfg, run)
+    summary = train_net(cfg, run, announce=False)
     if summary.get("stop_reason") == "estimate_only":
         raise FactError("train.estimate_only=true: nothing was trained, so nothing to verify")
     payload = load_checkpoint(run.file(CHECKPOINT))

@@ -50,7 +50,7 @@ class ModelConfig:
     channels: list[int] = field(default_factory=lambda: [16, 32])  # conv layers
     kernel_size: int = 3
     stride: int = 2
-    activation: str = "relu"  # relu | softplus | quadratic | tanh
+    activation: str = "relu"  # relu | gelu | softplus | quadratic | tanh
     bias: bool = False
     init: str = "default"  # default (PyTorch's) | kaiming (He normal: deep ReLU nets fit sooner)
 
@@ -74,8 +74,14 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    max_steps: int = 5000  # the step budget
-    tol: float = 1e-3  # stop when every layer's stationarity residual is below this
+    max_steps: int = 2000  # steps of `optim` (fewer if every residual falls to tol before)
+    tol: float = 1e-3  # converged: every layer's residual ||grad_W L + lambda W||/||lambda W|| <= tol
+    # then, unless converged: full-batch L-BFGS on L_lambda in float64 until every residual <= tol
+    # (its iterations count as steps); none: stop after max_steps
+    finish: str = "lbfgs"  # lbfgs | none
+    finish_max_iters: int = 20000  # a cap only: a run reaching it says it did not converge
+    finish_history: int = 50  # L-BFGS curvature pairs
+    finish_check_every: int = 20  # L-BFGS iterations between residual checks
     check_every: int = 100  # steps between full-batch residual checks
     log_every: int = 500  # steps between per-layer FACT / NFA / eNFA metrics
     checkpoint_every: int = 500  # steps between checkpoints (also written at every log and at the end)
@@ -94,7 +100,9 @@ class TrainConfig:
 class Config:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    threads: int | None = None  # CPU threads for torch (null: every core); 1 on a busy machine
+    # CPU threads for torch; null: every core. 1 by default: the default networks are too small to
+    # gain from more, and on a shared machine spinning threads make every step many times slower.
+    threads: int | None = 1
     dtype: str = "float32"  # training precision: float32 | float64
     dataset: str = "digits"  # digits | mnist | cifar10 | teacher | nfa_counterexample | a tabular name
     loss: str = "mse"  # mse (on one-hot labels, the paper's) | cross_entropy
@@ -106,13 +114,14 @@ class Config:
 
 
 def validate(cfg) -> None:
+    from factcli.core.nets import ACTIVATIONS
     from factcli.errors import FactError
 
     choose(cfg.loss, ("mse", "cross_entropy"), "loss")
     choose(cfg.dtype, ("float32", "float64"), "dtype")
     choose(cfg.train.stats_dtype, ("float32", "float64"), "train.stats_dtype")
     choose(cfg.model.kind, ("mlp", "conv"), "model.kind")
-    choose(cfg.model.activation, ("relu", "softplus", "quadratic", "tanh"), "model.activation")
+    choose(cfg.model.activation, ACTIVATIONS, "model.activation")
     choose(cfg.model.init, ("default", "kaiming"), "model.init")
     choose(cfg.optim.name, OPTIMIZERS, "optimizer")
     choose(cfg.optim.schedule, SCHEDULES, "optim.schedule")
@@ -120,6 +129,7 @@ def validate(cfg) -> None:
     if cfg.data.test_split is not None:
         choose(cfg.data.test_split, ("train", "test"), "data.test_split")
     choose(cfg.data.teacher.task, ("classification", "regression"), "data.teacher.task")
+    choose(cfg.train.finish, ("lbfgs", "none"), "train.finish")
     if not cfg.optim.weight_decay > 0:
         raise FactError(
             f"optim.weight_decay = {cfg.optim.weight_decay}: FACT is undefined without weight decay "
@@ -134,6 +144,9 @@ def validate(cfg) -> None:
         "train.checkpoint_every": cfg.train.checkpoint_every,
         "train.stats_batch_size": cfg.train.stats_batch_size,
         "train.tol": cfg.train.tol,
+        "train.finish_max_iters": cfg.train.finish_max_iters,
+        "train.finish_history": cfg.train.finish_history,
+        "train.finish_check_every": cfg.train.finish_check_every,
     }
     for key, value in positive.items():
         if not value > 0:
