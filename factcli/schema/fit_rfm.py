@@ -1,13 +1,22 @@
-"""Schema of ``fact fit-rfm``: FACT-RFM and its baselines on tabular data (SPEC §4-5)."""
+"""Schema of ``fact fit-rfm``: FACT-RFM and its baselines on tabular data (docs/SPEC.md §4-5)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import choose
+from factcli.choices import (
+    METHODS,
+    PRECISIONS,
+    PROTOCOLS,
+    RESCALE_RULES,
+    STANDARDIZE,
+    TASKS,
+    TRANSLATION_INVARIANT_KERNELS,
+)
+from factcli.errors import FactError
 
-METHODS = ("laplace", "nfa", "fact", "fact-geo")
-PROTOCOLS = ("strict", "paper")
+from . import choose
+from .rfm import KernelConfig, RfmConfig
 
 
 @dataclass
@@ -18,22 +27,6 @@ class DataConfig:
     standardize: str = "auto"  # auto (yes, except the already standardized UCI collection) | yes | no
     test_fraction: float = 0.2  # held-out test split (datasets without fixed splits)
     val_fraction: float = 0.25  # of the remaining training data, for selecting hyperparameters
-
-
-@dataclass
-class KernelConfig:
-    name: str = "laplace"  # laplace | gaussian
-    bandwidth: float = 10.0  # L
-
-
-@dataclass
-class RfmConfig:
-    iters: int = 5  # feature-learning iterations T; the best t in 0..T is chosen on validation
-    nfa_power: float = 0.5  # nfa: M ← AGOP^s
-    centered_agop: bool = False
-    rescale: str = "trace"  # trace (tr M = d) | max (max |M_ij| = 1) | none
-    precision: str = "auto"  # auto (float32, redone in float64 when inaccurate) | float32 | float64
-    solve_tol: float = 1e-3  # largest accepted relative residual of the kernel solve
 
 
 @dataclass
@@ -63,7 +56,7 @@ class Config:
     threads: int | None = None  # CPU threads (null: $OMP_NUM_THREADS or every core)
     dataset: str = "breast_cancer"  # built-in name, a .csv/.parquet path, or a UCI dataset name
     method: str = "fact"
-    protocol: str = "strict"  # strict: M relearned on each training part; paper: SPEC §5 exactly
+    protocol: str = "strict"  # strict: M relearned on each training part; paper: docs/SPEC.md §5 exactly
     data: DataConfig = field(default_factory=DataConfig)
     kernel: KernelConfig = field(default_factory=KernelConfig)
     rfm: RfmConfig = field(default_factory=RfmConfig)
@@ -74,15 +67,13 @@ class Config:
 
 
 def validate(cfg) -> None:
-    from factcli.errors import FactError
-
     choose(cfg.method, METHODS, "method")
     choose(cfg.protocol, PROTOCOLS, "protocol")
-    choose(cfg.kernel.name, ("laplace", "gaussian"), "kernel")
-    choose(cfg.rfm.rescale, ("trace", "max", "none"), "rescale rule")
-    choose(cfg.rfm.precision, ("auto", "float32", "float64"), "precision")
-    choose(cfg.data.task, ("auto", "classification", "regression"), "task")
-    choose(str(cfg.data.standardize), ("auto", "yes", "no", "True", "False"), "data.standardize")
+    choose(cfg.kernel.name, TRANSLATION_INVARIANT_KERNELS, "kernel")
+    choose(cfg.rfm.rescale, RESCALE_RULES, "rescale rule")
+    choose(cfg.rfm.precision, PRECISIONS, "precision")
+    choose(cfg.data.task, TASKS, "task")
+    choose(str(cfg.data.standardize), STANDARDIZE, "data.standardize")
     if not 0 < cfg.data.test_fraction < 1 or not 0 < cfg.data.val_fraction < 1:
         raise FactError("data.test_fraction and data.val_fraction must lie strictly between 0 and 1")
     if cfg.kernel.bandwidth <= 0:

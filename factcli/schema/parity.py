@@ -1,32 +1,27 @@
 """Schema of ``fact parity``: sparse parity with FACT-RFM, NFA-RFM, the Laplace baseline or a network
-(SPEC §4, §6)."""
+(docs/SPEC.md §4, §6)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from factcli.choices import (
+    PARITY_INPUTS,
+    PARITY_LEARNERS,
+    PARITY_OPTIMIZERS,
+    PRECISIONS,
+    RESCALE_RULES,
+    TRANSLATION_INVARIANT_KERNELS,
+)
+from factcli.errors import FactError
+
 from . import choose
-from .fit_rfm import KernelConfig  # the same kernel choice as fit-rfm (Laplace, L = 10)
-
-RFM_LEARNERS = ("fact", "fact-geo", "nfa", "laplace")
-LEARNERS = (*RFM_LEARNERS, "net")
-OPTIMIZERS = ("sgd", "adam")  # both with coupled L2 decay, so FACT holds at their fixed points
-
-
-@dataclass
-class RfmConfig:
-    ridge: float = 1e-3  # λ_r of the kernel solve
-    iters: int = 10  # feature-learning iterations; iterates t = 0..iters are all scored
-    rescale: str = "trace"  # trace (tr M = d) | max (max |M_ij| = 1) | none
-    nfa_power: float = 0.5  # nfa: M ← AGOP^s (the original RFM code used s = 1)
-    centered_agop: bool = False
-    precision: str = "auto"  # auto (float32, redone in float64 when inaccurate) | float32 | float64
-    solve_tol: float = 1e-3  # largest accepted relative residual of the kernel solve
+from .rfm import KernelConfig, RidgeRfmConfig
 
 
 @dataclass
 class NetConfig:
-    """learner=net: f(x) = W₂ relu(W₁x + b₁) + b₂, two outputs, MSE on one-hot labels (SPEC §6)."""
+    """learner=net: f(x) = W₂ relu(W₁x + b₁) + b₂, two outputs, MSE on one-hot labels (docs/SPEC.md §6)."""
 
     width: int = 512
     bias: bool = True
@@ -55,22 +50,20 @@ class Config:
     inputs: str = "bits"  # bits ({0,1}) | signs (±1)
     label_noise: float = 0.0  # probability of flipping each training label (test labels stay clean)
     learner: str = "fact"  # fact | fact-geo | nfa | laplace (no feature learning) | net
-    kernel: KernelConfig = field(default_factory=KernelConfig)
-    rfm: RfmConfig = field(default_factory=RfmConfig)
+    kernel: KernelConfig = field(default_factory=KernelConfig)  # Laplace, L = 10, as fit-rfm
+    rfm: RidgeRfmConfig = field(default_factory=lambda: RidgeRfmConfig(iters=10))
     net: NetConfig = field(default_factory=NetConfig)
     memory_limit_gb: float | None = None  # refuse kernel matrices above this (default: available memory)
     plots: bool = True
 
 
 def validate(cfg) -> None:
-    from factcli.errors import FactError
-
-    choose(cfg.learner, LEARNERS, "learner")
-    choose(cfg.inputs, ("bits", "signs"), "inputs")
-    choose(cfg.kernel.name, ("laplace", "gaussian"), "kernel")
-    choose(cfg.rfm.rescale, ("trace", "max", "none"), "rescale rule")
-    choose(cfg.rfm.precision, ("auto", "float32", "float64"), "precision")
-    choose(cfg.net.optimizer, OPTIMIZERS, "optimizer")
+    choose(cfg.learner, PARITY_LEARNERS, "learner")
+    choose(cfg.inputs, PARITY_INPUTS, "inputs")
+    choose(cfg.kernel.name, TRANSLATION_INVARIANT_KERNELS, "kernel")
+    choose(cfg.rfm.rescale, RESCALE_RULES, "rescale rule")
+    choose(cfg.rfm.precision, PRECISIONS, "precision")
+    choose(cfg.net.optimizer, PARITY_OPTIMIZERS, "optimizer")
     d, k = cfg.d, cfg.k
     if d < 1:
         raise FactError(f"d must be at least 1, got d={d}")

@@ -1,0 +1,34 @@
+"""The RFM's config groups, shared by the RFM commands (fit-rfm, grokking, parity; docs/SPEC.md §4).
+
+A command whose defaults differ says so where it uses a group (``field(default_factory=...)``), so
+each default still has one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class KernelConfig:
+    name: str = "laplace"  # laplace | gaussian (| quadratic, in grokking)
+    bandwidth: float = 10.0  # L (ignored by the quadratic kernel)
+
+
+@dataclass
+class RfmConfig:
+    """The feature-learning loop. fit-rfm selects the ridge from grid.ridges, so it has none here."""
+
+    iters: int = 5  # feature-learning iterations T; the iterates t = 0..T are all scored
+    nfa_power: float = 0.5  # nfa: M ← AGOP^s (the original RFM code used s = 1)
+    centered_agop: bool = False  # nfa: subtract the mean Jacobian first
+    rescale: str = "trace"  # trace (tr M = d) | max (max |M_ij| = 1) | none
+    precision: str = "auto"  # auto (float32, redone in float64 when inaccurate) | float32 | float64
+    solve_tol: float = 1e-3  # largest accepted relative residual of the kernel solve
+
+
+@dataclass
+class RidgeRfmConfig(RfmConfig):
+    """The loop with one fixed ridge (grokking, parity)."""
+
+    ridge: float = 1e-3  # λ_r of the kernel solve
