@@ -64,12 +64,16 @@ def _add(command: Command) -> None:
 
 
 def _user_network_alias(command: Command, overrides: list[str] | None) -> list[str] | None:
-    """verify-fact: ``model=FILE.py:FUNCTION`` (a constructor: it has a colon) is ``network=…``;
-    ``model=mlp`` / ``model=conv`` stay the choice of the project's own architectures."""
+    """verify-fact: ``model=FILE.py:FUNCTION`` (a constructor: a colon, or a .py file) is
+    ``network=…``; ``model=mlp`` / ``model=conv`` stay the choice of the project's architectures."""
     if command.name != "verify-fact" or not overrides:
         return overrides
-    return [f"network={arg[len('model=') :]}" if arg.startswith("model=") and ":" in arg else arg
-            for arg in overrides]  # fmt: skip
+
+    def constructor(arg: str) -> bool:
+        value = arg.removeprefix("model=")
+        return arg.startswith("model=") and (":" in value or value.endswith(".py"))
+
+    return [f"network={arg.removeprefix('model=')}" if constructor(arg) else arg for arg in overrides]
 
 
 for _name in ("train-net", "verify-fact", "grokking", "parity"):

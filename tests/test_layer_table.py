@@ -164,7 +164,7 @@ def test_forward_order_and_bad_inputs():
     treated, skipped = find_weight_layers(model, torch.zeros(2, 3))
     assert [name for name, _ in treated] == ["b", "a"] and skipped == []
     X, Y = torch.randn(6, 3), torch.randn(6, 2)
-    with pytest.raises(ValueError, match="positive weight decay"):
+    with pytest.raises(ValueError, match="lambda > 0"):
         layer_table(model, (X, Y), "mse", 0.0)
     with pytest.raises(ValueError, match="one value per sample"):
         layer_table(model, (X, Y), nn.MSELoss(), 0.1)

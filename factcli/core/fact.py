@@ -207,7 +207,7 @@ def batch_statistics(
                 calls = [(i, h, z) for i in range(len(layers)) for h, z in captured[i]]
                 missing = [layers[i][0] for i in range(len(layers)) if not captured[i]]
                 if missing:
-                    raise ValueError(f"layer {missing[0]} was not applied in the forward pass")
+                    raise InvalidInput(f"layer {missing[0]} was not applied in the forward pass")
                 grads = torch.autograd.grad(
                     batch_loss, params + [z for _, _, z in calls], retain_graph=agop,
                     materialize_grads=True,
@@ -240,7 +240,7 @@ def batch_statistics(
         for handle in handles:
             handle.remove()
     if n == 0:
-        raise ValueError("no data: the batches held no samples")
+        raise InvalidInput("no data: the batches held no samples")
 
     stats = []
     for i, (name, _) in enumerate(layers):
@@ -263,7 +263,7 @@ def per_sample_values(losses: torch.Tensor, batch: int) -> torch.Tensor:
     """The loss as one value per sample: a (b, ...) loss is averaged over its other dimensions
     (so its mean is torch's ``reduction='mean'``); a single number is refused."""
     if losses.ndim == 0 or losses.shape[0] != batch:
-        raise ValueError(
+        raise InvalidInput(
             f"the loss gave shape {tuple(losses.shape)} for a batch of {batch}: it must give one "
             "value per sample (a torch loss with reduction='none')"
         )

@@ -1,4 +1,5 @@
-"""FACT, NFA and eNFA per layer for any ``torch.nn.Module``: the table ``fact verify-fact`` writes.
+"""FACT, NFA and eNFA per layer for any ``torch.nn.Module``: the table ``fact verify-fact`` writes
+(docs/SPEC.md §1-3).
 
     from factcli.core.layer_table import layer_table
     table = layer_table(model, (X, y), "cross_entropy", lam=1e-4)      # or a DataLoader of (X, y)
@@ -32,9 +33,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from factcli.core import InvalidInput
 from factcli.core.fact import (
     LayerStatistics,
     batch_statistics,
+    check_weight_decay,
     layer_agreement,
     relative_error,
 )
@@ -84,8 +87,7 @@ def layer_table(
     ``per_sample`` also computes F from its per-sample definition and reports how far the two
     computations differ (``fact_paths_relerr``). ``dtype=None`` keeps the model's precision.
     """
-    if not lam > 0 or lam != lam or lam == float("inf"):
-        raise ValueError(f"lambda = {lam}: FACT needs a positive weight decay (F = -(1/lambda) W^T grad L)")
+    check_weight_decay(lam)
     loss_fn = per_sample_loss(loss) if isinstance(loss, str) else loss
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     model = copy.deepcopy(model).eval()
@@ -94,10 +96,10 @@ def layer_table(
     batches = _batches(data, batch_size, device, dtype)
     first = next(batches, None)
     if first is None:
-        raise ValueError("no data: the data held no batches")
+        raise InvalidInput("no data: the data held no batches")
     layers, skipped = find_weight_layers(model, first[0])
     if not layers:
-        raise ValueError("the model applies no Linear or Conv2d layer: there is no weight matrix to check")
+        raise InvalidInput("the model applies no Linear or Conv2d layer: there is no weight matrix to check")
     stats = batch_statistics(
         model, _chain(first, batches), loss_fn, layers, lam, per_sample=per_sample, enfa=enfa, agop=nfa,
     )  # fmt: skip
@@ -183,13 +185,13 @@ def _batches(data, batch_size: int, device: torch.device, dtype: torch.dtype | N
     if isinstance(data, tuple | list) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         X, Y = data
         if X.shape[0] != Y.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}")
+            raise InvalidInput(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}")
         source = ((X[i : i + batch_size], Y[i : i + batch_size]) for i in range(0, X.shape[0], batch_size))
     else:
         source = iter(data)
     for batch in source:
         if isinstance(batch, dict) or len(batch) != 2:
-            raise ValueError("data batches must be (X, Y) pairs")
+            raise InvalidInput("data batches must be (X, Y) pairs")
         yield _to(batch[0], device, dtype), _to(batch[1], device, dtype)
 
 

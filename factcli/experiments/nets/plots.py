@@ -34,6 +34,7 @@ def plot_training(
         math.ceil(len(layers) / cols), cols, figsize=(4.3 * cols, 3.2 * math.ceil(len(layers) / cols)),
         squeeze=False,
     )  # fmt: skip
+    crossings = tolerance_crossings(rows, tol) if tol is not None else {}
     for ax, layer in zip(axes.flat, layers, strict=False):
         mine = [r for r in rows if str(r["layer"]) == layer]
         steps = [float(r["step"]) for r in mine]
@@ -51,7 +52,7 @@ def plot_training(
                        label="L-BFGS phase begins")  # fmt: skip
         if tol is not None:
             twin.axhline(tol, color="gray", linewidth=0.6)
-            crossing = next((s for s, r in zip(steps, residuals, strict=True) if r <= tol), None)
+            crossing = crossings[layer]
             if crossing is not None:
                 ax.axvline(crossing, color="black", linewidth=1.0, label=f"residual ≤ tol = {tol:g}")
     for ax in list(axes.flat)[len(layers) :]:
@@ -62,6 +63,17 @@ def plot_training(
     fig.suptitle(title + (", thin line: tolerance)" if tol is not None else ")"))
     fig.tight_layout()
     return save(fig, path)
+
+
+def tolerance_crossings(rows: list[dict], tol: float) -> dict[str, float | None]:
+    """Per layer, the first logged step whose residual is at most ``tol`` (None: never)."""
+    crossings: dict[str, float | None] = {}
+    for row in rows:
+        layer = str(row["layer"])
+        crossings.setdefault(layer, None)
+        if crossings[layer] is None and _float(row["residual"]) <= tol:
+            crossings[layer] = float(row["step"])
+    return crossings
 
 
 def _float(value) -> float:
