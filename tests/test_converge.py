@@ -66,6 +66,7 @@ def test_train_net_says_whether_it_converged(fact_cli, tmp_path):
     assert "train.finish_max_iters=100 L-BFGS iterations reached" in summary["stop_detail"]
     assert summary["convergence"]["at_critical_point"] is False
     assert summary["finish"]["started_at_step"] == 200 and summary["finish"]["iterations"] == 100
+    assert summary["fact_validity"].startswith("exact: L-BFGS minimizes L_lambda itself")
     assert "NOT at a critical point" in (out / "train_net.log").read_text()
 
 

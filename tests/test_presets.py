@@ -36,7 +36,10 @@ MNIST_CPU = {
     "train.checkpoint_every": 250,
 }
 # nets/mnist_cpu with a metrics row every 100 steps, for the along-training figure
-PAPER_FIGURES = {**{k: v for k, v in MNIST_CPU.items() if k != "train.checkpoint_every"}, "train.log_every": 100}
+PAPER_FIGURES = {
+    **{k: v for k, v in MNIST_CPU.items() if k != "train.checkpoint_every"},
+    "train.log_every": 100,
+}
 PAPER_MNIST = {"dataset": "mnist", **PAPER_TRAINING, "train.max_steps": 200000}
 PAPER_CIFAR10 = {"dataset": "cifar10", **PAPER_TRAINING, "optim.lr": 0.02, "train.max_steps": 300000}
 

@@ -179,6 +179,8 @@ def test_cifar10_conv_net_and_adamw_says_fact_is_approximate(fact_cli, tmp_path)
     assert result.exit_code == 0, result.stderr
     summary = summary_of(out)
     assert summary["fact_validity"].startswith("approximate only")
+    assert summary["convergence"]["reading"].startswith("NOT at a critical point")
+    assert "(AdamW): even at its fixed points FACT is approximate" in summary["convergence"]["reading"]
     assert [layer["shape"] for layer in summary["layers"]] == ["4x27", "6x36", "10x384"]
     metrics = pd.read_csv(out / "metrics.csv")
     assert np.allclose(metrics.fact, metrics.fact_per_sample, atol=1e-9)  # conv: over patches

@@ -126,6 +126,19 @@ def test_npz_data_and_an_importable_module_give_the_same_table(fact_cli, tmp_pat
     assert [r["fact"] for r in a] == [r["fact"] for r in b]
 
 
+def test_a_built_in_dataset_instead_of_a_data_file(fact_cli, tmp_path, user_files):
+    """dataset=digits: its training rows, which the weights were not fitted to (only 150 of them were)."""
+    out = tmp_path / "verify"
+    result = fact_cli(
+        "verify-fact", f"model={user_files / 'my_net.py'}:build", f"weights={user_files / 'weights.pt'}",
+        "dataset=digits", f"lam={LAM}", "loss=cross_entropy", "plots=false", f"hydra.run.dir={out}",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["train_rows"] == 1438 and "scikit-learn digits" in summary["dataset"]
+    assert summary["convergence"]["at_critical_point"] is False  # not the data it was trained on
+
+
 def test_an_unconverged_network_is_called_so_first(fact_cli, tmp_path, user_files):
     """The same network moved off its critical point: the verdict comes first, in words."""
     state = torch.load(user_files / "weights.pt", weights_only=True)

@@ -137,7 +137,7 @@ def find_weight_layers(
     handles = [m.register_forward_hook(record) for m in model.modules()]
     try:
         with torch.no_grad():
-            model(example[:2])
+            model(example)
     finally:
         for handle in handles:
             handle.remove()

@@ -35,6 +35,7 @@ def plot_training(
         squeeze=False,
     )  # fmt: skip
     crossings = tolerance_crossings(rows, tol) if tol is not None else {}
+    twins = []
     for ax, layer in zip(axes.flat, layers, strict=False):
         mine = [r for r in rows if str(r["layer"]) == layer]
         steps = [float(r["step"]) for r in mine]
@@ -44,24 +45,30 @@ def plot_training(
         ax.grid(alpha=0.3)
         residuals = [_float(r["residual"]) for r in mine]
         twin = ax.twinx()
-        twin.plot(steps, residuals, color="gray", linestyle=":", label="residual")
+        twins.append(twin)
+        twin.plot(steps, residuals, color="gray", linestyle=":", label="residual ‖∇L+λW‖/‖λW‖")
         twin.set_yscale("log")
         twin.set_ylabel("residual ‖∇L+λW‖/‖λW‖", fontsize=7, color="gray")
         if finish_start is not None:
             ax.axvline(finish_start, color="tab:purple", linestyle="--", linewidth=0.8,
                        label="L-BFGS phase begins")  # fmt: skip
         if tol is not None:
-            twin.axhline(tol, color="gray", linewidth=0.6)
+            twin.axhline(tol, color="gray", linewidth=0.6, label=f"tolerance {tol:g}")
             crossing = crossings[layer]
             if crossing is not None:
-                ax.axvline(crossing, color="black", linewidth=1.0, label=f"residual ≤ tol = {tol:g}")
+                ax.axvline(crossing, color="black", linewidth=1.0, label="first residual ≤ tolerance")
     for ax in list(axes.flat)[len(layers) :]:
         ax.axis("off")
     axes.flat[0].set_ylabel("Pearson corr with WᵀW")
-    axes.flat[0].legend(fontsize=7, loc="lower right")
-    title = "FACT agrees only near convergence; NFA throughout (dotted: residual"
-    fig.suptitle(title + (", thin line: tolerance)" if tol is not None else ")"))
-    fig.tight_layout()
+    handles, labels = [], []
+    for ax in [*axes.flat, *twins]:  # one legend for every panel, below them
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
+    fig.suptitle("Correlation of WᵀW with FACT, NFA and eNFA along training, and the residual (log, right)")
+    fig.tight_layout(rect=(0, 0.07 if len(labels) > 5 else 0.05, 1, 1))
     return save(fig, path)
 
 

@@ -63,7 +63,7 @@ def _plots(cfg, run, rows, layers, reading) -> bool:
     groups = {"FACT (F)": "fact", "FACT (FFᵀ)^½": "fact_sym", "NFA": "nfa"}
     groups.update({f"eNFA s={s:g}": f"enfa_s{s:g}" for s in cfg.verify.enfa_powers})
     state = (
-        f"at a critical point (residual ≤ {reading['tol']:g} in every layer)"
+        f"at a critical point of L_λ (residual ≤ {reading['tol']:g} in every layer)"
         if reading["at_critical_point"]
         else f"NOT at a critical point (residual up to {reading['max_residual']:.2g}): FACT not expected"
     )
@@ -72,7 +72,7 @@ def _plots(cfg, run, rows, layers, reading) -> bool:
         [r["layer"] for r in rows],
         {label: [r.get(key, float("nan")) for r in rows] for label, key in groups.items()},
         y_label="Pearson correlation with WᵀW",
-        title=f"Agreement of each ansatz with the learned features, {state}",
+        title=f"Correlation of each ansatz with the learned features WᵀW\n{state}",
     )
     for number in cfg.verify.heatmap_layers:
         if number > len(layers):

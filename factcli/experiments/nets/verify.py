@@ -21,13 +21,12 @@ from factcli.core.losses import CONVENTIONS, per_sample_loss
 from factcli.errors import FactError
 from factcli.runtime import resolve_device
 
-from ..common.optim import FACT_VALIDITY
 from .checkpoint import CHECKPOINT, find_checkpoint, load_checkpoint, model_from_checkpoint
 from .data import load_net_data
 from .metrics import DTYPES
 from .report import TABLE, report, verified_table
+from .train import fact_validity, training_targets
 from .train import run as train_net
-from .train import training_targets
 from .user_network import verify_user_network
 
 log = logging.getLogger("fact")
@@ -39,6 +38,7 @@ def run(cfg, run) -> dict:
         return verify_user_network(cfg, run, device)
     if cfg.source is None:
         trained_cfg, model, training = _train_first(cfg, run, device)
+        finished = training.get("finish") is not None
         source = f"trained in this run ({training['stop_reason']} after {training['steps']} steps)"
     else:
         path = find_checkpoint(cfg.source)
@@ -49,14 +49,16 @@ def run(cfg, run) -> dict:
         _use_current_data_location(trained_cfg, cfg)
         model = model_from_checkpoint(payload, path).to(device)
         source, training = f"{path} (step {payload.get('step')})", None
+        finished = payload.get("finish_start") is not None
     lam = float(trained_cfg.optim.weight_decay)
     data = load_net_data(trained_cfg.dataset, trained_cfg.data, int(trained_cfg.seed))
     X = data.X_train.to(device)
     Y, _ = training_targets(data, trained_cfg.loss, DTYPES[cfg.verify.dtype])
     table = verified_table(cfg, model, (X, Y.to(device)), per_sample_loss(trained_cfg.loss), lam)
-    validity = FACT_VALIDITY[trained_cfg.optim.name]
+    validity = fact_validity(trained_cfg.optim.name, finished)
     rows, reading, plots = report(cfg, run, table, CONVENTIONS[trained_cfg.loss], validity)
     summary = _summary(cfg, trained_cfg, rows, table.loss, source, training, data, plots)
+    summary["fact_validity"] = validity
     return {"convergence": reading, **summary, "skipped_layers": table.skipped}
 
 
@@ -86,7 +88,7 @@ def _summary(cfg, trained_cfg, rows, loss, source, training, data, plots) -> dic
         "loss": trained_cfg.loss,
         "loss_convention": CONVENTIONS[trained_cfg.loss],
         "optimizer": trained_cfg.optim.name,
-        "fact_validity": FACT_VALIDITY[trained_cfg.optim.name],
+        "fact_validity": None,  # set by the caller: it depends on whether the L-BFGS finish ran
         "fact_method": "both (identity and per-sample hooks)"
         if "fact_per_sample" in first
         else "identity F = -(1/lambda) W^T grad L",
