@@ -13,13 +13,21 @@ TASKS = (*FIXED_TASKS, "auto")  # auto: decided from the data, said in the summa
 
 # The RFM (core/rfm.py, core/kernels.py) and the commands that run it: fit-rfm, grokking, parity.
 METHODS = ("laplace", "nfa", "fact", "fact-geo")  # laplace: the kernel alone, no feature learning
-KERNELS = ("laplace", "gaussian", "quadratic")  # quadratic: the inner-product kernel (xᵀMz)²
-TRANSLATION_INVARIANT_KERNELS = ("laplace", "gaussian")
+KERNELS = ("laplace", "gaussian", "quadratic", "l1")  # quadratic: (xᵀMz)²; l1: exp(−‖M^½(x−z)‖₁/L)
+TRANSLATION_INVARIANT_KERNELS = ("laplace", "gaussian", "l1")
+FORMS = ("full", "diagonal")  # the feature matrix M: full, or one weight per coordinate
 RESCALE_RULES = ("trace", "max", "none")
 PRECISIONS = ("auto", "float32", "float64")  # auto: float32, redone in float64 when inaccurate
 
 # fit-rfm
 PROTOCOLS = ("strict", "paper")
+AUTO_KERNEL = "auto"  # fit-rfm's kernel.name: selected on validation among AUTO_KERNELS, like L
+AUTO_KERNELS = ("laplace", "l1")
+BASELINES = ("l1-krr", "l2-krr", "svc-rbf")  # tuned kernel ridge regression (L1 / L2 Laplace), SVC-RBF
+BANDWIDTH_UNITS = ("median", "absolute")  # grid.bandwidths: multiples of the median distance, or L itself
+SEARCHES = ("best", "all")  # feature-learning paths from the best t = 0 setting, or from every one
+SELECTION_RULES = ("best", "noise")  # noise: t > 0 only when it beats t = 0 by more than its std. error
+SOLVERS = ("cholesky", "eigen")  # t = 0: one Cholesky per ridge, or one eigendecomposition for all
 STANDARDIZE = ("auto", "yes", "no", "True", "False")  # YAML reads yes/no as booleans
 
 # grokking

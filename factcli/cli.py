@@ -41,6 +41,19 @@ def _run(ctx: typer.Context, command: Command, overrides: list[str] | None, extr
     except FactError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
+    except typer.Exit:
+        raise
+    except BrokenPipeError:  # the reader went away (`fact ... | head`): nothing to report
+        import os
+        import sys
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's documented recipe
+        raise typer.Exit(1) from None
+    except Exception as error:  # the last resort: one line, the traceback in a file
+        from .crash import report
+
+        typer.echo(f"error: {report(error, command)}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command("fit-rfm", context_settings=HYDRA, help=COMMANDS["fit-rfm"].help + COMMON)

@@ -8,9 +8,18 @@
 Hyperparameters live in ``__init__``; learned state in attributes ending in ``_``. ``fit`` runs
 ``iters`` RFM iterations on all the data it is given and keeps the last iterate (choose ``iters``
 by cross-validation, as above, or with ``fact fit-rfm``'s validation protocol).
+
+Both pass scikit-learn's estimator checks (tests/test_estimator_checks.py). The classifier refuses a
+continuous target, as scikit-learn's classifiers do. Its ``predict_proba`` is the Euclidean projection
+of the kernel machine's outputs (fitted to one-hot targets) onto the probability simplex: the closest
+probability vector, consistent with ``predict`` and ``decision_function``, but not calibrated (wrap the
+classifier in ``CalibratedClassifierCV`` for calibrated probabilities). Errors are ``ValueError``s
+whose message says what to change.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -19,7 +28,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .core.kernels import Kernel
-from .core.rfm import RFMOptions, rfm_path
+from .core.rfm import FeatureCollapse, InaccurateSolve, RFMOptions, rfm_path
+from .core.simplex import project_to_simplex
 
 
 class _FactRFM(BaseEstimator):
@@ -50,6 +60,14 @@ class _FactRFM(BaseEstimator):
         self.device = device
 
     def _options(self) -> RFMOptions:
+        positive = {"bandwidth": self.bandwidth, "nfa_power": self.nfa_power, "solve_tol": self.solve_tol}
+        for name, value in {**positive, "ridge": self.ridge}.items():
+            low_ok = float(value) >= 0 if name == "ridge" else float(value) > 0
+            if not (np.isfinite(float(value)) and low_ok):
+                what = "non-negative" if name == "ridge" else "positive"
+                raise ValueError(f"{name} must be a finite {what} number, got {value!r}")
+        if not float(self.iters).is_integer() or self.iters < 0:
+            raise ValueError(f"iters must be a non-negative integer, got {self.iters!r}")
         return RFMOptions(
             kernel=Kernel(self.kernel, float(self.bandwidth)),
             method=self.method,
@@ -63,14 +81,24 @@ class _FactRFM(BaseEstimator):
         )
 
     def _fit_targets(self, X, Y: np.ndarray):
+        options = self._options()
         # Copies: scikit-learn may hand over read-only arrays, which torch must not share.
         X_t = torch.tensor(np.asarray(X, dtype=np.float64), device=self.device)
         Y_t = torch.tensor(Y, dtype=torch.float64, device=self.device)
         self.history_ = []
-        for iterate in rfm_path(X_t, Y_t, self._options()):
-            self.history_.append({"iteration": iterate.t, "residual": iterate.solve.relative_residual})
-            last = iterate
-        self.predictor_ = last.predictor
+        try:
+            for iterate in rfm_path(X_t, Y_t, options):
+                self.history_.append({"iteration": iterate.t, "residual": iterate.solve.relative_residual})
+                last = iterate
+        except FeatureCollapse as error:
+            raise ValueError(f"{error}: the features carry no variation the kernel can see") from None
+        except InaccurateSolve as error:
+            raise ValueError(f"{error}; raise ridge or use precision='float64'") from None
+        # Predictions in float64 whatever the fit's precision: the same rows score the same in any batch.
+        predictor = last.predictor
+        self.predictor_ = replace(
+            predictor, **{name: getattr(predictor, name).double() for name in ("X", "center", "M", "alpha")}
+        )
         self.M_ = last.M.cpu().numpy()
         self.n_iter_ = last.t
         return self
@@ -101,6 +129,11 @@ class FactRFMClassifier(ClassifierMixin, _FactRFM):
         score whose sign picks the class: output of classes_[1] minus output of classes_[0]."""
         outputs = self._outputs(X)
         return outputs[:, 1] - outputs[:, 0] if len(self.classes_) == 2 else outputs
+
+    def predict_proba(self, X) -> np.ndarray:
+        """The outputs projected onto the probability simplex: the closest probability vectors (not
+        calibrated; see the module docstring)."""
+        return project_to_simplex(self._outputs(X))
 
     def predict(self, X) -> np.ndarray:
         check_is_fitted(self, "predictor_")

@@ -6,27 +6,24 @@ everything Hydra offers keeps working (run directories with ``.hydra/``, ``-m`` 
 ``-cd``, ``-h``) and the real argv is never read.
 
 Errors reach the user as one line: config typos are caught by composing the config once before
-Hydra starts (exit 2, nothing written); a ``FactError`` (or core's ``InvalidInput``) inside a job
-is caught by the job wrapper,
-recorded in the job's directory as ``error.txt`` and turned into exit status 1 after the run or
-sweep ends, so one failing job does not stop a sweep.
+Hydra starts (exit 2, nothing written); bad values and unusable run directories are refused by
+``job.preflight`` before Hydra writes anything (exit 1); a failure inside a job, whatever its kind,
+is caught by the job wrapper (job.py), recorded in a sweep job's directory as ``error.txt`` and
+turned into exit status 1 after the run or sweep ends, so one failing job does not stop a sweep.
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
+import os
 import sys
-from pathlib import Path
 from unittest import mock
 
 import typer
 
+from . import job
 from .commands import COMMANDS, CONF_DIR, Command
-from .core import InvalidInput
-from .errors import FactError
-from .rundir import SUMMARY, RunDir
-from .runtime import seed_everything, set_threads
 
 log = logging.getLogger("fact")
 
@@ -37,49 +34,39 @@ _MULTIRUN_FLAGS = {"-m", "--multirun"}
 def launch(command_path: str, command: Command, overrides: list[str]) -> None:
     """Run ``command`` (an entry of commands.COMMANDS) with ``overrides``."""
     import hydra
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-    from omegaconf import OmegaConf
 
     register()
     flags = [arg for arg in overrides if arg.startswith("-")]
+    pinned: list[str] = []
     if set(flags) <= _MULTIRUN_FLAGS:
-        _check_composes(command, [arg for arg in overrides if not arg.startswith("-")])
-        _refuse_finished_run_dir(overrides)
+        plain = [arg for arg in overrides if not arg.startswith("-")]
+        first_variant = _check_composes(command, plain)
+        task = [arg for arg in plain if not arg.lstrip("+~").startswith("hydra.")]
+        first = compose(command, first_variant, with_hydra=True)
+        pinned = job.preflight(command, first, task, multirun=bool(flags))
 
-    failures: list[str] = []
+    failures: list[str] = []  # one line each: "job N: reason" in a sweep, the reason for a single run
 
-    def job(cfg) -> dict | None:
-        hydra_cfg = HydraConfig.get()
-        words = [command_path.split()[-1], *hydra_cfg.overrides.task]
-        run = None
-        try:
-            command.validate(cfg)
-            run = RunDir.start(Path(hydra_cfg.runtime.output_dir), OmegaConf.to_yaml(cfg, resolve=True))
-            _prepare_process(cfg)
-            summary = run.finish(command.run(cfg, run), seed=cfg.get("seed"), command=words)
-            log.info("finished: %s", run.path)
-            return summary
-        except (FactError, InvalidInput) as error:  # core's input errors reach the user as one line too
-            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            failures.append(message)
-            if run is not None:
-                run.fail(message)
-            if hydra_cfg.mode == RunMode.MULTIRUN:  # a single run's error is printed once, by the CLI
-                log.error("job %s failed: %s", hydra_cfg.job.num, message)
-            return None
+    def task_function(cfg) -> dict | None:
+        summary, failure = job.run_job(command, command_path, cfg)
+        if failure is not None:
+            failures.append(failure)
+        return summary
 
-    argv = [command_path, *overrides]
+    argv = [command_path, *overrides, *pinned]
     main = hydra.main(
         version_base="1.3", config_path=str(command.config_dir), config_name=command.config_name
-    )(job)
-    with mock.patch.object(sys, "argv", argv):
-        main()
+    )(task_function)
+    try:  # HYDRA_FULL_ERROR: Hydra re-raises its own errors, so the CLI turns them into one line
+        with mock.patch.object(sys, "argv", argv), mock.patch.dict(os.environ, {"HYDRA_FULL_ERROR": "1"}):
+            main()
+    finally:
+        job.end()
+    if len(failures) == 1 and not flags:
+        typer.echo(f"error: {failures[0]}", err=True)
+        raise typer.Exit(1)
     if failures:
-        if len(failures) > 1:
-            typer.echo(f"error: {len(failures)} jobs failed; see error.txt in their directories", err=True)
-        else:
-            typer.echo(f"error: {failures[0]}", err=True)
+        typer.echo(f"error: {len(failures)} job(s) failed ({'; '.join(failures)})", err=True)
         raise typer.Exit(1)
 
 
@@ -113,14 +100,9 @@ def compose(command: Command, overrides: list[str] = (), with_hydra: bool = Fals
         GlobalHydra.instance().clear()
 
 
-def _prepare_process(cfg) -> None:
-    set_threads(cfg.get("threads"))
-    if cfg.get("seed") is not None:
-        seed_everything(int(cfg.seed))
-
-
-def _check_composes(command: Command, overrides: list[str]) -> None:
-    """Compose the config once (every sweep value too) so a typo fails before any work, as one line."""
+def _check_composes(command: Command, overrides: list[str]) -> list[str]:
+    """Compose the config once (every sweep value too) so a typo fails before any work, as one line;
+    return the first variant's plain overrides."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -141,6 +123,7 @@ def _check_composes(command: Command, overrides: list[str]) -> None:
             compose(command, plain)
         except (HydraException, OmegaConfBaseException, ValueError) as error:
             _usage_error(_explain(error, command))
+    return [_as_assignment(parsed[i], value) for i, value in enumerate(base)]  # the first variant
 
 
 def _as_assignment(override, value: str) -> str:
@@ -148,17 +131,6 @@ def _as_assignment(override, value: str) -> str:
         return value
     prefix = {"ADD": "+", "FORCE_ADD": "++", "DEL": "~"}.get(override.type.name, "")
     return f"{prefix}{override.get_key_element()}={value}"
-
-
-def _refuse_finished_run_dir(overrides: list[str]) -> None:
-    """Stop before Hydra rewrites .hydra/ inside a directory that holds a finished run."""
-    for arg in overrides:
-        key, _, value = arg.partition("=")
-        if key.lstrip("+") == "hydra.run.dir" and (Path(value) / SUMMARY).exists():
-            raise FactError(
-                f"{value} already holds a finished run; choose another hydra.run.dir "
-                "(or delete that directory to redo it)"
-            )
 
 
 def _explain(error: BaseException, command: Command) -> str:

@@ -171,23 +171,26 @@ def test_csv_string_target_is_classification_with_sorted_classes(tmp_path):
     assert data.y.tolist() == [2, 0, 2, 1] and data.y.dtype == np.int64
     assert data.X.tolist() == [[1, 0], [2, 1], [3, 0], [4, 1]] and data.X.dtype == np.float64
     assert data.feature_names == ["a", "b"]
-    assert "classification inferred" in data.task_reason and "not numeric" in data.task_reason
+    assert "classification guessed" in data.task_reason and "text" in data.task_reason
+    assert data.task_source == "guessed"
 
 
 def test_csv_few_distinct_integers_are_classes_many_are_regression(tmp_path):
-    n = 120
+    n = 250  # 50 classes of 5 rows each: the most classes the guess allows
     frame = pd.DataFrame({"x": np.arange(n, dtype=float), "y": np.arange(n) % 50 * 2 + 10})
     data = load_tabular(str(write_csv(tmp_path, frame)), target="y")
-    assert data.task == "classification" and data.n_classes == 50
+    assert data.task == "classification" and data.n_classes == 50 and data.task_source == "guessed"
     assert data.class_names[:3] == ["10", "12", "14"] and data.y[:3].tolist() == [0, 1, 2]
     assert data.task_reason == (
-        "classification inferred: target 'y' has 50 distinct integer "
-        "values (at most 50); set data.task=regression to override"
+        "classification guessed: target 'y' has 50 distinct integers in 250 rows (at most 50, at least "
+        "5 rows each on average); set data.task=regression to override"
     )
     frame["y"] = np.arange(n) % 51
     data = load_tabular(str(write_csv(tmp_path, frame)), target="y")
     assert data.task == "regression" and data.y.dtype == np.float64 and data.class_names is None
     assert "more than 50" in data.task_reason and "data.task=classification" in data.task_reason
+    given = load_tabular(str(write_csv(tmp_path, frame)), target="y", task="classification")
+    assert given.task == "classification" and given.n_classes == 51 and given.task_source == "given"
 
 
 def test_csv_float_target_regression_and_explicit_classification(tmp_path):
@@ -196,9 +199,11 @@ def test_csv_float_target_regression_and_explicit_classification(tmp_path):
     data = load_tabular(path, target="y")
     assert data.task == "regression" and data.y.tolist() == [0.5, 1.5, 0.5, 2.25, 1.5]
     assert "non-integer values" in data.task_reason
-    forced = load_tabular(path, target="y", task="classification")
-    assert forced.class_names == ["0.5", "1.5", "2.25"] and forced.y.tolist() == [0, 1, 0, 2, 1]
-    assert forced.task_reason == "task set explicitly (data.task=classification)"
+    # as scikit-learn's classifiers refuse a continuous target
+    raises_one_line(
+        r"non-integer values \(e.g. 0.5\); classification needs", load_tabular, path, target="y",
+        task="classification",
+    )  # fmt: skip
     as_regression = load_tabular(path, target="y", task="regression")
     assert as_regression.task == "regression"
 

@@ -19,6 +19,8 @@ import torch
 from factcli.choices import KERNELS, TRANSLATION_INVARIANT_KERNELS
 from factcli.core import InvalidInput
 
+from . import l1kernel
+
 # Element-wise passes over n×n matrices go in row blocks of about this many entries: their temporaries
 # stay a few MB (a few percent of the matrix at n = 10,000) while each block is still large enough
 # for torch's threads to share.
@@ -33,7 +35,8 @@ LAPLACE_MIN_DISTANCE = 1e-10
 
 @dataclass(frozen=True)
 class Kernel:
-    """``name`` in KERNELS; ``bandwidth`` L (Laplace exp(−‖x−z‖_M / L), Gaussian exp(−‖x−z‖²_M / 2L²))."""
+    """``name`` in KERNELS; ``bandwidth`` L (Laplace exp(−‖x−z‖_M / L), Gaussian exp(−‖x−z‖²_M / 2L²),
+    l1 exp(−‖M^½(x−z)‖₁ / L), see l1kernel.py)."""
 
     name: str = "laplace"
     bandwidth: float = 10.0
@@ -57,6 +60,8 @@ class Kernel:
         out: torch.Tensor | None = None,
     ):
         """K_ij = k_M(x_i, z_j), written into ``out`` (allocated if None)."""
+        if self.name == "l1":
+            return l1kernel.gram(X, Z, M, self.bandwidth, out)
         return self._fill(X, Z, M, out, self._kernel_of)
 
     def _kernel_of(self, block: torch.Tensor) -> None:
@@ -70,7 +75,12 @@ class Kernel:
 
     # -- derivative weights ------------------------------------------------------------------
     def derivative_weights(self, X: torch.Tensor, M: torch.Tensor | None, out: torch.Tensor | None = None):
-        """W over the training points: 2κ'(D²_ij) (translation-invariant) or κ'(x_iᵀMx_j), in ``out``."""
+        """W over the training points: 2κ'(D²_ij) (translation-invariant) or κ'(x_iᵀMx_j), in ``out``.
+
+        The L1 kernel's derivative is K times a per-coordinate sign: its W is K (l1kernel.py).
+        """
+        if self.name == "l1":
+            return l1kernel.gram(X, X, M, self.bandwidth, out)
         return self._fill(X, X, M, out, self._derivative_of)
 
     def _derivative_of(self, block: torch.Tensor) -> None:

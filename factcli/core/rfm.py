@@ -12,15 +12,20 @@ from dataclasses import dataclass, field
 
 import torch
 
-from factcli.choices import METHODS, PRECISIONS, RESCALE_RULES
+from factcli.choices import FORMS, METHODS, PRECISIONS, RESCALE_RULES
 from factcli.core import InvalidInput
 
+from . import l1kernel
 from .kernels import Kernel, predict, row_blocks
 from .linalg import NotPositiveDefinite, SolveReport, dtype_name, psd_power, solve_kernel_system
 
 
 class InaccurateSolve(ArithmeticError):
     """The kernel system is singular or too ill-conditioned at this ridge, even in float64."""
+
+
+class FeatureCollapse(InaccurateSolve):
+    """The learned feature matrix is zero or not finite: no ridge or precision brings it back."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,8 @@ class RFMOptions:
     ridge: float = 1e-3
     iters: int = 5
     nfa_power: float = 0.5  # NFA: M ← AGOP^s (the original tabular RFM code used s = 1)
+    fact_power: float = 1.0  # FACT: M ← |F|^s, |F| = (FFᵀ)^½ (s = 1: the paper; s = 2: M ← FFᵀ)
+    form: str = "full"  # full M, or diagonal (one weight per coordinate: M_kk ← the statistic's diagonal)
     centered_agop: bool = False
     rescale: str = "trace"  # trace: tr M = d; max: max |M_ij| = 1; none
     precision: str = "auto"  # auto: float32, redone in float64 when the solve is inaccurate
@@ -42,6 +49,7 @@ class RFMOptions:
             (self.method, METHODS, "method"),
             (self.rescale, RESCALE_RULES, "rescale rule"),
             (self.precision, PRECISIONS, "precision"),
+            (self.form, FORMS, "feature-matrix form"),
         ):
             if value not in allowed:
                 raise InvalidInput(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
@@ -86,6 +94,8 @@ def fact_matrix(kernel: Kernel, X, alpha, M, W) -> torch.Tensor:
     Closed form with C = W ∘ ααᵀ: F = (1/n) M Xᵀ (Diag(C·1) − C) X for translation-invariant kernels
     and F = (1/n) M Xᵀ C X for inner-product kernels.
     """
+    if kernel.name == "l1":
+        return l1kernel.fact_matrix(X, alpha, M, W, kernel.bandwidth)
     n = X.shape[0]
     for start, block in row_blocks(W):
         block.mul_(alpha[start : start + block.shape[0]] @ alpha.T)
@@ -107,6 +117,8 @@ def agop_matrix(kernel: Kernel, X, alpha, M, W, centered: bool = False) -> torch
     in Gram form Xᵀ Q X, O(n³ + n²(c + d)) work and two extra n×n matrices, when n < c·d (e.g. modular
     arithmetic, c = p classes and d = 2p one-hot inputs).
     """
+    if kernel.name == "l1":
+        return l1kernel.agop_matrix(X, alpha, M, W, kernel.bandwidth, centered=centered)
     n, d = X.shape
     by_class = n >= alpha.shape[1] * d
     S = (
@@ -174,16 +186,32 @@ def _times_M(M, S):
 
 
 def update_feature_matrix(options: RFMOptions, statistic: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
-    """The method's update rule applied to its statistic (AGOP for nfa, F for fact / fact-geo)."""
-    if options.method == "nfa":
+    """The method's update rule applied to its statistic (AGOP for nfa, F for fact / fact-geo).
+
+    Diagonal form: the same rules on the statistic's diagonal, M_kk ← AGOP_kk^s, |F_kk|^s or
+    (|F_kk| M_kk)^½ (fact-geo): one weight per coordinate, no rotation of the coordinates.
+    """
+    if options.form == "diagonal":
+        new_M = torch.diag_embed(_diagonal_update(options, statistic.diagonal(), M.diagonal()))
+    elif options.method == "nfa":
         new_M = psd_power(statistic, options.nfa_power)
     elif options.method == "fact":
-        new_M = psd_power(statistic @ statistic.T, 0.5)
+        new_M = psd_power(statistic @ statistic.T, options.fact_power / 2)
     elif options.method == "fact-geo":
         new_M = psd_power(statistic @ M @ M @ statistic.T, 0.25)
     else:
-        raise ValueError(f"method {options.method!r} learns no features")
+        raise InvalidInput(f"method {options.method!r} learns no features")
     return rescale_feature_matrix(new_M, options.rescale)
+
+
+def _diagonal_update(options: RFMOptions, statistic: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    if options.method == "nfa":
+        return statistic.clamp_min(0).pow(options.nfa_power)
+    if options.method == "fact":
+        return statistic.abs().pow(options.fact_power)
+    if options.method == "fact-geo":
+        return (statistic.abs() * weights).sqrt()
+    raise InvalidInput(f"method {options.method!r} learns no features")
 
 
 def rescale_feature_matrix(M: torch.Tensor, rule: str) -> torch.Tensor:
@@ -193,7 +221,7 @@ def rescale_feature_matrix(M: torch.Tensor, rule: str) -> torch.Tensor:
         return M
     size = M.trace() if rule == "trace" else M.abs().max()
     if not torch.isfinite(size) or size <= 0:
-        raise InaccurateSolve("the feature matrix collapsed to zero (the fit is exact or degenerate)")
+        raise FeatureCollapse("the feature matrix collapsed to zero (the fit is exact or degenerate)")
     scale = M.shape[0] / size if rule == "trace" else 1.0 / size
     return M * scale
 
@@ -204,15 +232,23 @@ def rescale_feature_matrix(M: torch.Tensor, rule: str) -> torch.Tensor:
 
 
 def rfm_path(
-    X: torch.Tensor, Y: torch.Tensor, options: RFMOptions, M0: torch.Tensor | None = None
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    options: RFMOptions,
+    M0: torch.Tensor | None = None,
+    first: tuple[torch.Tensor, SolveReport] | None = None,
 ) -> Iterator[Iterate]:
     """Yield iterates t = 0..options.iters (only t = 0 for the ``laplace`` baseline).
 
     X (n×d) and Y (n×c) may be float32 or float64; the working precision follows
     ``options.precision``. With ``auto``, float32 is used until a solve is inaccurate, then the rest of
-    the path runs in float64. M0 defaults to the identity.
+    the path runs in float64. M0 defaults to the identity. ``first`` is the t = 0 solve (α, report)
+    when the caller has it already (same X, Y, M0, kernel and ridge): it is used instead of solving
+    again, and its precision is kept for the rest of the path.
     """
     dtype = torch.float64 if options.precision == "float64" else torch.float32
+    if first is not None:
+        dtype = first[0].dtype
     last_t = 0 if options.method == "laplace" else options.iters
     d = X.shape[1]
     M = torch.eye(d, dtype=torch.float64, device=X.device) if M0 is None else M0.to(torch.float64)
@@ -225,7 +261,7 @@ def rfm_path(
             buffer = None  # release a float32 buffer before allocating its float64 replacement
             buffer = torch.empty(X.shape[0], X.shape[0], dtype=dtype, device=X.device)
         try:
-            alpha, report = _solve(options, Xw, Yw, Mw, buffer)
+            alpha, report = first if t == 0 and first is not None else _solve(options, Xw, Yw, Mw, buffer)
         except InaccurateSolve:
             if options.precision == "auto" and dtype == torch.float32:
                 dtype = torch.float64

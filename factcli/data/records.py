@@ -30,6 +30,7 @@ class TabularData:
     splits: UciSplits | None = None  # only for the UCI collection
     source: str = ""  # "builtin" | "uci" | "file:<path>"
     task_reason: str = ""  # one sentence: how the task was decided
+    task_source: str = "dataset"  # dataset (it fixes the task) | guessed (from the target) | given
 
     @property
     def n(self) -> int:

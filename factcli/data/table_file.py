@@ -1,7 +1,9 @@
 """CSV and Parquet tables: one named target column, every other column a feature.
 
-Non-numeric feature columns are one-hot encoded ("color=red"). Missing or infinite values are
-refused, never imputed: a silent fill would change the experiment without anyone deciding it.
+Non-numeric feature columns are one-hot encoded ("color=red"); a column of numbers with a few stray
+text cells is refused, naming the cells, rather than one-hot encoded into dozens of columns. Missing
+or infinite values are refused, never imputed: a silent fill would change the experiment without
+anyone deciding it. Without data.task, the task is guessed from the target (task_guess.py).
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import numpy as np
 from factcli.errors import FactError
 
 from .records import TabularData
+from .task_guess import MAX_CLASSES, guess_task
 
-# An integer-valued target with at most this many distinct values is taken as class labels.
-MAX_INFERRED_CLASSES = 50
+# A text column whose cells are numbers but for a few is a numeric column with typos, not categories.
+NUMERIC_SHARE = 0.9
+# |y| above this overflows y² in float64 (every loss and residual squares the targets).
+TARGET_LIMIT = 1e150
 
 
 def load_table_file(path: str | Path, *, target: str | None, task: str = "auto") -> TabularData:
@@ -39,6 +44,7 @@ def load_table_file(path: str | Path, *, target: str | None, task: str = "auto")
     X, feature_names = _encode_features(frame.drop(columns=[target]), path)
     y, task, class_names, reason = _encode_target(frame[target], target, task, path)
     return TabularData(
+        task_source="given" if reason.startswith("task set") else "guessed",
         name=path.stem,
         X=X,
         y=y,
@@ -97,6 +103,7 @@ def _encode_features(features, path: Path) -> tuple[np.ndarray, list[str]]:
             blocks.append(numbers[:, None])
             names.append(column)
         else:
+            _refuse_stray_text(values, f"column '{column}'", path)
             labels = values.astype(str).to_numpy()
             levels = np.unique(labels)
             blocks.append((labels[:, None] == levels[None, :]).astype(np.float64))
@@ -104,11 +111,29 @@ def _encode_features(features, path: Path) -> tuple[np.ndarray, list[str]]:
     return np.hstack(blocks), names
 
 
+def _refuse_stray_text(values, what: str, path: Path) -> None:
+    """A mostly-numeric text column: name the cells that are not numbers (row = 1-based data row)."""
+    import pandas as pd
+
+    parsed = pd.to_numeric(values, errors="coerce").notna().to_numpy()
+    if parsed.all() or parsed.mean() < NUMERIC_SHARE:
+        return
+    stray = np.flatnonzero(~parsed)
+    cells = ", ".join(f"row {i + 1}: {values.iloc[i]!r}" for i in stray[:3])
+    more = f" and {len(stray) - 3} more" if len(stray) > 3 else ""
+    raise FactError(
+        f"{what} in {path} holds numbers except {len(stray)} cell{'s' * (len(stray) > 1)} ({cells}{more}); "
+        "fix or remove those cells (rows counted from 1 after the header)"
+    )
+
+
 def _encode_target(values, target: str, task: str, path: Path):
     """(y, task, class_names, task_reason) for the target column under the requested task."""
     import pandas as pd
 
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if not numeric:
+        _refuse_stray_text(values, f"target '{target}'", path)
     numbers = values.to_numpy(dtype=np.float64) if numeric else None
     if numeric and not np.isfinite(numbers).all():
         n_bad = int((~np.isfinite(numbers)).sum())
@@ -120,27 +145,29 @@ def _encode_target(values, target: str, task: str, path: Path):
     n_distinct = int(values.nunique())
 
     if task == "auto":
-        if not numeric:
-            task = "classification"
-            reason = (
-                f"classification inferred: target '{target}' is not numeric ({n_distinct} distinct values)"
-            )
-        elif integral and n_distinct <= MAX_INFERRED_CLASSES:
-            task = "classification"
-            reason = (
-                f"classification inferred: target '{target}' has {n_distinct} distinct "
-                f"integer values (at most {MAX_INFERRED_CLASSES}); "
-                f"set data.task=regression to override"
-            )
-        else:
-            task = "regression"
-            why = "non-integer values" if not integral else f"more than {MAX_INFERRED_CLASSES}"
-            reason = (
-                f"regression inferred: target '{target}' is numeric with {n_distinct} "
-                f"distinct values ({why}); set data.task=classification to override"
+        guess = guess_task(
+            target, numeric=numeric, integral=integral, n_rows=len(values), n_distinct=n_distinct
+        )
+        task, reason = guess.task, guess.reason
+        if not numeric and n_distinct > max(MAX_CLASSES, len(values) / 2):
+            raise FactError(
+                f"target '{target}' in {path} has {n_distinct} distinct text values in {len(values)} rows: "
+                "it looks like an identifier, not class labels; choose another data.target "
+                "(or set data.task=classification to insist)"
             )
     else:
         reason = f"task set explicitly (data.task={task})"
+        if task == "classification" and numeric and not integral:
+            example = numbers[numbers != np.round(numbers)][0]
+            raise FactError(
+                f"target '{target}' in {path} has non-integer values (e.g. {example:g}); classification "
+                "needs class labels: use data.task=regression (or round the labels)"
+            )
+    if task == "regression" and numeric and np.abs(numbers).max() > TARGET_LIMIT:
+        raise FactError(
+            f"target '{target}' in {path} has values up to {np.abs(numbers).max():.3g}, too large to square "
+            "in float64; rescale it (e.g. divide by a power of ten) before fitting"
+        )
 
     if task == "regression":
         if not numeric:

@@ -125,9 +125,43 @@ def _unknown_dataset_message(name: str, data_root, uci: Path | None) -> str:
     return "; ".join(parts)
 
 
-def standardize(X: np.ndarray, training_rows) -> np.ndarray:
+# Squared distances sum d squares: a raw feature above this overflows them in float64.
+FEATURE_LIMIT = 1e150
+
+
+def standardize(X: np.ndarray, training_rows, names: list[str] | None = None) -> np.ndarray:
     """z-score every feature with the training rows' mean and standard deviation (a constant feature
-    is only centred), so no statistic of the test rows leaks into training."""
-    mean = X[training_rows].mean(0)
-    std = X[training_rows].std(0)
-    return (X - mean) / np.where(std > 0, std, 1.0)
+    is only centred), so no statistic of the test rows leaks into training.
+
+    Safe for any finite values: the textbook (x − mean) / std overflows for a column of 1e300 (its
+    variance is inf and the column silently becomes zeros), so each column is first divided by its
+    largest training magnitude, which leaves the z-score unchanged and every step finite.
+    """
+    magnitude = np.abs(X[training_rows]).max(0) if len(training_rows) else np.ones(X.shape[1])
+    scaled = X / np.where(magnitude > 0, magnitude, 1.0)
+    mean = scaled[training_rows].mean(0)
+    std = scaled[training_rows].std(0)
+    Z = (scaled - mean) / np.where(std > 0, std, 1.0)
+    bad = ~np.isfinite(Z).all(0)
+    if bad.any():
+        column = _feature_name(names, int(np.flatnonzero(bad)[0]))
+        raise FactError(
+            f"feature {column} has held-out values far outside its training range (up to "
+            f"{np.abs(X[:, bad]).max():.3g}): standardized they overflow; rescale or clip that column"
+        )
+    return Z
+
+
+def check_kernel_scale(X: np.ndarray, names: list[str] | None, setting: str) -> None:
+    """Unstandardized features must keep squared distances finite in float64."""
+    too_large = np.abs(X).max(0) > FEATURE_LIMIT
+    if too_large.any():
+        column = _feature_name(names, int(np.flatnonzero(too_large)[0]))
+        raise FactError(
+            f"feature {column} has values up to {np.abs(X).max():.3g}: squared distances overflow float64; "
+            f"standardize it ({setting}) or rescale it"
+        )
+
+
+def _feature_name(names: list[str] | None, j: int) -> str:
+    return f"'{names[j]}'" if names else f"{j + 1}"

@@ -17,6 +17,7 @@ from factcli.choices import (
 )
 from factcli.errors import FactError
 
+from . import _checks as check
 from . import choose
 from .rfm import KernelConfig, RidgeRfmConfig
 
@@ -111,3 +112,7 @@ def validate(cfg) -> None:
         raise FactError("FACT needs weight decay > 0: set net.weight_decay > 0 or net.measure_every=0")
     if cfg.measures.early_iterations < 0:
         raise FactError("measures.early_iterations must be >= 0")
+    check.distinct(cfg, "compare")
+    check.positive(cfg, "rfm.nfa_power", "rfm.solve_tol", "net.init_scale")
+    check.at_least(cfg, 0, "net.momentum")
+    check.between(cfg, 0, 1, "net.stop_after_test")

@@ -15,6 +15,7 @@ from factcli.choices import (
 )
 from factcli.errors import FactError
 
+from . import _checks as check
 from . import choose
 from .rfm import KernelConfig, RidgeRfmConfig
 
@@ -97,6 +98,9 @@ def validate(cfg) -> None:
             raise FactError(f"net.{name} must be at least 1, got {getattr(net, name)}")
     if net.lr <= 0:
         raise FactError(f"net.lr must be positive, got {net.lr}")
+    check.positive(cfg, "rfm.nfa_power", "rfm.solve_tol", "memory_limit_gb")
+    check.at_least(cfg, 0, "net.momentum", "net.weight_decay")
+    check.between(cfg, 0, 1, "net.stop_accuracy")
     if cfg.learner == "net" and net.weight_decay <= 0:
         raise FactError(
             f"net.weight_decay = {net.weight_decay}: FACT needs weight decay λ > 0; set a positive one"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 @dataclass
 class KernelConfig:
-    name: str = "laplace"  # laplace | gaussian (| quadratic, in grokking)
+    name: str = "laplace"  # laplace | gaussian | l1 (| quadratic, in grokking)
     bandwidth: float = 10.0  # L (ignored by the quadratic kernel)
 
 
@@ -21,6 +21,8 @@ class RfmConfig:
 
     iters: int = 5  # feature-learning iterations T; the iterates t = 0..T are all scored
     nfa_power: float = 0.5  # nfa: M ← AGOP^s (the original RFM code used s = 1)
+    fact_power: float = 1.0  # fact: M ← |F|^s, |F| = (FFᵀ)^½ (s = 1: the paper's update; s = 2: M ← FFᵀ)
+    form: str = "full"  # full | diagonal (one weight per coordinate; the statistic's diagonal)
     centered_agop: bool = False  # nfa: subtract the mean Jacobian first
     rescale: str = "trace"  # trace (tr M = d) | max (max |M_ij| = 1) | none
     precision: str = "auto"  # auto (float32, redone in float64 when inaccurate) | float32 | float64

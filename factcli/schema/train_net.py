@@ -19,6 +19,7 @@ from factcli.choices import (
 )
 from factcli.errors import FactError
 
+from . import _checks as check
 from . import choose
 
 
@@ -167,3 +168,20 @@ def validate(cfg) -> None:
             raise FactError(f"{key} must be positive, got {value}")
     if not cfg.model.hidden and cfg.model.kind == "mlp":
         raise FactError("model.hidden is empty: an MLP needs at least one hidden layer")
+    if cfg.model.kind == "conv":
+        check.nonempty(cfg, "model.channels")
+    check.each_at_least(cfg, 1, "model.hidden", "model.channels")
+    check.at_least(cfg, 1, "model.kernel_size", "model.stride", "optim.step_every", "optim.history_size")
+    check.at_least(cfg, 1, "threads", "data.train_size", "data.teacher.dim", "data.teacher.rank")
+    check.at_least(cfg, 1, "data.teacher.width", "data.teacher.classes")
+    check.at_least(cfg, 0, "optim.momentum", "optim.warmup_steps")
+    check.positive(cfg, "optim.eps", "optim.gamma", "data.test_size", "train.nfa_power", "train.enfa_power")
+    check.positive(cfg, "data.counterexample.delta", "data.counterexample.tau")
+    check.between(cfg, 0, 1, "optim.min_lr_factor")
+    if len(cfg.optim.betas) != 2 or not all(0 <= beta < 1 for beta in cfg.optim.betas):
+        raise FactError(f"optim.betas must be two numbers in [0, 1), got {list(cfg.optim.betas)}")
+    teacher = cfg.data.teacher
+    if cfg.dataset == "teacher" and teacher.rank > teacher.dim:
+        raise FactError(f"data.teacher.rank={teacher.rank} exceeds data.teacher.dim={teacher.dim}")
+    if cfg.dataset == "teacher" and teacher.task == "classification" and teacher.classes < 2:
+        raise FactError(f"data.teacher.classes must be at least 2 for classification, got {teacher.classes}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from factcli.choices import DTYPES, FACT_METHODS
 from factcli.errors import FactError
 
+from . import _checks as check
 from . import choose
 from .train_net import Config as TrainNetConfig
 from .train_net import validate as validate_train_net
@@ -57,5 +58,10 @@ def validate(cfg) -> None:
     choose(cfg.verify.dtype, DTYPES, "verify.dtype")
     if cfg.verify.batch_size <= 0:
         raise FactError(f"verify.batch_size must be positive, got {cfg.verify.batch_size}")
+    check.nonempty(cfg, "verify.enfa_powers")
+    check.each_positive(cfg, "verify.enfa_powers")
+    check.positive(cfg, "verify.nfa_power")
+    check.at_least(cfg, 0, "verify.per_sample_max_rows")
+    check.at_least(cfg, 1, "verify.heatmap_max_dim")
     if any(layer < 1 for layer in cfg.verify.heatmap_layers):
         raise FactError("verify.heatmap_layers are 1-based layer numbers (1 = the first layer)")

@@ -8,21 +8,34 @@ from factcli.core.rfm import RFMOptions
 from factcli.runtime import require_memory
 
 
-def rfm_options(cfg, method: str, ridge: float | None = None) -> RFMOptions:
-    """The config's ``kernel`` and ``rfm`` groups as core options; ``ridge`` replaces ``rfm.ridge``
-    (fit-rfm's rfm group has none: it selects the ridge from ``grid.ridges``)."""
+def rfm_options(
+    cfg, method: str, ridge: float | None = None, bandwidth: float | None = None, kernel: str | None = None
+) -> RFMOptions:
+    """The config's ``kernel`` and ``rfm`` groups as core options; ``ridge``, ``bandwidth`` and ``kernel``
+    replace ``rfm.ridge``, ``kernel.bandwidth`` and ``kernel.name`` (fit-rfm selects them on its grid)."""
     rfm = cfg.rfm
+    name = cfg.kernel.name if kernel is None else kernel
     return RFMOptions(
-        kernel=Kernel(cfg.kernel.name, float(cfg.kernel.bandwidth)),
+        kernel=Kernel(name, float(cfg.kernel.bandwidth if bandwidth is None else bandwidth)),
         method=method,
         ridge=float(rfm.ridge if ridge is None else ridge),
         iters=int(rfm.iters),
         nfa_power=float(rfm.nfa_power),
+        fact_power=float(rfm.get("fact_power", 1.0)),
+        form=rfm.get("form", "full"),
         centered_agop=bool(rfm.centered_agop),
         rescale=rfm.rescale,
         precision=rfm.precision,
         solve_tol=float(rfm.solve_tol),
     )
+
+
+# A zero feature matrix (core.rfm.FeatureCollapse) is not a precision problem: ridge or float64
+# advice would not help, so the commands give this instead.
+COLLAPSE_ADVICE = (
+    "the kernel's gradients vanish on these inputs (features without variation, or a kernel.bandwidth "
+    "so large the kernel is flat); check the features and kernel.bandwidth, or use method=laplace"
+)
 
 
 def check_kernel_memory(n: int, precision: str, device, limit_gb: float | None) -> float:

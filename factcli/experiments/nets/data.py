@@ -152,7 +152,7 @@ def _teacher(data, seed: int) -> NetData:
 def _tabular(name: str, data, seed: int) -> NetData:
     table = load_tabular(name, data_root=data.root)
     train, test = _split_rows(table.n, data.train_size, data.test_size, seed, name)
-    X = torch.from_numpy(standardize(table.X, train)).float()
+    X = torch.from_numpy(standardize(table.X, train, table.feature_names)).float()
     if table.task == "classification":
         y = torch.from_numpy(table.y)
     else:

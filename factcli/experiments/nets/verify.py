@@ -36,6 +36,7 @@ def run(cfg, run) -> dict:
     device = resolve_device(cfg.device)
     if cfg.network is not None:
         return verify_user_network(cfg, run, device)
+    warnings: list[str] = []
     if cfg.source is None:
         trained_cfg, model, training = _train_first(cfg, run, device)
         finished = training.get("finish") is not None
@@ -47,6 +48,7 @@ def run(cfg, run) -> dict:
         if "dataset" not in trained_cfg or "optim" not in trained_cfg:
             raise FactError(f"checkpoint {path} carries no train-net config; it cannot be verified")
         _use_current_data_location(trained_cfg, cfg)
+        warnings = untrained_or_diverged(payload, path)
         model = model_from_checkpoint(payload, path).to(device)
         source, training = f"{path} (step {payload.get('step')})", None
         finished = payload.get("finish_start") is not None
@@ -59,7 +61,31 @@ def run(cfg, run) -> dict:
     rows, reading, plots = report(cfg, run, table, CONVENTIONS[trained_cfg.loss], validity)
     summary = _summary(cfg, trained_cfg, rows, table.loss, source, training, data, plots)
     summary["fact_validity"] = validity
-    return {"convergence": reading, **summary, "skipped_layers": table.skipped}
+    summary = {"convergence": reading, **summary, "skipped_layers": table.skipped}
+    return {**summary, "warnings": warnings} if warnings else summary
+
+
+def untrained_or_diverged(payload: dict, path) -> list[str]:
+    """Refuse weights that are NaN or infinite (a diverged run); warn about a never-trained network."""
+    import torch
+
+    weights = payload.get("model") or {}
+    broken = [
+        name for name, value in weights.items() if torch.is_tensor(value) and not value.isfinite().all()
+    ]
+    if broken:
+        raise FactError(
+            f"checkpoint {path} has non-finite weights ({', '.join(broken[:3])}): its training diverged, "
+            "so there is nothing to verify; retrain it (e.g. with a smaller optim.lr)"
+        )
+    if int(payload.get("step") or 0) > 0:
+        return []
+    warning = (
+        f"checkpoint {path} was never trained (step 0): FACT holds at a stationary point of training, so "
+        "these are the agreements at initialization"
+    )
+    log.warning("warning: %s", warning)
+    return [warning]
 
 
 def _train_first(cfg, run, device):

@@ -17,13 +17,13 @@ import time
 import numpy as np
 import torch
 
-from factcli.core.rfm import InaccurateSolve, rfm_path
+from factcli.core.rfm import FeatureCollapse, InaccurateSolve, rfm_path
 from factcli.data.parity import make_parity
 from factcli.errors import FactError
 from factcli.progress import track
 from factcli.runtime import resolve_device
 
-from ..common.rfm import check_kernel_memory, rfm_options
+from ..common.rfm import COLLAPSE_ADVICE, check_kernel_memory, rfm_options
 from ..common.trace import LearnerTrace, first_reaching
 from .measures import accuracy_and_mse, feature_measures
 from .net import train_network
@@ -122,7 +122,9 @@ def fit_rfm(cfg, data, device, run) -> LearnerTrace:
             matrices.append(iterate.M.cpu())
             dtypes.add(row["precision"])
     except InaccurateSolve as error:
-        raise FactError(f"{error}; raise rfm.ridge or use rfm.precision=float64") from None
+        advice = "raise rfm.ridge or use rfm.precision=float64"
+        advice = COLLAPSE_ADVICE if isinstance(error, FeatureCollapse) else advice
+        raise FactError(f"{error}; {advice}") from None
     np.save(run.file("feature_matrices.npy"), np.stack([M.numpy() for M in matrices]))  # (iterations, d, d)
     details = {
         "kernel": {"name": options.kernel.name, "bandwidth": options.kernel.bandwidth},

@@ -1,11 +1,13 @@
-"""`fact fit-rfm benchmark=uci`: every UCI dataset × every method × both protocols (docs/SPEC.md §5).
+"""`fact fit-rfm benchmark=uci`: every UCI dataset × every method and baseline × both protocols
+(docs/SPEC.md §5).
 
-For each (dataset, method) the hyperparameters are selected once on the tuning split (the selection
-is the same for both protocols), then each protocol is evaluated on the 4 folds. Finished
-(dataset, method) pairs are stored as one JSON file each under ``<results_dir>/results/``, so a
-rerun resumes, and shards (``benchmark.shard`` of ``benchmark.num_shards``) running in other processes
-or on other machines can share one results folder. Every run assembles ``table.csv`` from whatever
-is finished.
+Rows: the methods (``laplace`` = tuned kernel ridge regression with the configured kernel, i.e. the
+t = 0 of every path) and the baselines (``l1-krr``, ``l2-krr``, ``svc-rbf``), all selected on the tuning
+split by the same grid and tie rule (grid.py; stage 0 is computed once per dataset and kernel and
+shared), then each protocol is evaluated on the 4 folds. Finished (dataset, row) pairs are stored as
+one JSON file each under ``<results_dir>/results/``, so a rerun resumes, and shards
+(``benchmark.shard`` of ``benchmark.num_shards``) running in other processes or on other machines
+can share one results folder. Every run assembles ``table.csv`` from whatever is finished.
 
 Time is reported beside its floor: the seconds spent inside the Cholesky factorizations the protocol
 needs, measured as they happen, so wall / floor says how much the rest of the engine costs.
@@ -13,17 +15,16 @@ needs, measured as they happen, so wall / floor says how much the rest of the en
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
-import torch
 from omegaconf import OmegaConf
 
 from factcli import plots
-from factcli.core.linalg import timing_factorizations
 from factcli.data.tabular import uci_dir
 from factcli.data.uci import list_uci, load_uci, uci_rows
 from factcli.errors import FactError
@@ -32,37 +33,19 @@ from factcli.rundir import write_csv, write_json
 from factcli.runtime import resolve_device
 
 from ..common.rfm import check_kernel_memory
-from .folds import evaluate_folds, fit_options, select_on_tuning_split
-from .protocol import Task
+from .compare import report, with_leak
+from .folds import fit_options, grid_spec, standardized, standardizes
+from .suite import TABLE_COLUMNS, Entry, Suite
 
 log = logging.getLogger("fact")
 
 # The paper's means over 120 datasets (docs/SPEC.md §5).
 PAPER_MEANS = {"fact": 85.22, "fact-geo": 84.99, "nfa": 85.10, "laplace": 83.71}
-TABLE_COLUMNS = [
-    "dataset",
-    "n",
-    "d",
-    "classes",
-    "method",
-    "protocol",
-    "ridge",
-    "normalize_rows",
-    "iteration",
-    "val_accuracy",
-    "fold1_accuracy",
-    "fold2_accuracy",
-    "fold3_accuracy",
-    "fold4_accuracy",
-    "test_accuracy",
-    "seconds",
-    "cholesky_seconds",
-    "selection_seconds",
-    "selection_cholesky_seconds",
-    "eval_seconds",
-    "eval_cholesky_seconds",
-    "precision",
-]
+BASELINE_ENTRIES = {  # benchmark.baselines (choices.BASELINES) -> the table row it adds
+    "l1-krr": {"kind": "krr", "kernel": "l1"},
+    "l2-krr": {"kind": "krr", "kernel": "laplace"},
+    "svc-rbf": {"kind": "svc"},
+}
 
 
 def run_benchmark(cfg, run) -> dict:
@@ -77,14 +60,27 @@ def run_benchmark(cfg, run) -> dict:
         raise FactError(
             f"unknown UCI dataset(s) {', '.join(unknown)} under {root}; known: {', '.join(available)}"
         )
+    rows_of = {name: uci_rows(root, name) for name in names}
+    skipped = {
+        name: f"{rows} rows > benchmark.max_samples={bench.max_samples}"
+        for name, rows in rows_of.items()
+        if rows > bench.max_samples
+    }
+    if len(skipped) == len(names):
+        raise FactError(
+            f"every requested dataset has more than benchmark.max_samples={bench.max_samples} rows "
+            f"(the smallest: {min(rows_of.values())}); raise benchmark.max_samples or choose others"
+        )
     # Smallest first: most datasets finish early (the summary covers what is done), and dealing the
     # sorted list round-robin gives every shard a similar share of the large ones.
-    by_size = sorted(names, key=lambda name: (uci_rows(root, name), name))
+    by_size = sorted(names, key=lambda name: (rows_of[name], name))
     mine = by_size[bench.shard :: bench.num_shards]
     results_dir = Path(bench.results_dir) if bench.results_dir else run.path
     store = results_dir / "results"
     device = resolve_device(cfg.device)
     settings = result_settings(cfg)
+    for stored in sorted(store.glob("*.json")) if store.is_dir() else []:
+        finished_earlier(stored, [], settings)  # refuses results of other settings before any work
     log.info(
         "UCI benchmark: %d datasets (shard %d/%d), methods %s, protocols %s; results in %s",
         len(mine),
@@ -95,36 +91,76 @@ def run_benchmark(cfg, run) -> dict:
         store,
     )
 
+    entries = table_entries(cfg)
     for name in track(mine, "UCI benchmark", total=len(mine)):
-        data = load_uci(root, name)
-        if data.n > bench.max_samples:
-            log.info("skip %s: %d samples > benchmark.max_samples=%d", name, data.n, bench.max_samples)
+        if name in skipped:
+            log.info("skip %s: %s", name, skipped[name])
             continue
-        for method in bench.methods:
-            path = store / f"{name}__{method}.json"
+        data = load_uci(root, name)
+        suite = None
+        for entry in entries:
+            path = store / f"{name}__{entry.label}.json"
             if path.exists() and finished_earlier(path, bench.protocols, settings):
                 continue  # resume
-            rows = benchmark_one(cfg, data, method, list(bench.protocols), device)
+            if suite is None:
+                suite = dataset_suite(cfg, data, device)
+            rows = suite.run(entry, list(bench.protocols))
             write_json(path, {"protocols": list(bench.protocols), "settings": settings, "rows": rows})
             accuracies = ", ".join(f"{r['protocol']} {r['test_accuracy']:.2f}" for r in rows)
             wall = rows[0]["selection_seconds"] + sum(r["eval_seconds"] for r in rows)  # selection is shared
-            log.info("%s %s: %s (%.1f s)", name, method, accuracies, wall)
+            chosen_t, error = rows[0]["iteration"], rows[0]["error"]
+            log.info("%s %s: %s, t = %s (%.1f s) %s", name, entry.label, accuracies, chosen_t, wall, error)
 
-    table = collect_rows(store, names, list(bench.methods), list(bench.protocols))
+    labels = [entry.label for entry in entries]
+    table = collect_rows(store, names, labels, list(bench.protocols))
     write_csv(run.file("table.csv"), table, TABLE_COLUMNS)
     if results_dir != run.path:
         write_csv(results_dir / "table.csv", table, TABLE_COLUMNS)
-    summary = summarize(table, names, list(bench.methods), list(bench.protocols))
+    summary = summarize(table, names, labels, list(bench.protocols), skipped)
+    markdown = summary.pop("markdown", "")
+    if not summary["complete"]:
+        log.warning("incomplete: %s", summary["incomplete_reason"])
     write_json(run.file("benchmark_summary.json"), summary)
+    run.file("benchmark_summary.md").write_text(markdown)
     if cfg.plots and table:
         plot_benchmark(run, table, list(bench.protocols))
     print_summary(summary)
     return {"benchmark": "uci", **summary}
 
 
+def table_entries(cfg) -> list[Entry]:
+    """The table's rows: every method with the configured kernel options, then every baseline."""
+    rfm, grid = cfg.rfm, cfg.grid
+    common = {"rule": grid.rule, "search": grid.search, "iters": int(rfm.iters), "form": rfm.form}
+    powers = {"fact_power": float(rfm.fact_power), "nfa_power": float(rfm.nfa_power)}
+    entries = [
+        Entry(method, "krr" if method == "laplace" else "rfm", cfg.kernel.name, method, **common, **powers)
+        for method in cfg.benchmark.methods
+    ]
+    entries += [Entry(name, **BASELINE_ENTRIES[name]) for name in cfg.benchmark.baselines]
+    return entries
+
+
+def dataset_suite(cfg, data, device) -> Suite:
+    """One dataset's rows share stage 0 and the t = 0 fold fits (suite.py)."""
+    options = fit_options(cfg, "laplace")
+    largest = max(len(rows) for rows in [data.splits.train, *(train for train, _ in data.splits.folds)])
+    check_kernel_memory(largest, options.precision, device, cfg.memory_limit_gb)
+    if standardizes(cfg, data):  # data.standardize=yes: z-scores from the tuning split's rows, as fit-rfm
+        training_rows = np.concatenate([data.splits.train, data.splits.val])
+        data = dataclasses.replace(data, X=standardized(data, cfg, training_rows))
+    return Suite(data, grid_spec(cfg), options, device)
+
+
 def result_settings(cfg) -> dict:
     """The configuration that shapes a stored result; a rerun may reuse only results made with it."""
-    return {group: OmegaConf.to_container(cfg[group], resolve=True) for group in ("kernel", "rfm", "grid")}
+    groups = {group: OmegaConf.to_container(cfg[group], resolve=True) for group in ("kernel", "rfm", "grid")}
+    uci = SimpleNamespace(source="uci")
+    return {**groups, "data": {"standardize": standardizes(cfg, uci)}}
+
+
+# Results stored before a group was part of their settings were made as these say.
+SETTINGS_BEFORE_RECORDED = {"data": {"standardize": False}}
 
 
 def finished_earlier(path: Path, protocols, settings: dict) -> bool:
@@ -133,7 +169,7 @@ def finished_earlier(path: Path, protocols, settings: dict) -> bool:
     Results from before settings were recorded carry none and are reused as they are.
     """
     stored = json.loads(path.read_text())
-    made_with = stored.get("settings", settings)
+    made_with = {**SETTINGS_BEFORE_RECORDED, **stored.get("settings", settings)}
     if made_with != settings:
         changed = sorted(
             f"{group}.{key}"
@@ -148,56 +184,6 @@ def finished_earlier(path: Path, protocols, settings: dict) -> bool:
     return set(protocols) <= set(stored["protocols"])
 
 
-def benchmark_one(cfg, data, method: str, protocols: list[str], device) -> list[dict]:
-    """Select once on the tuning split, then evaluate every protocol on the 4 folds: one row each."""
-    options = fit_options(cfg, method)
-    task = Task("classification", data.n_outputs)
-    largest = max(len(rows) for rows in [data.splits.train, *(train for train, _ in data.splits.folds)])
-    check_kernel_memory(largest, options.precision, device, cfg.memory_limit_gb)
-    X = torch.tensor(data.X, device=device)
-    y = torch.tensor(data.y, device=device)
-
-    with timing_factorizations() as selection_clock:
-        selection = select_on_tuning_split(task, options, cfg, X, y, (data.splits.train, data.splits.val))
-    rows, computed = [], {}
-    for protocol in protocols:
-        with timing_factorizations() as clock:
-            started = time.perf_counter()
-            if selection.iteration == 0 and computed:
-                # With t = 0 both protocols solve the same systems with M = I: nothing left to do.
-                results = next(iter(computed.values()))
-            else:
-                results = evaluate_folds(task, options, selection, protocol, X, y, data.splits.folds)
-            computed[protocol] = results
-            seconds = time.perf_counter() - started
-        scores = [100 * r.score for r in results]
-        rows.append(
-            {
-                "dataset": data.name,
-                "n": data.n,
-                "d": data.d,
-                "classes": data.n_classes,
-                "method": method,
-                "protocol": protocol,
-                "ridge": selection.ridge,
-                "normalize_rows": selection.normalize,
-                "iteration": selection.iteration,
-                "val_accuracy": 100 * selection.val_score,
-                **{f"fold{i + 1}_accuracy": s for i, s in enumerate(scores)},
-                "test_accuracy": float(np.mean(scores)),
-                # A protocol's own cost includes the (shared) selection; the parts are kept apart too.
-                "seconds": selection.seconds + seconds,
-                "cholesky_seconds": selection_clock.seconds + clock.seconds,
-                "selection_seconds": selection.seconds,
-                "selection_cholesky_seconds": selection_clock.seconds,
-                "eval_seconds": seconds,
-                "eval_cholesky_seconds": clock.seconds,
-                "precision": "+".join(sorted(selection.precisions | {r.precision for r in results})),
-            }
-        )
-    return rows
-
-
 def collect_rows(store: Path, names, methods, protocols) -> list[dict]:
     rows = []
     for name in names:
@@ -208,35 +194,62 @@ def collect_rows(store: Path, names, methods, protocols) -> list[dict]:
     return rows
 
 
-def summarize(table: list[dict], names, methods: list[str], protocols: list[str]) -> dict:
-    """Mean accuracy per protocol and method over the datasets every method finished; time vs floor."""
+def summarize(
+    table: list[dict], names, labels: list[str], protocols: list[str], skipped: dict | None = None
+) -> dict:
+    """Mean accuracy per protocol and row over the datasets every row finished; time against the
+    Cholesky floor; and every row against every baseline (compare.py: W/T/L, Wilcoxon p, by size).
+
+    ``status`` is ``finished`` only when every requested (dataset, row, protocol) is in the table;
+    otherwise ``incomplete``, with the skipped datasets and why, and the count of missing results.
+    """
     import pandas as pd
 
-    summary: dict = {"datasets_requested": len(names), "paper_means_120_datasets": PAPER_MEANS}
-    if not table:
-        return {**summary, "datasets_complete": 0, "complete": False}
-    frame = pd.DataFrame(table)
-    complete = frame.groupby("dataset").size() == len(methods) * len(protocols)
+    skipped = dict(skipped or {})
+    frame = pd.DataFrame(table, columns=None if table else TABLE_COLUMNS)
+    if "label" not in frame:  # a table from before issue 15: one row per method
+        frame["label"] = frame["method"]
+    complete = frame.groupby("dataset").size() == len(labels) * len(protocols)
     done = set(complete[complete].index)
+    missing = len(names) * len(labels) * len(protocols) - len(frame)
+    not_run = len([name for name in names if name not in done and name not in skipped])
+    reasons = [f"{len(skipped)} dataset(s) skipped ({'; '.join(f'{k}: {v}' for k, v in skipped.items())})"]
+    reasons = reasons[: bool(skipped)] + [f"{not_run} dataset(s) not (yet) computed"][: bool(not_run)]
+    summary: dict = {
+        "status": "finished" if missing == 0 else "incomplete",
+        "complete": missing == 0,
+        "datasets_requested": len(names),
+        "datasets_complete": len(done),
+        "results_missing": missing,
+        "skipped": skipped,
+        "paper_means_120_datasets": PAPER_MEANS,
+    }
+    if missing:
+        summary["incomplete_reason"] = "; ".join(reasons) or f"{missing} result(s) missing"
+    if not table:
+        return summary
     frame = frame[frame.dataset.isin(done)]
-    summary["datasets_complete"] = len(done)
-    summary["complete"] = len(done) == len(names)
     summary["mean_test_accuracy"] = {
-        protocol: {m: round(float(g.test_accuracy.mean()), 3) for m, g in part.groupby("method")}
+        protocol: {m: round(float(g.test_accuracy.mean()), 3) for m, g in part.groupby("label")}
         for protocol, part in frame.groupby("protocol")
     }
-    # Per method: the selection once (it is shared by the protocols) plus each protocol's folds.
-    first = frame.drop_duplicates(["dataset", "method"])
-    wall = first.groupby("method").selection_seconds.sum() + frame.groupby("method").eval_seconds.sum()
-    floor = (
-        first.groupby("method").selection_cholesky_seconds.sum()
-        + frame.groupby("method").eval_cholesky_seconds.sum()
-    )
+    # Per row: the selection once (it is shared by the protocols) plus each protocol's folds.
+    first = frame.drop_duplicates(["dataset", "label"])
+    wall = first.groupby("label").selection_seconds.sum() + frame.groupby("label").eval_seconds.sum()
+    if "selection_cholesky_seconds" in frame:  # before issue 15 the floor was kept per part
+        floor = (
+            first.groupby("label").selection_cholesky_seconds.sum()
+            + frame.groupby("label").eval_cholesky_seconds.sum()
+        )
+    else:  # each row's clock covers its selection and every protocol
+        floor = first.groupby("label").cholesky_seconds.sum()
     summary["seconds"] = {m: round(float(v), 1) for m, v in wall.items()}
     summary["cholesky_floor_seconds"] = {m: round(float(v), 1) for m, v in floor.items()}
     summary["wall_over_floor"] = {
         m: round(float(wall[m] / floor[m]), 3) if floor[m] > 0 else None for m in wall.index
     }
+    baselines = [label for label in ("laplace", *BASELINE_ENTRIES) if label in labels]
+    summary["comparison"], summary["markdown"] = report(with_leak(frame), labels, baselines)
     return summary
 
 
@@ -274,9 +287,9 @@ def plot_benchmark(run, table: list[dict], protocols: list[str]) -> None:
     frame = pd.DataFrame(table)
     for protocol in protocols:
         wide = frame[frame.protocol == protocol].pivot_table(
-            index="dataset", columns="method", values="test_accuracy"
+            index="dataset", columns="label", values="test_accuracy"
         )
-        for rival in ("laplace", "nfa"):
+        for rival in ("laplace", "nfa", "svc-rbf", "l1-krr"):
             if {"fact", rival} <= set(wide.columns):
                 pair = wide[["fact", rival]].dropna()
                 plots.scatter_against_diagonal(

@@ -16,13 +16,13 @@ import torch
 
 from factcli import plots
 from factcli.data import load_tabular
-from factcli.data.tabular import standardize
 from factcli.runtime import resolve_device
 
 from ..common.rfm import check_kernel_memory
 from .benchmark import run_benchmark
-from .folds import evaluate_folds, fit_options, select_on_tuning_split, splits_of
-from .protocol import Selection, Task
+from .folds import evaluate_folds, fit_options, select_on_tuning_split, splits_of, standardized
+from .grid import GridSelection
+from .protocol import Task
 
 log = logging.getLogger("fact")
 
@@ -54,15 +54,17 @@ def run(cfg, run) -> dict:
     selection = select_on_tuning_split(task, options, cfg, Xt, yt, tuning)
     results = evaluate_folds(task, options, selection, cfg.protocol, Xt, yt, folds)
     metric = task.metric
+    chosen = selection.chosen
     for candidate in selection.candidates:
-        run.log(phase="select", **candidate)
+        run.log(phase="select", **candidate.row(metric))
     for fold, result in enumerate(results):
         for t, score in enumerate(result.path_scores):
             run.log(
                 phase="test",
-                iteration=t if cfg.protocol == "strict" else selection.iteration,
-                ridge=selection.ridge,
-                normalize_rows=selection.normalize,
+                iteration=t if cfg.protocol == "strict" else chosen.iteration,
+                bandwidth=chosen.bandwidth,
+                ridge=chosen.ridge,
+                normalize_rows=chosen.normalize,
                 fold=fold,
                 **{f"test_{metric}": score},
             )
@@ -72,12 +74,13 @@ def run(cfg, run) -> dict:
         plot_run(run, selection, results, metric, final_M, data.feature_names)
     test_scores = [result.score for result in results]
     log.info(
-        "validation %s %.4f at ridge=%g, normalize=%s, t=%d; test %s %.4f",
+        "validation %s %.4f at L=%.4g, ridge=%g, normalize=%s, t=%d; test %s %.4f",
         metric,
-        selection.val_score,
-        selection.ridge,
-        selection.normalize,
-        selection.iteration,
+        chosen.val_score,
+        chosen.bandwidth,
+        chosen.ridge,
+        chosen.normalize,
+        chosen.iteration,
         metric,
         float(np.mean(test_scores)),
     )
@@ -86,50 +89,51 @@ def run(cfg, run) -> dict:
         "n": data.n,
         "d": data.d,
         "task": data.task,
+        "task_source": data.task_source,
         "task_reason": data.task_reason,
         "classes": data.n_classes,
         "method": cfg.method,
         "protocol": cfg.protocol,
-        "kernel": {"name": options.kernel.name, "bandwidth": options.kernel.bandwidth},
+        "kernel": {"name": chosen.kernel, "bandwidth": chosen.bandwidth, "configured": cfg.kernel.name},
+        "rfm": {"form": selection.form, "fact_power": options.fact_power, "iters": options.iters},
         "rescale": options.rescale,
         "precision": sorted(selection.precisions | {r.precision for r in results}),
         "chosen": {
-            "ridge": selection.ridge,
-            "normalize_rows": selection.normalize,
-            "iteration": selection.iteration,
+            "bandwidth": chosen.bandwidth,
+            "ridge": chosen.ridge,
+            "normalize_rows": chosen.normalize,
+            "iteration": chosen.iteration,
         },
+        "failures": selection.failures,
         "metric": metric,
-        f"val_{metric}": selection.val_score,
+        f"val_{metric}": chosen.val_score,
         f"test_{metric}": float(np.mean(test_scores)),
         f"fold_test_{metric}": test_scores,
         "device": str(device),
     }
 
 
-def standardized(data, cfg, training_rows) -> np.ndarray:
-    """z-scored features (training-row statistics), except for the already standardized UCI data."""
-    choice = str(cfg.data.standardize)
-    if choice in ("no", "False") or (choice == "auto" and data.source == "uci"):
-        return data.X
-    return standardize(data.X, training_rows)
+def plot_run(run, selection: GridSelection, results, metric: str, M, feature_names) -> None:
+    """Validation score along every feature-learning path (its t = 0 is the stage-0 fit it started from)."""
 
+    def key(c) -> str:
+        return f"L={c.bandwidth:.3g}, ridge={c.ridge:g}{', x/‖x‖' if c.normalize else ''}"
 
-def plot_run(run, selection: Selection, results, metric: str, M, feature_names) -> None:
+    paths = {key(c) for c in selection.candidates if c.iteration > 0} | {key(selection.chosen)}
     series = {}
-    for row in selection.candidates:
-        key = f"ridge={row['ridge']:g}{', x/‖x‖' if row['normalize_rows'] else ''}"
-        xs, ys = series.setdefault(key, ([], []))
-        xs.append(row["iteration"])
-        ys.append(row[f"val_{metric}"])
-    chosen = f"ridge={selection.ridge:g}{', x/‖x‖' if selection.normalize else ''}"
+    for c in sorted(selection.candidates, key=lambda c: c.iteration):
+        if key(c) in paths:
+            xs, ys = series.setdefault(key(c), ([], []))
+            xs.append(c.iteration)
+            ys.append(c.val_score)
     test = {f"test {metric} (fold {i})": r.score for i, r in enumerate(results[:1])}
     plots.line_plot(
         run.plot_file("accuracy_vs_iteration.png"),
         "iteration t",
         f"validation {metric}",
         series,
-        title="Selection: every grid point's iterates (chosen one thick)",
-        highlight=chosen,
+        title="Selection: every path's iterates (chosen one thick)",
+        highlight=key(selection.chosen),
         hlines=test,
     )
     strict_path = results[0].path_scores

@@ -1,31 +1,69 @@
 """The protocol (protocol.py) over a dataset's row splits: the tuning split, then the test folds.
 
 UCI datasets bring their own fixed splits; any other gets a seeded, stratified train / validation /
-test split. An impossible kernel solve, or memory running out, becomes one actionable line here.
+test split, each part checked non-empty first. Features are standardized with the training rows. An
+impossible kernel solve, or memory running out, becomes one actionable line here.
 """
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-from factcli.core.rfm import InaccurateSolve
+from factcli.core.rfm import FeatureCollapse, InaccurateSolve
+from factcli.data.tabular import check_kernel_scale, standardize
 from factcli.errors import FactError
 
-from ..common.rfm import rfm_options
-from .protocol import FoldResult, Selection, evaluate, select
+from ..common.rfm import COLLAPSE_ADVICE, rfm_options
+from .grid import AUTO_KERNEL, GridSelection, GridSpec, evaluate, select
+from .protocol import FoldResult
 
 
 def splits_of(data, cfg):
     """(tuning train, tuning val) and the list of (train, test) folds, as row-index arrays."""
     if data.splits is not None:
         return (data.splits.train, data.splits.val), list(data.splits.folds)
+    check_split_sizes(data, cfg.data.test_fraction, cfg.data.val_fraction)
     rows = np.arange(data.n)
     training, test = _split(rows, data, cfg.data.test_fraction, cfg.seed)
     train, val = _split(training, data, cfg.data.val_fraction, cfg.seed + 1)
     return (train, val), [(training, test)]
+
+
+def check_split_sizes(data, test_fraction: float, val_fraction: float) -> None:
+    """Every part non-empty, counted as scikit-learn's train_test_split counts: ⌈fraction · n⌉ held out."""
+    test = math.ceil(test_fraction * data.n)
+    val = math.ceil(val_fraction * (data.n - test))
+    fit = data.n - test - val
+    if min(fit, val, test) < 1:
+        raise FactError(
+            f"{data.name} has {data.n} rows: data.test_fraction={test_fraction:g} and "
+            f"data.val_fraction={val_fraction:g} leave {fit} to fit, {val} to validate and {test} to test; "
+            "each part needs at least one row (use more rows or other fractions)"
+        )
+
+
+def standardized(data, cfg, training_rows) -> np.ndarray:
+    """z-scored features (training-row statistics), except for the already standardized UCI data;
+    features that are all constant, or too large to use unstandardized, are refused in one line."""
+    train = data.X[training_rows]
+    if len(train) and (train == train[:1]).all():
+        raise FactError(
+            f"every feature of {data.name} is constant on the training rows: there is nothing to learn from"
+        )
+    if not standardizes(cfg, data):
+        check_kernel_scale(data.X, data.feature_names, "data.standardize=yes")
+        return data.X
+    return standardize(data.X, training_rows, data.feature_names)
+
+
+def standardizes(cfg, data) -> bool:
+    """data.standardize as applied to ``data``: auto means yes, except for the standardized UCI data."""
+    choice = str(cfg.data.standardize)
+    return choice in ("yes", "True") or (choice == "auto" and data.source != "uci")
 
 
 def _split(rows, data, fraction, seed):
@@ -39,17 +77,32 @@ def _split(rows, data, fraction, seed):
 
 
 def fit_options(cfg, method: str):
-    """fit-rfm's RFM options for ``method``; the grid's ridges replace the ridge point by point
-    (protocol.select)."""
-    return rfm_options(cfg, method, ridge=cfg.grid.ridges[0])
+    """fit-rfm's RFM options for ``method``. The bandwidth and ridge are placeholders: selection sets
+    both grid point by grid point (grid.py)."""
+    kernel = "laplace" if cfg.kernel.name == AUTO_KERNEL else cfg.kernel.name  # auto: chosen per path
+    return rfm_options(cfg, method, ridge=cfg.grid.ridges[0], bandwidth=1.0, kernel=kernel)
 
 
-def select_on_tuning_split(task, options, cfg, X, y, tuning) -> Selection:
+def grid_spec(cfg) -> GridSpec:
+    grid = cfg.grid
+    return GridSpec(
+        bandwidths=tuple(float(s) for s in grid.bandwidths),
+        bandwidth_unit=grid.bandwidth_unit,
+        ridges=tuple(float(r) for r in grid.ridges),
+        normalizations=tuple(bool(v) for v in grid.normalize_rows),
+        search=grid.search,
+        rule=grid.rule,
+        solver=grid.solver,
+    )
+
+
+def select_on_tuning_split(task, options, cfg, X, y, tuning) -> GridSelection:
+    """Stage 0 (kernel ridge regression over the grid), then the method's paths (grid.py)."""
     train, val = (torch.as_tensor(rows, device=X.device) for rows in tuning)
+    parts = (X[train], y[train], X[val], y[val])
+    spec = grid_spec(cfg)
     with clear_solver_errors():
-        return select(
-            task, options, cfg.grid.ridges, cfg.grid.normalize_rows, X[train], y[train], X[val], y[val]
-        )
+        return select(task, cfg.kernel.name, spec, options, *parts)
 
 
 def evaluate_folds(task, options, selection, protocol, X, y, folds) -> list[FoldResult]:
@@ -67,6 +120,8 @@ def clear_solver_errors():
     """An impossible kernel solve, or memory running out mid-way, becomes one actionable line."""
     try:
         yield
+    except FeatureCollapse as error:
+        raise FactError(f"{error}: {COLLAPSE_ADVICE}") from None
     except InaccurateSolve as error:
         raise FactError(
             f"{error}; raise the smallest ridge in grid.ridges or use rfm.precision=float64"

@@ -1,0 +1,231 @@
+"""One UCI dataset × a list of table rows (baselines, feature-learning methods, variants) × protocols.
+
+Each ``Entry`` is one row of the benchmark table. Entries share what they can: stage 0 (KRR at every
+grid point) once per kernel, and on the folds every t = 0 fit (same kernel, bandwidth, normalization
+and ridge) once, whichever entry selected it. Selection never sees a test fold; the strict protocol
+relearns M on every fold's training part. A row that fails (no accurate solve) is kept with its error
+and no accuracies, so failures are counted rather than hidden.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import torch
+
+from factcli.core import InvalidInput
+from factcli.core.linalg import timing_factorizations
+from factcli.core.rfm import InaccurateSolve, RFMOptions
+
+from . import grid as rfm_grid
+from . import svc as svc_baseline
+from .protocol import Task, evaluate, select
+
+KINDS = ("krr", "rfm", "svc", "legacy")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One table row: ``krr`` (tuned kernel ridge, t = 0), ``rfm`` (a feature-learning method),
+    ``svc`` (tuned SVC-RBF) or ``legacy`` (the pre-issue-15 selection: fixed bandwidth, grid order)."""
+
+    label: str
+    kind: str = "rfm"
+    kernel: str = "laplace"
+    method: str = ""  # default by kind: fact (rfm, legacy), laplace (krr: no feature learning), svc
+    form: str = "full"
+    fact_power: float = 1.0
+    nfa_power: float = 0.5
+    iters: int = 5
+    rule: str = "best"
+    search: str = "best"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InvalidInput(f"unknown entry kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if not self.method:
+            default = {"krr": "laplace", "svc": "svc"}.get(self.kind, "fact")
+            object.__setattr__(self, "method", default)  # frozen: set once, here
+
+
+TABLE_COLUMNS = [
+    "dataset",
+    "n",
+    "d",
+    "classes",
+    "label",
+    "kind",
+    "kernel",
+    "method",
+    "form",
+    "protocol",
+    "bandwidth",
+    "ridge",
+    "normalize_rows",
+    "iteration",
+    "val_accuracy",
+    "fold1_accuracy",
+    "fold2_accuracy",
+    "fold3_accuracy",
+    "fold4_accuracy",
+    "test_accuracy",
+    "selection_seconds",
+    "eval_seconds",
+    "cholesky_seconds",
+    "failures",
+    "precision",
+    "error",
+]
+
+
+class Suite:
+    """Runs entries on one dataset, sharing stage 0 and t = 0 fold fits between them."""
+
+    def __init__(self, data, spec: rfm_grid.GridSpec, options: RFMOptions, device="cpu", legacy_grid=None):
+        self.data, self.spec, self.options = data, spec, options
+        self.task = Task("classification", data.n_outputs)
+        self.X = torch.tensor(data.X, device=device)
+        self.y = torch.tensor(data.y, device=device)
+        train, val = (torch.as_tensor(rows, device=device) for rows in (data.splits.train, data.splits.val))
+        self.tuning = (self.X[train], self.y[train], self.X[val], self.y[val])
+        self.folds = [
+            tuple(torch.as_tensor(rows, device=device) for rows in fold) for fold in data.splits.folds
+        ]
+        self.legacy_grid = legacy_grid or {"ridges": list(spec.ridges), "normalize_rows": [False, True]}
+        self.stages: dict[str, rfm_grid.KernelStage] = {}
+        self.fold_cache: dict = {}
+
+    # -- selection -------------------------------------------------------------------------
+    def options_for(self, entry: Entry) -> RFMOptions:
+        return replace(
+            self.options,
+            method=entry.method if entry.kind == "rfm" else "laplace",
+            form=entry.form,
+            fact_power=entry.fact_power,
+            nfa_power=entry.nfa_power,
+            iters=entry.iters,
+        )
+
+    def stage(self, kernel: str) -> rfm_grid.KernelStage:
+        if kernel not in self.stages:
+            self.stages[kernel] = rfm_grid.kernel_stage(
+                self.task, kernel, self.spec, self.options, *self.tuning
+            )
+        return self.stages[kernel]
+
+    def select(self, entry: Entry):
+        spec = replace(self.spec, rule=entry.rule, search=entry.search)
+        if entry.kind == "svc":
+            return svc_baseline.select_svc(spec, *self.tuning)
+        if entry.kind == "legacy":
+            options = replace(self.options_for(entry), method=entry.method)
+            grid = self.legacy_grid
+            return select(self.task, options, grid["ridges"], grid["normalize_rows"], *self.tuning)
+        return rfm_grid.select(
+            self.task, entry.kernel, spec, self.options_for(entry), *self.tuning, stage_of=self.stage
+        )
+
+    # -- evaluation ------------------------------------------------------------------------
+    def evaluate(self, entry: Entry, selection, protocol: str) -> list[float]:
+        scores = []
+        for index, (train, test) in enumerate(self.folds):
+            parts = (self.X[train], self.y[train], self.X[test], self.y[test])
+            if entry.kind == "svc":
+                scores.append(svc_baseline.evaluate_svc(selection, *parts))
+            elif entry.kind == "legacy":
+                options = replace(self.options_for(entry), method=entry.method)
+                scores.append(evaluate(self.task, options, selection, protocol, *parts).score)
+            else:
+                chosen = selection.chosen
+                key = (index, chosen.kernel, chosen.bandwidth, chosen.normalize, chosen.ridge)
+                if chosen.iteration == 0 and key in self.fold_cache:
+                    scores.append(self.fold_cache[key])
+                    continue
+                options = self.options_for(entry)
+                score = rfm_grid.evaluate(self.task, options, selection, protocol, *parts).score
+                if chosen.iteration == 0:
+                    self.fold_cache[key] = score
+                scores.append(score)
+        return scores
+
+    # -- one row per protocol ----------------------------------------------------------------
+    def run(self, entry: Entry, protocols) -> list[dict]:
+        base = {
+            "dataset": self.data.name,
+            "n": self.data.n,
+            "d": self.data.d,
+            "classes": self.data.n_classes,
+            **{k: v for k, v in asdict(entry).items() if k in ("label", "kind", "kernel", "method", "form")},
+        }
+        with timing_factorizations() as clock:
+            started = time.perf_counter()
+            try:
+                selection = self.select(entry)
+            except (InaccurateSolve, ArithmeticError) as error:
+                return [self._failed(base, p, f"selection: {error}") for p in protocols]
+            selected_at = time.perf_counter()
+            rows = []
+            for protocol in protocols:
+                t0 = time.perf_counter()
+                try:
+                    scores = [100 * s for s in self.evaluate(entry, selection, protocol)]
+                except (InaccurateSolve, ArithmeticError) as error:
+                    rows.append(self._failed(base, protocol, f"evaluation: {error}"))
+                    continue
+                rows.append(
+                    {
+                        **base,
+                        "protocol": protocol,
+                        **self._chosen(entry, selection),
+                        **{f"fold{i + 1}_accuracy": s for i, s in enumerate(scores)},
+                        "test_accuracy": float(np.mean(scores)),
+                        "selection_seconds": selected_at - started,
+                        "eval_seconds": time.perf_counter() - t0,
+                        "error": "",
+                    }
+                )
+        for row in rows:
+            row["cholesky_seconds"] = clock.seconds
+        return rows
+
+    def _chosen(self, entry: Entry, selection) -> dict:
+        if entry.kind == "svc":
+            c = selection.chosen
+            return {
+                "bandwidth": c.bandwidth,
+                "ridge": 1.0 / c.C,  # SVC's C plays the inverse ridge
+                "normalize_rows": c.normalize,
+                "iteration": 0,
+                "val_accuracy": 100 * c.val_accuracy,
+                "failures": 0,
+                "precision": "float64",
+            }
+        if entry.kind == "legacy":
+            return {
+                "bandwidth": self.options.kernel.bandwidth,
+                "ridge": selection.ridge,
+                "normalize_rows": selection.normalize,
+                "iteration": selection.iteration,
+                "val_accuracy": 100 * selection.val_score,
+                "failures": 0,
+                "precision": "+".join(sorted(selection.precisions)),
+            }
+        c = selection.chosen
+        return {
+            "kernel": c.kernel,  # the selected one, for kernel=auto
+            "form": selection.form if entry.kind == "rfm" else "",
+            "bandwidth": c.bandwidth,
+            "ridge": c.ridge,
+            "normalize_rows": c.normalize,
+            "iteration": c.iteration,
+            "val_accuracy": 100 * c.val_score,
+            "failures": selection.failures,
+            "precision": "+".join(sorted(selection.precisions)),
+        }
+
+    def _failed(self, base: dict, protocol: str, message: str) -> dict:
+        row = {column: math.nan for column in TABLE_COLUMNS}
+        return {**row, **base, "protocol": protocol, "error": message, "failures": 1}
