@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import traceback
 from dataclasses import dataclass, field
@@ -45,6 +46,34 @@ TRACEBACK = "traceback.txt"
 RECORDS = (CONFIG, ERROR, TRACEBACK, *(f"{HYDRA_DIR}/{name}" for name in HYDRA_FILES))
 
 _fresh: set[Path] = set()  # run directories this process created (a refused run removes them again)
+
+# What joblib's loky workers find set to cores / n_jobs when they start. BLAS libraries size
+# themselves when they load, and scipy's OpenBLAS loaded for one thread factors in another order
+# than one loaded for every core (a float32 difference of ~1e-6, enough to flip a tied prediction),
+# so a job would give other numbers under another launcher. Every job therefore runs with the
+# environment of the process that started the sweep, and takes its share of the cores at run time
+# (torch.set_num_threads, threadpoolctl), which gives the same numbers.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+def thread_environment() -> dict[str, str]:
+    return {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ}
+
+
+def restore_thread_environment(environment: dict[str, str]) -> None:
+    for name in THREAD_VARIABLES:
+        if name in environment:
+            os.environ[name] = environment[name]
+        else:
+            os.environ.pop(name, None)
 
 
 # --- before Hydra ----------------------------------------------------------------------------
@@ -130,13 +159,28 @@ class Job:
     command_name: str  # the command's entry in commands.COMMANDS
     command_path: str  # as typed (`fact fit-rfm`), recorded in summary.json
     default_threads: int | None = None  # this job's share of the cores when jobs run side by side
+    # The launching process's thread variables, restored in worker processes before BLAS loads.
+    environment: dict[str, str] = field(default_factory=thread_environment)
     # Failures of jobs that ran in this process (a single run); a sweep reads its job directories.
     failures: list[str] = field(default_factory=list)
 
     def __call__(self, cfg) -> dict | None:
+        restore_thread_environment(self.environment)
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
         from .commands import COMMANDS
 
-        summary, failure = run_job(COMMANDS[self.command_name], self.command_path, cfg, self.default_threads)
+        try:
+            summary, failure = run_job(
+                COMMANDS[self.command_name], self.command_path, cfg, self.default_threads
+            )
+        finally:
+            # A sweep's job is over: give its directory back. Worker processes of the joblib launcher
+            # live on after the sweep and would otherwise hold it against a rerun that resumes it.
+            hydra_cfg = HydraConfig.get()
+            if hydra_cfg.mode == RunMode.MULTIRUN:
+                rundir_lock.release(Path(hydra_cfg.runtime.output_dir))
         if failure is not None:
             self.failures.append(failure)
         return summary

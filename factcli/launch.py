@@ -50,9 +50,9 @@ def launch(command_path: str, command: Command, overrides: list[str]) -> None:
         check_launcher_name(command, plain)
         first_variant = _check_composes(command, plain)
         task = [arg for arg in plain if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
+        plan = plan_sweep(command, plain, multirun=bool(flags))  # launcher and device: nothing started yet
         first = compose(command, first_variant, with_hydra=True)
         pinned = job.preflight(command, first, task, multirun=bool(flags))
-        plan = plan_sweep(command, plain, multirun=bool(flags))
 
     # A module-level object, not a closure: the joblib and submitit launchers ship it to other processes.
     task_function = job.Job(command.name, command_path, default_threads=plan.threads if plan else None)

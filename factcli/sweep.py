@@ -41,8 +41,9 @@ def take_started_sweep() -> Path | None:
 
 
 def failed_jobs(sweep_dir: Path) -> list[str]:
-    """The one-line errors of the sweep's failed jobs, in job order."""
-    return [str(row.get("error", "")) for row in collect_sweep(sweep_dir) if row.get("status") == "failed"]
+    """``job N: reason`` for each failed job of the sweep, in job order."""
+    rows = collect_sweep(sweep_dir)
+    return [f"job {row['job']}: {row.get('error', '')}" for row in rows if row.get("status") == "failed"]
 
 
 def rebuild(sweep_dir: Path) -> Path:

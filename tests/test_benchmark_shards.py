@@ -11,7 +11,7 @@ SMALL = [
     "benchmark.datasets=[balloons,lenses,fertility]",
     "benchmark.methods=[laplace,fact]",
 ]
-QUICK = ["rfm.iters=2", "grid.ridges=[1.0,0.01]", "plots=false"]
+QUICK = ["rfm.iters=2", "benchmark.baselines=[]", "grid.ridges=[1.0,0.01]", "plots=false"]
 TIMINGS = {name for name in TABLE_COLUMNS if name.endswith("seconds")}
 
 
@@ -86,7 +86,7 @@ def test_a_result_stored_while_a_shard_writes_the_table_is_in_the_table(tmp_path
         return rows
 
     monkeypatch.setattr(rfm_benchmark, "collect_rows", collect_then_other_shard_stores)
-    rfm_benchmark.write_shared_table(tmp_path, ["balloons", "lenses"], ["fact"], ["strict"])
+    rfm_benchmark.write_shared_table(tmp_path, ["balloons", "lenses"], ["fact"], ["strict"], {})
     assert calls == [1, 2]  # read again after the write, because the folder had changed
     assert list(pd.read_csv(tmp_path / "table.csv").dataset) == ["balloons", "lenses"]
     assert json.loads((tmp_path / "benchmark_summary.json").read_text())["complete"] is True

@@ -64,7 +64,11 @@ def test_submitit_local_sweep_records_the_failed_job_and_exits_1(fact_cli, tmp_p
         f"hydra.sweep.dir={sweep}",
     )
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("error: unknown dataset 'nosuch'")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: 1 job(s) failed (job 1: unknown dataset 'nosuch'")
+    )
     rows = sweep_rows(sweep)
     assert [(r["dataset"], r["status"]) for r in rows] == [("iris", "finished"), ("nosuch", "failed")]
     assert rows[1]["error"].startswith("unknown dataset 'nosuch'")
@@ -175,7 +179,7 @@ def test_a_job_runs_with_the_thread_variables_of_the_process_that_launched_it(mo
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     monkeypatch.setenv("MKL_NUM_THREADS", "3")
-    job = pickle.loads(pickle.dumps(Job("fit-rfm", default_threads=1)))  # as a worker receives it
+    job = pickle.loads(pickle.dumps(Job("fit-rfm", "fact fit-rfm", default_threads=1)))  # as a worker receives it
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what a loky worker finds
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
     monkeypatch.setenv("MKL_NUM_THREADS", "1")

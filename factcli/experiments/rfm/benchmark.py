@@ -122,8 +122,21 @@ def run_benchmark(cfg, run) -> dict:
         write_shared_table(results_dir, names, labels, list(bench.protocols), skipped)
     summary = summarize(table, names, labels, list(bench.protocols), skipped)
     markdown = summary.pop("markdown", "")
-    if not summary["complete"]:
-        log.warning("incomplete: %s", summary["incomplete_reason"])
+    if bench.num_shards > 1:
+        # A shard's run is done when its own share is: the whole benchmark's state is in `complete`
+        # and in the shared table's summary, which the last shard to finish completes.
+        per_dataset = len(labels) * len(bench.protocols)
+        rows = {name: sum(row["dataset"] == name for row in table) for name in mine}
+        shard_done = all(rows[name] == per_dataset for name in mine if name not in skipped)
+        summary["status"] = "finished" if shard_done else "incomplete"
+    if summary["status"] != "finished":
+        log.warning(
+            "incomplete: %s", summary.get("incomplete_reason", "this shard's datasets are not all done")
+        )
+    elif not summary["complete"]:
+        log.info(
+            "shard %d done; the benchmark is not complete yet: %s", bench.shard, summary["incomplete_reason"]
+        )
     write_json(run.file("benchmark_summary.json"), summary)
     run.file("benchmark_summary.md").write_text(markdown)
     if cfg.plots and table:
