@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= $(abspath ../shared/data)
 
-.PHONY: help install run test test-slow bench bench-env bench-uci lint clean
+.PHONY: help install run test test-slow bench bench-env bench-uci bench-launchers gpu-check lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,12 @@ bench: $(STAMP) bench-env ## Engine and xrfm benchmarks → benchmarks/results/*
 
 bench-uci: $(STAMP) ## The 96-dataset UCI benchmark (hours; rerun to resume) → runs/uci-benchmark/
 	FACT_DATA=$(DATA) $(BIN)/fact fit-rfm benchmark=uci hydra.run.dir=runs/uci-benchmark
+
+bench-launchers: $(STAMP) ## The same 8-job sweep with the basic and the joblib launcher → benchmarks/results/launchers.json
+	cd benchmarks && ../$(BIN)/python bench_launchers.py
+
+gpu-check: $(STAMP) ## Every subcommand on CUDA against the CPU, engine against Cholesky (DEVICE=cuda REFERENCE=cpu)
+	benchmarks/gpu_check.sh $(or $(DEVICE),cuda) $(or $(REFERENCE),cpu)
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check factcli tests benchmarks

@@ -104,6 +104,24 @@ def datasets(
 
 
 @app.command(
+    "sweep-table",
+    help=(
+        "Rebuild a sweep's sweep.csv (one row per job: overrides, status, summary or error) from its job "
+        "directories, e.g. after the sweep was interrupted; the sweep's other end-of-sweep outputs too.\n\n"
+        "Example: `fact sweep-table runs/parity/multirun_2026-01-01_12-00-00-000000`"
+    ),
+)
+def sweep_table(directory: Annotated[str, typer.Argument(help="The sweep directory.")]) -> None:
+    from .sweep import rebuild
+
+    try:
+        typer.echo(str(rebuild(directory)))
+    except FactError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command(
     "fetch",
     help="Download a standard image dataset and verify its checksums (needs network access).\n\n"
     "Example: `fact fetch mnist data/mnist`",

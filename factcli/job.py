@@ -9,7 +9,11 @@ Before Hydra starts (``preflight``, called by launch.py), with the composed conf
   directory holding a sweep of other overrides is refused in one line;
 - the directory's lock is taken (rundir_lock) and kept until the process ends.
 
-Inside the job (``run_job``, the body of Hydra's task function):
+Inside the job (``Job``, Hydra's task function; ``run_job`` its body). ``Job`` is a plain module-level
+class, so launchers that run jobs in other processes can ship it: the joblib launcher sends it to loky
+worker processes, submitit pickles it into a file that a local process or a SLURM node runs. Nothing a
+job does reaches the parent process except through the job's directory (``summary.json``,
+``error.txt``); the parent builds ``sweep.csv`` and the exit status from those files (sweep.py).
 - Hydra itself writes no ``.hydra/`` (``hydra.output_subdir: null``): this module writes the same three
   files once the job holds its directory, so a refused rerun cannot replace them;
 - a sweep job whose directory holds a finished run of the same config is reported done (so an
@@ -24,8 +28,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import rundir_lock
@@ -40,6 +46,34 @@ TRACEBACK = "traceback.txt"
 RECORDS = (CONFIG, ERROR, TRACEBACK, *(f"{HYDRA_DIR}/{name}" for name in HYDRA_FILES))
 
 _fresh: set[Path] = set()  # run directories this process created (a refused run removes them again)
+
+# What joblib's loky workers find set to cores / n_jobs when they start. BLAS libraries size
+# themselves when they load, and scipy's OpenBLAS loaded for one thread factors in another order
+# than one loaded for every core (a float32 difference of ~1e-6, enough to flip a tied prediction),
+# so a job would give other numbers under another launcher. Every job therefore runs with the
+# environment of the process that started the sweep, and takes its share of the cores at run time
+# (torch.set_num_threads, threadpoolctl), which gives the same numbers.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+def thread_environment() -> dict[str, str]:
+    return {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ}
+
+
+def restore_thread_environment(environment: dict[str, str]) -> None:
+    for name in THREAD_VARIABLES:
+        if name in environment:
+            os.environ[name] = environment[name]
+        else:
+            os.environ.pop(name, None)
 
 
 # --- before Hydra ----------------------------------------------------------------------------
@@ -118,7 +152,43 @@ def validate(command, cfg) -> None:
     command.validate(cfg)
 
 
-def run_job(command, command_path: str, cfg) -> tuple[dict | None, str | None]:
+@dataclass
+class Job:
+    """Hydra's task function for one command, picklable for the joblib and submitit launchers."""
+
+    command_name: str  # the command's entry in commands.COMMANDS
+    command_path: str  # as typed (`fact fit-rfm`), recorded in summary.json
+    default_threads: int | None = None  # this job's share of the cores when jobs run side by side
+    # The launching process's thread variables, restored in worker processes before BLAS loads.
+    environment: dict[str, str] = field(default_factory=thread_environment)
+    # Failures of jobs that ran in this process (a single run); a sweep reads its job directories.
+    failures: list[str] = field(default_factory=list)
+
+    def __call__(self, cfg) -> dict | None:
+        restore_thread_environment(self.environment)
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        from .commands import COMMANDS
+
+        try:
+            summary, failure = run_job(
+                COMMANDS[self.command_name], self.command_path, cfg, self.default_threads
+            )
+        finally:
+            # A sweep's job is over: give its directory back. Worker processes of the joblib launcher
+            # live on after the sweep and would otherwise hold it against a rerun that resumes it.
+            hydra_cfg = HydraConfig.get()
+            if hydra_cfg.mode == RunMode.MULTIRUN:
+                rundir_lock.release(Path(hydra_cfg.runtime.output_dir))
+        if failure is not None:
+            self.failures.append(failure)
+        return summary
+
+
+def run_job(
+    command, command_path: str, cfg, default_threads: int | None = None
+) -> tuple[dict | None, str | None]:
     """Run one job; return (its summary, None) or (None, one line: why it failed, "job N: ..." in a sweep)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -144,9 +214,11 @@ def run_job(command, command_path: str, cfg) -> tuple[dict | None, str | None]:
         _write_hydra_files(path, cfg)
         validate(command, cfg)
         run = RunDir.start(path, _resolved_yaml(cfg))
-        _prepare_process(cfg)
+        run.sweep_dir = Path(hydra_cfg.sweep.dir) if multirun else None
+        threads = prepare_process(cfg, default_threads)
         words = [command_path.split()[-1], *hydra_cfg.overrides.task]
-        summary = run.finish(command.run(cfg, run), seed=cfg.get("seed"), command=words)
+        result = {**command.run(cfg, run), "threads": threads}
+        summary = run.finish(result, seed=cfg.get("seed"), command=words)
         log.info("finished: %s", run.path)
         return summary, None
     except (FactError, InvalidInput) as error:  # core's input errors reach the user as one line too
@@ -196,12 +268,25 @@ def _resolved_yaml(cfg) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
 
 
-def _prepare_process(cfg) -> None:
+def prepare_process(cfg, default_threads: int | None) -> int:
+    """Threads (the config's, else this job's share of the cores) and seeds; returns the threads."""
     from .runtime import seed_everything, set_threads
 
-    set_threads(cfg.get("threads"))
+    requested = cfg.get("threads")
+    threads = set_threads(requested if requested is not None else default_threads)
+    limit_blas_threads(threads)
     if cfg.get("seed") is not None:
         seed_everything(int(cfg.seed))
+    return threads
+
+
+def limit_blas_threads(count: int) -> None:
+    """NumPy's BLAS (OpenBLAS / MKL) gets torch's share too: side-by-side jobs must not oversubscribe."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # comes with scikit-learn; without it only torch is limited
+        return
+    threadpool_limits(limits=count, user_api="blas")
 
 
 def _first_line(error: BaseException) -> str:

@@ -6,10 +6,13 @@ everything Hydra offers keeps working (run directories with ``.hydra/``, ``-m`` 
 ``-cd``, ``-h``) and the real argv is never read.
 
 Errors reach the user as one line: config typos are caught by composing the config once before
-Hydra starts (exit 2, nothing written); bad values and unusable run directories are refused by
-``job.preflight`` before Hydra writes anything (exit 1); a failure inside a job, whatever its kind,
-is caught by the job wrapper (job.py), recorded in a sweep job's directory as ``error.txt`` and
-turned into exit status 1 after the run or sweep ends, so one failing job does not stop a sweep.
+Hydra starts (exit 2, nothing written); an unknown launcher, the SLURM launcher without SLURM and
+``device=cuda`` without a GPU (launchers.py), bad values and unusable run directories
+(``job.preflight``) are refused before Hydra writes anything (exit 1); a failure inside a job, whatever
+its kind, is caught by the job wrapper (job.py), recorded in the job's directory as ``error.txt`` and
+turned into exit status 1 after the run or sweep ends, so one failing job does not stop a sweep. Jobs
+may run in other processes (``hydra/launcher=joblib``, ``submitit_*``), so a sweep's failures are read
+back from its job directories (sweep.py), never from memory.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ import typer
 
 from . import job
 from .commands import COMMANDS, CONF_DIR, Command
+from .launchers import check_launcher_name, plan_sweep
+from .rundir import write_sweep_table
+from .sweep import failed_jobs, take_started_sweep
 
 log = logging.getLogger("fact")
 
@@ -38,30 +44,35 @@ def launch(command_path: str, command: Command, overrides: list[str]) -> None:
     register()
     flags = [arg for arg in overrides if arg.startswith("-")]
     pinned: list[str] = []
+    plan = None
     if set(flags) <= _MULTIRUN_FLAGS:
         plain = [arg for arg in overrides if not arg.startswith("-")]
+        check_launcher_name(command, plain)
         first_variant = _check_composes(command, plain)
-        task = [arg for arg in plain if not arg.lstrip("+~").startswith("hydra.")]
+        task = [arg for arg in plain if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
+        plan = plan_sweep(command, plain, multirun=bool(flags))  # launcher and device: nothing started yet
         first = compose(command, first_variant, with_hydra=True)
         pinned = job.preflight(command, first, task, multirun=bool(flags))
 
-    failures: list[str] = []  # one line each: "job N: reason" in a sweep, the reason for a single run
-
-    def task_function(cfg) -> dict | None:
-        summary, failure = job.run_job(command, command_path, cfg)
-        if failure is not None:
-            failures.append(failure)
-        return summary
-
+    # A module-level object, not a closure: the joblib and submitit launchers ship it to other processes.
+    task_function = job.Job(command.name, command_path, default_threads=plan.threads if plan else None)
     argv = [command_path, *overrides, *pinned]
     main = hydra.main(
         version_base="1.3", config_path=str(command.config_dir), config_name=command.config_name
     )(task_function)
+    take_started_sweep()
     try:  # HYDRA_FULL_ERROR: Hydra re-raises its own errors, so the CLI turns them into one line
         with mock.patch.object(sys, "argv", argv), mock.patch.dict(os.environ, {"HYDRA_FULL_ERROR": "1"}):
             main()
+    except BaseException:
+        sweep_dir = take_started_sweep()
+        if sweep_dir is not None and sweep_dir.is_dir():  # interrupted: the table of what is done
+            write_sweep_table(sweep_dir)
+        raise
     finally:
         job.end()
+    sweep_dir = take_started_sweep()
+    failures = failed_jobs(sweep_dir) if sweep_dir is not None else task_function.failures
     if len(failures) == 1 and not flags:
         typer.echo(f"error: {failures[0]}", err=True)
         raise typer.Exit(1)

@@ -111,6 +111,7 @@ class RunDir:
         self.plots = self.path / "plots"
         self._metrics: list[dict] = []
         self._started = time.time()
+        self.sweep_dir: Path | None = None  # the sweep this run is a job of (set by job.Job)
 
     @classmethod
     def start(cls, path: Path, resolved_config_yaml: str, resume: bool = False) -> RunDir:

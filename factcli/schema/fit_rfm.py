@@ -77,6 +77,7 @@ class BenchmarkConfig:
     shard: int = 0  # this process takes datasets shard, shard + num_shards, ...
     num_shards: int = 1
     results_dir: str | None = None  # shared folder of finished results (resume, shards); default: run dir
+    # (for the shards of one sweep, -m benchmark.shard=range(N): the sweep directory)
     max_samples: int = 100_000  # the paper skips larger datasets
 
 

@@ -45,11 +45,11 @@ def polish_quadratic_net(model, X: torch.Tensor, y: torch.Tensor, lam: float, st
         W, a = first.weight.double(), second.weight.double()[0]
         A = W.T @ (a[:, None] * W)
     d = A.shape[0]
-    rows, cols = torch.triu_indices(d, d)
+    rows, cols = torch.triu_indices(d, d, device=A.device)
     penalty = 3 * lam / 2 ** (5 / 3)
 
     def matrix(u):
-        M = torch.zeros(d, d, dtype=u.dtype)
+        M = torch.zeros(d, d, dtype=u.dtype, device=u.device)
         M = M.index_put((rows, cols), u)
         return M + M.T - torch.diag(M.diagonal())
 
@@ -89,7 +89,7 @@ def _set_weights(model, A: torch.Tensor) -> None:
     alphas, vectors = torch.linalg.eigh(A)
     keep = [k for k in torch.argsort(alphas.abs(), descending=True).tolist() if alphas[k] != 0][:width]
     W = torch.zeros_like(first.weight, dtype=torch.float64)
-    a = torch.zeros(width, dtype=torch.float64)
+    a = torch.zeros(width, dtype=torch.float64, device=first.weight.device)
     for j, k in enumerate(keep):
         magnitude = alphas[k].abs()
         a[j] = torch.sign(alphas[k]) * (magnitude / 2) ** (1 / 3)

@@ -8,6 +8,10 @@ shared), then each protocol is evaluated on the 4 folds. Finished (dataset, row)
 one JSON file each under ``<results_dir>/results/``, so a rerun resumes, and shards
 (``benchmark.shard`` of ``benchmark.num_shards``) running in other processes or on other machines
 can share one results folder. Every run assembles ``table.csv`` from whatever is finished.
+Run as the jobs of one sweep (``fact fit-rfm -m benchmark=uci benchmark.num_shards=4
+'benchmark.shard=range(4)' hydra/launcher=joblib``), the shards share the sweep directory: one
+``results/`` folder, one ``table.csv`` beside ``sweep.csv``; rerunning the sweep with the same
+``hydra.sweep.dir`` resumes it.
 
 Time is reported beside its floor: the seconds spent inside the Cholesky factorizations the protocol
 needs, measured as they happen, so wall / floor says how much the rest of the engine costs.
@@ -75,7 +79,7 @@ def run_benchmark(cfg, run) -> dict:
     # sorted list round-robin gives every shard a similar share of the large ones.
     by_size = sorted(names, key=lambda name: (rows_of[name], name))
     mine = by_size[bench.shard :: bench.num_shards]
-    results_dir = Path(bench.results_dir) if bench.results_dir else run.path
+    results_dir = results_folder(bench, run)
     store = results_dir / "results"
     device = resolve_device(cfg.device)
     settings = result_settings(cfg)
@@ -115,11 +119,24 @@ def run_benchmark(cfg, run) -> dict:
     table = collect_rows(store, names, labels, list(bench.protocols))
     write_csv(run.file("table.csv"), table, TABLE_COLUMNS)
     if results_dir != run.path:
-        write_csv(results_dir / "table.csv", table, TABLE_COLUMNS)
+        write_shared_table(results_dir, names, labels, list(bench.protocols), skipped)
     summary = summarize(table, names, labels, list(bench.protocols), skipped)
     markdown = summary.pop("markdown", "")
-    if not summary["complete"]:
-        log.warning("incomplete: %s", summary["incomplete_reason"])
+    if bench.num_shards > 1:
+        # A shard's run is done when its own share is: the whole benchmark's state is in `complete`
+        # and in the shared table's summary, which the last shard to finish completes.
+        per_dataset = len(labels) * len(bench.protocols)
+        rows = {name: sum(row["dataset"] == name for row in table) for name in mine}
+        shard_done = all(rows[name] == per_dataset for name in mine if name not in skipped)
+        summary["status"] = "finished" if shard_done else "incomplete"
+    if summary["status"] != "finished":
+        log.warning(
+            "incomplete: %s", summary.get("incomplete_reason", "this shard's datasets are not all done")
+        )
+    elif not summary["complete"]:
+        log.info(
+            "shard %d done; the benchmark is not complete yet: %s", bench.shard, summary["incomplete_reason"]
+        )
     write_json(run.file("benchmark_summary.json"), summary)
     run.file("benchmark_summary.md").write_text(markdown)
     if cfg.plots and table:
@@ -150,6 +167,41 @@ def dataset_suite(cfg, data, device) -> Suite:
         training_rows = np.concatenate([data.splits.train, data.splits.val])
         data = dataclasses.replace(data, X=standardized(data, cfg, training_rows))
     return Suite(data, grid_spec(cfg), options, device)
+
+
+def results_folder(bench, run) -> Path:
+    """Where finished results are stored: ``benchmark.results_dir``; else, for the shards of one sweep
+    (``-m benchmark.shard=range(N)``), the sweep directory they share; else this run's directory."""
+    if bench.results_dir:
+        return Path(bench.results_dir)
+    if bench.num_shards > 1 and getattr(run, "sweep_dir", None) is not None:
+        return run.sweep_dir
+    return run.path
+
+
+def write_shared_table(
+    results_dir: Path, names, labels: list[str], protocols: list[str], skipped: dict
+) -> None:
+    """``table.csv`` and ``benchmark_summary.json`` of a results folder that shards share.
+
+    Shards finishing at the same time may each write it. Each one rereads the results until the set
+    it read is still all there is after its write, so the last table written holds every result
+    stored before it (per-result files are written atomically and never removed).
+    """
+    store = results_dir / "results"
+
+    def snapshot() -> dict:
+        return {p.name: p.stat().st_mtime_ns for p in store.glob("*.json")}
+
+    while True:
+        before = snapshot()
+        table = collect_rows(store, names, labels, protocols)
+        write_csv(results_dir / "table.csv", table, TABLE_COLUMNS)
+        summary = summarize(table, names, labels, protocols, skipped)
+        (results_dir / "benchmark_summary.md").write_text(summary.pop("markdown", ""))
+        write_json(results_dir / "benchmark_summary.json", summary)
+        if snapshot() == before:
+            return
 
 
 def result_settings(cfg) -> dict:

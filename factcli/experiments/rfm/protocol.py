@@ -38,9 +38,10 @@ class Task:
 
     def score(self, outputs: torch.Tensor, y: torch.Tensor) -> float:
         """Accuracy (argmax of raw outputs) or mean squared error."""
+        y = y.to(outputs.device)  # scored where the outputs are: only the number leaves the device
         if self.kind == "classification":
-            return float((outputs.argmax(1).cpu() == y.cpu().long()).double().mean())
-        return float(((outputs.double().cpu() - self.targets(y.cpu())) ** 2).mean())
+            return float((outputs.argmax(1) == y.long()).double().mean())
+        return float(((outputs.double() - self.targets(y)) ** 2).mean())
 
     def better(self, score: float, best: float | None) -> bool:
         if best is None:
