@@ -19,6 +19,7 @@ from factcli.core.rfm import InaccurateSolve, RFMOptions
 from factcli.errors import FactError
 from factcli.runtime import require_memory, resolve_device
 
+from . import rfm_scalable as scalable
 from .rfm_protocol import FoldResult, Selection, Task, evaluate, select
 
 log = logging.getLogger("fact")
@@ -37,7 +38,10 @@ def run(cfg, run) -> dict:
     X = standardized(data, cfg, training_rows=np.concatenate(tuning))
     task = Task(data.task, data.n_outputs)
     options = rfm_options(cfg)
-    check_kernel_memory(max(len(rows) for rows, _ in [tuning, *folds]), options.precision, device, cfg)
+    largest = max(len(rows) for rows, _ in [tuning, *folds])
+    choice = scalable.choose_solver(cfg.rfm, largest, options.precision, device, cfg.memory_limit_gb)
+    if choice.solver == "exact":
+        check_kernel_memory(largest, options.precision, device, cfg)
     log.info(
         "%s: n=%d d=%d %s%s, method=%s, protocol=%s",
         data.name,
@@ -51,8 +55,13 @@ def run(cfg, run) -> dict:
 
     Xt = torch.tensor(X, device=device)  # copies: loaders may hand out read-only arrays
     yt = torch.tensor(data.y, device=device)
-    selection = select_on_tuning_split(task, options, cfg, Xt, yt, tuning)
-    results = evaluate_folds(task, options, selection, cfg.protocol, Xt, yt, folds)
+    estimate, memory = estimate_fit(cfg, choice, options, data, largest, len(folds), device)
+    scalable.announce(choice, estimate, memory)
+    iterates = (len(cfg.grid.ridges) * len(cfg.grid.normalize_rows) + len(folds)) * (options.iters + 1)
+    with scalable.FitProgress(iterates, estimate) as progress:
+        options = scalable.with_choice(options, choice, cfg.rfm, cfg.seed, progress.step)
+        selection = select_on_tuning_split(task, options, cfg, Xt, yt, tuning, progress)
+        results = evaluate_folds(task, options, selection, cfg.protocol, Xt, yt, folds, progress)
     metric = task.metric
     for candidate in selection.candidates:
         run.log(phase="select", **candidate)
@@ -103,24 +112,57 @@ def run(cfg, run) -> dict:
         f"test_{metric}": float(np.mean(test_scores)),
         f"fold_test_{metric}": test_scores,
         "device": str(device),
+        "solver": {"name": choice.solver, "reason": choice.reason, "centers": choice.centers},
     }
 
 
-def select_on_tuning_split(task, options, cfg, X, y, tuning) -> Selection:
+def estimate_fit(cfg, choice, options, data, n: int, folds: int, device) -> tuple[float, float | None]:
+    """(seconds, Nyström memory bytes or None) of the whole protocol, before it starts; a Nyström
+    fit that cannot fit in memory is refused here, with the numbers."""
+    grid = len(cfg.grid.ridges) * len(cfg.grid.normalize_rows)
+    iters = 0 if options.method == "laplace" else options.iters
+    solves, statistics = (grid + folds) * (iters + 1), (grid + folds) * iters
+    c = data.n_outputs
+    method = options.method
+    seconds = scalable.estimate_seconds(options.kernel, choice, n, data.d, c, solves, statistics, method)
+    if choice.solver == "exact":
+        return seconds, None
+    itemsize = 8 if options.precision == "float64" else 4
+    from factcli.core.nystrom_rfm import NystromOptions
+
+    memory = scalable.nystrom_memory_bytes(n, data.d, c, choice.centers, itemsize, NystromOptions.cache_bytes)
+    limit = None if cfg.memory_limit_gb is None else cfg.memory_limit_gb * 2**30
+    require_memory(memory, device, f"the Nyström fit (n={n}, {choice.centers} centres)", limit)
+    return seconds, memory
+
+
+def select_on_tuning_split(task, options, cfg, X, y, tuning, progress=None) -> Selection:
     train, val = (torch.as_tensor(rows, device=X.device) for rows in tuning)
     with clear_solver_errors():
         return select(
-            task, options, cfg.grid.ridges, cfg.grid.normalize_rows, X[train], y[train], X[val], y[val]
+            task,
+            options,
+            cfg.grid.ridges,
+            cfg.grid.normalize_rows,
+            X[train],
+            y[train],
+            X[val],
+            y[val],
+            progress,
         )
 
 
-def evaluate_folds(task, options, selection, protocol, X, y, folds) -> list[FoldResult]:
+def evaluate_folds(task, options, selection, protocol, X, y, folds, progress=None) -> list[FoldResult]:
     results = []
     with clear_solver_errors():
-        for train_rows, test_rows in folds:
+        for index, (train_rows, test_rows) in enumerate(folds):
+            if progress is not None:
+                progress.stage(f"refit {index + 1} of {len(folds)} ({protocol} protocol)")
             train = torch.as_tensor(train_rows, device=X.device)
             test = torch.as_tensor(test_rows, device=X.device)
-            results.append(evaluate(task, options, selection, protocol, X[train], y[train], X[test], y[test]))
+            results.append(
+                evaluate(task, options, selection, protocol, X[train], y[train], X[test], y[test], progress)
+            )
     return results
 
 

@@ -34,6 +34,10 @@ class RfmConfig:
     rescale: str = "trace"  # trace (tr M = d) | max (max |M_ij| = 1) | none
     precision: str = "auto"  # auto (float32, redone in float64 when inaccurate) | float32 | float64
     solve_tol: float = 1e-3  # largest accepted relative residual of the kernel solve
+    solver: str = "auto"  # auto (exact up to exact_max_rows training rows, then nystrom) | exact | nystrom
+    exact_max_rows: int = 20_000  # auto: largest training part solved exactly (n×n)
+    centers: int | None = None  # nystrom: centres m (null: every row up to 2,000, then 2,000)
+    cg_max_iters: int = 100  # nystrom: most conjugate-gradient steps per solve
 
 
 @dataclass
@@ -81,6 +85,11 @@ def validate(cfg) -> None:
     choose(cfg.kernel.name, ("laplace", "gaussian"), "kernel")
     choose(cfg.rfm.rescale, ("trace", "max", "none"), "rescale rule")
     choose(cfg.rfm.precision, ("auto", "float32", "float64"), "precision")
+    choose(cfg.rfm.solver, ("auto", "exact", "nystrom"), "rfm.solver")
+    if cfg.rfm.centers is not None and cfg.rfm.centers < 1:
+        raise FactError(f"rfm.centers must be at least 1 (or null for the default), got {cfg.rfm.centers}")
+    if cfg.rfm.cg_max_iters < 1 or cfg.rfm.exact_max_rows < 0:
+        raise FactError("rfm.cg_max_iters must be at least 1 and rfm.exact_max_rows at least 0")
     choose(cfg.data.task, ("auto", "classification", "regression"), "task")
     choose(str(cfg.data.standardize), ("auto", "yes", "no", "True", "False"), "data.standardize")
     if not 0 < cfg.data.test_fraction < 1 or not 0 < cfg.data.val_fraction < 1:
