@@ -42,6 +42,7 @@ def run(cfg, run) -> dict:
     choice = scalable.choose_solver(cfg.rfm, largest, options.precision, device, cfg.memory_limit_gb)
     if choice.solver == "exact":
         check_kernel_memory(largest, options.precision, device, cfg)
+    estimate, memory = estimate_fit(cfg, choice, options, data, largest, len(folds), device)
     log.info(
         "%s: n=%d d=%d %s%s, method=%s, protocol=%s",
         data.name,
@@ -55,7 +56,6 @@ def run(cfg, run) -> dict:
 
     Xt = torch.tensor(X, device=device)  # copies: loaders may hand out read-only arrays
     yt = torch.tensor(data.y, device=device)
-    estimate, memory = estimate_fit(cfg, choice, options, data, largest, len(folds), device)
     scalable.announce(choice, estimate, memory)
     iterates = (len(cfg.grid.ridges) * len(cfg.grid.normalize_rows) + len(folds)) * (options.iters + 1)
     with scalable.FitProgress(iterates, estimate) as progress:
