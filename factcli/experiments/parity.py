@@ -80,8 +80,16 @@ def fit_rfm(cfg, data, device, run) -> tuple[dict, dict]:
     """Every iterate of the RFM path scored on the test set; M_t of every t saved to feature_matrices.npy."""
     from factcli.core.rfm import InaccurateSolve, RFMOptions, rfm_path
 
+    from . import rfm_scalable as scalable
+
     options = RFMOptions.from_config(cfg, cfg.learner)
-    check_kernel_memory(cfg.n, options.precision, device, cfg.memory_limit_gb)
+    choice = scalable.choose_solver(cfg.rfm, cfg.n, options.precision, device, cfg.memory_limit_gb)
+    if choice.solver == "exact":
+        check_kernel_memory(cfg.n, options.precision, device, cfg.memory_limit_gb)
+    else:
+        centres = choice.centers
+        log.info("solver: nystrom with %d centres (%s)", centres, choice.reason)
+        options = scalable.with_choice(options, choice, cfg.rfm, cfg.seed)
     X = torch.as_tensor(data.X_train, device=device)
     labels = torch.as_tensor(data.y_train, device=device)
     Y = torch.nn.functional.one_hot(labels, 2).to(X.dtype)
@@ -96,9 +104,9 @@ def fit_rfm(cfg, data, device, run) -> tuple[dict, dict]:
         for iterate in track(path, f"{cfg.learner}-RFM iterations", total):
             predictor = iterate.predictor
             test_accuracy, test_mse = accuracy_and_mse(predictor(X_test), y_test)
-            # Kernel ridge regression fits its training data up to its ridge: f(X) = Y − λ_r α
-            # (exact up to the solve's residual), so the training fit costs no second n×n pass.
-            train_outputs = Y.to(predictor.alpha) - options.ridge * predictor.alpha
+            # Exact kernel ridge regression fits its training data up to its ridge: f(X) = Y − λ_r α,
+            # so the training fit costs no second n×n pass (Nyström keeps f(X) from its solve).
+            train_outputs = predictor.training_outputs(Y.to(predictor.alpha), options.ridge)
             train_accuracy, train_mse = accuracy_and_mse(train_outputs, labels)
             row = {
                 "iteration": iterate.t,
@@ -109,6 +117,7 @@ def fit_rfm(cfg, data, device, run) -> tuple[dict, dict]:
                 **feature_measures(iterate.M, data.support),
                 "precision": iterate.solve.precision,
                 "solve_residual": iterate.solve.relative_residual,
+                "cg_steps": getattr(iterate.solve, "iterations", None),
                 "seconds": round(time.perf_counter() - started, 3),
             }
             run.log(**row)
@@ -127,6 +136,7 @@ def fit_rfm(cfg, data, device, run) -> tuple[dict, dict]:
         "iters": options.iters,
         "rescale": options.rescale,
         "precision_used": sorted(dtypes),
+        "solver": {"name": choice.solver, "reason": choice.reason, "centers": choice.centers},
     }
     return details, dict(enumerate(matrices))
 

@@ -22,6 +22,10 @@ class RfmConfig:
     centered_agop: bool = False
     precision: str = "auto"  # auto (float32, redone in float64 when inaccurate) | float32 | float64
     solve_tol: float = 1e-3  # largest accepted relative residual of the kernel solve
+    solver: str = "auto"  # auto (exact up to exact_max_rows training rows, then nystrom) | exact | nystrom
+    exact_max_rows: int = 20_000  # auto: largest n solved exactly (n×n)
+    centers: int | None = None  # nystrom: centres m (null: every row up to 2,000, then 2,000)
+    cg_max_iters: int = 100  # nystrom: most conjugate-gradient steps per solve
 
 
 @dataclass
@@ -70,6 +74,11 @@ def validate(cfg) -> None:
     choose(cfg.kernel.name, ("laplace", "gaussian"), "kernel")
     choose(cfg.rfm.rescale, ("trace", "max", "none"), "rescale rule")
     choose(cfg.rfm.precision, ("auto", "float32", "float64"), "precision")
+    choose(cfg.rfm.solver, ("auto", "exact", "nystrom"), "rfm.solver")
+    if cfg.rfm.centers is not None and cfg.rfm.centers < 1:
+        raise FactError(f"rfm.centers must be at least 1 (or null for the default), got {cfg.rfm.centers}")
+    if cfg.rfm.cg_max_iters < 1:
+        raise FactError(f"rfm.cg_max_iters must be at least 1, got {cfg.rfm.cg_max_iters}")
     choose(cfg.net.optimizer, OPTIMIZERS, "optimizer")
     d, k = cfg.d, cfg.k
     if d < 1:
