@@ -32,9 +32,20 @@ def run(cfg, run) -> dict:
         return run_benchmark(cfg, run)
     from factcli.data import load_tabular
 
-    data = load_tabular(cfg.dataset, data_root=cfg.data.root, target=cfg.data.target, task=cfg.data.task)
+    held_out = None
+    if cfg.data.test is not None:
+        data, held_out = load_with_test_file(cfg)
+    else:
+        data = load_tabular(
+            cfg.dataset,
+            data_root=cfg.data.root,
+            target=cfg.data.target,
+            task=cfg.data.task,
+            missing=cfg.data.missing,
+        )
     device = resolve_device(cfg.device)
-    tuning, folds = splits_of(data, cfg)
+    tuning, folds = splits_of(data, cfg, held_out)
+    imputed = impute_missing(data, training_rows=np.concatenate(tuning))
     X = standardized(data, cfg, training_rows=np.concatenate(tuning))
     task = Task(data.task, data.n_outputs)
     options = rfm_options(cfg)
@@ -113,7 +124,50 @@ def run(cfg, run) -> dict:
         f"fold_test_{metric}": test_scores,
         "device": str(device),
         "solver": {"name": choice.solver, "reason": choice.reason, "centers": choice.centers},
+        "imputed_missing": imputed,
+        **held_out_summary(held_out),
     }
+
+
+def load_with_test_file(cfg):
+    """data.test: the training file and the user's test file, encoded together (table_pair.py)."""
+    from factcli.data.table_pair import load_with_test_file as load_pair
+    from factcli.data.tabular import TABLE_SUFFIXES
+
+    if not str(cfg.dataset).lower().endswith(TABLE_SUFFIXES):
+        raise FactError(f"data.test needs a table file as dataset (.csv/.parquet), got '{cfg.dataset}'")
+    data, held_out = load_pair(
+        cfg.dataset, cfg.data.test, target=cfg.data.target, task=cfg.data.task, missing=cfg.data.missing
+    )
+    if held_out.unseen_categories:
+        counts = ", ".join(f"{c}: {k}" for c, k in held_out.unseen_categories.items())
+        log.info("test rows with a category never seen in training (encoded as none): %s", counts)
+    return data, held_out
+
+
+def held_out_summary(held_out) -> dict:
+    if held_out is None:
+        return {}
+    return {
+        "test_file": held_out.path,
+        "test_rows": held_out.rows,
+        "unseen_test_categories": held_out.unseen_categories,
+    }
+
+
+def impute_missing(data, training_rows) -> dict:
+    """data.missing=median: NaN numbers ← their column's median over the training rows; counts per column."""
+    missing = np.isnan(data.X)
+    if not missing.any():
+        return {}
+    medians = np.nanmedian(data.X[training_rows], axis=0)
+    if np.isnan(medians[missing.any(0)]).any():
+        raise FactError("a numeric column has no values in the training rows; drop it or fill it")
+    counts = missing.sum(0)
+    data.X = np.where(missing, medians[None, :], data.X)
+    imputed = {data.feature_names[j]: int(counts[j]) for j in np.flatnonzero(counts)}
+    log.info("imputed missing values with training medians: %s", imputed)
+    return imputed
 
 
 def estimate_fit(cfg, choice, options, data, n: int, folds: int, device) -> tuple[float, float | None]:
@@ -186,12 +240,17 @@ def rfm_options(cfg, method: str | None = None) -> RFMOptions:
     return RFMOptions.from_config(cfg, method or cfg.method, ridge=cfg.grid.ridges[0])
 
 
-def splits_of(data, cfg):
-    """(tuning train, tuning val) and the list of (train, test) folds, as row-index arrays."""
+def splits_of(data, cfg, held_out=None):
+    """(tuning train, tuning val) and the list of (train, test) folds, as row-index arrays.
+
+    With a test file (``held_out``), its rows (the last ones) are the test set."""
     if data.splits is not None:
         return (data.splits.train, data.splits.val), list(data.splits.folds)
     rows = np.arange(data.n)
-    training, test = _split(rows, data, cfg.data.test_fraction, cfg.seed)
+    if held_out is not None:
+        training, test = rows[: data.n - held_out.rows], rows[data.n - held_out.rows :]
+    else:
+        training, test = _split(rows, data, cfg.data.test_fraction, cfg.seed)
     train, val = _split(training, data, cfg.data.val_fraction, cfg.seed + 1)
     return (train, val), [(training, test)]
 

@@ -18,6 +18,8 @@ class DataConfig:
     standardize: str = "auto"  # auto (yes, except the already standardized UCI collection) | yes | no
     test_fraction: float = 0.2  # held-out test split (datasets without fixed splits)
     val_fraction: float = 0.25  # of the remaining training data, for selecting hyperparameters
+    test: str | None = None  # the user's own test file (same columns as dataset): no test split is made
+    missing: str = "refuse"  # numeric missing values: refuse | median (of training rows; counted)
 
 
 @dataclass
@@ -91,6 +93,7 @@ def validate(cfg) -> None:
     if cfg.rfm.cg_max_iters < 1 or cfg.rfm.exact_max_rows < 0:
         raise FactError("rfm.cg_max_iters must be at least 1 and rfm.exact_max_rows at least 0")
     choose(cfg.data.task, ("auto", "classification", "regression"), "task")
+    choose(cfg.data.missing, ("refuse", "median"), "data.missing")
     choose(str(cfg.data.standardize), ("auto", "yes", "no", "True", "False"), "data.standardize")
     if not 0 < cfg.data.test_fraction < 1 or not 0 < cfg.data.val_fraction < 1:
         raise FactError("data.test_fraction and data.val_fraction must lie strictly between 0 and 1")
