@@ -72,6 +72,8 @@ def run(cfg, run) -> dict:
     with scalable.FitProgress(iterates, estimate) as progress:
         options = scalable.with_choice(options, choice, cfg.rfm, cfg.seed, progress.step)
         selection = select_on_tuning_split(task, options, cfg, Xt, yt, tuning, progress)
+        refit_iterates = 1 if cfg.protocol == "paper" else selection.iteration + 1
+        progress.expect(len(selection.candidates) + len(folds) * refit_iterates)
         results = evaluate_folds(task, options, selection, cfg.protocol, Xt, yt, folds, progress)
     metric = task.metric
     for candidate in selection.candidates:

@@ -207,6 +207,12 @@ class FitProgress:
             self._progress.__exit__(*exc)
         return False
 
+    def expect(self, total_iterates: int) -> None:
+        """The number of iterates is known better now (after selection: folds × (t* + 1) remain)."""
+        self.total = total_iterates
+        if self._progress is not None:
+            self._progress.update(self._task, total=total_iterates)
+
     def stage(self, text: str) -> None:
         """A new stage (grid point i of N, fold j of 4): logged and shown."""
         self.where = text
