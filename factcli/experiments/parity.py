@@ -86,10 +86,15 @@ def fit_rfm(cfg, data, device, run) -> tuple[dict, dict]:
     choice = scalable.choose_solver(cfg.rfm, cfg.n, options.precision, device, cfg.memory_limit_gb)
     if choice.solver == "exact":
         check_kernel_memory(cfg.n, options.precision, device, cfg.memory_limit_gb)
-    else:
-        centres = choice.centers
-        log.info("solver: nystrom with %d centres (%s)", centres, choice.reason)
-        options = scalable.with_choice(options, choice, cfg.rfm, cfg.seed)
+    iters = 0 if cfg.learner == "laplace" else options.iters
+    estimate = scalable.estimate_seconds(
+        options.kernel, choice, cfg.n, cfg.d, 2, iters + 1, iters, options.method
+    )
+    scalable.announce(choice, estimate, None)
+    if choice.solver == "nystrom":
+        progress = scalable.FitProgress(iters + 1, estimate)  # no bar (track draws one): CG steps in the log
+        progress.where = f"{cfg.learner}-RFM"
+        options = scalable.with_choice(options, choice, cfg.rfm, cfg.seed, progress.step)
     X = torch.as_tensor(data.X_train, device=device)
     labels = torch.as_tensor(data.y_train, device=device)
     Y = torch.nn.functional.one_hot(labels, 2).to(X.dtype)
