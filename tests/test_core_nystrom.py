@@ -114,16 +114,31 @@ def test_cg_solve_matches_a_direct_solve_of_the_normal_equations():
     kernel = Kernel("laplace", 5.0)
     K_nm, K_mm = kernel.gram(X, C, M), kernel.gram(C, C, M)
     direct = torch.linalg.solve(K_nm.T @ K_nm + ridge * K_mm, K_nm.T @ Y)
-    for cache in (0.0, 1e9):  # blocks remade at every step, or kept
+    # blocks remade at every step, kept, or K_nmᵀK_nm formed in the first pass
+    for cache, normal in ((0.0, False), (1e9, False), (0.0, True)):
         alpha, fitted, report = nystrom_solve(
-            kernel, X, Y, C, M, ridge, tol=1e-11, max_iters=200, block_elements=500, cache_bytes=cache
+            kernel,
+            X,
+            Y,
+            C,
+            M,
+            ridge,
+            tol=1e-11,
+            max_iters=200,
+            block_elements=500,
+            cache_bytes=cache,
+            form_normal_matrix=normal,
         )
         assert report.converged and report.iterations < 60
         torch.testing.assert_close(alpha, direct, rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(fitted, K_nm @ direct, rtol=1e-7, atol=1e-8)
-    warm, _, warm_report = nystrom_solve(kernel, X, Y, C, M, ridge, tol=1e-11, initial=direct)
-    assert warm_report.iterations <= 2
-    torch.testing.assert_close(warm, direct, rtol=1e-6, atol=1e-6)
+    for normal in (False, True):
+        warm, fitted, warm_report = nystrom_solve(
+            kernel, X, Y, C, M, ridge, tol=1e-11, initial=direct, form_normal_matrix=normal
+        )
+        assert warm_report.iterations <= 2
+        torch.testing.assert_close(warm, direct, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(fitted, K_nm @ direct, rtol=1e-7, atol=1e-8)
 
 
 def test_sample_centers_is_seeded_and_drops_duplicate_rows():

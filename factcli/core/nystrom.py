@@ -98,15 +98,21 @@ def nystrom_solve(
     initial: torch.Tensor | None = None,
     block_elements: int = BLOCK_ELEMENTS,
     cache_bytes: float = 0.0,
+    form_normal_matrix: bool | None = None,
     progress: Progress | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, CGReport]:
     """α (m×c, float64) of the Nyström ridge system, f at the training points K_nm α (n×c) and a report.
 
     X (n×d) and C (m×d) in the working precision (float32 or float64) of the kernel blocks; the m×m
     algebra and CG run in float64. ``initial`` warm-starts CG (the previous RFM iterate's α).
+    ``form_normal_matrix``: accumulate K_nmᵀK_nm (m×m) in the first pass, so that CG steps need no pass
+    over the data (one more pass at the end gives f at the training points); None: when the blocks
+    are not kept and m < worth_forming_normal_matrix(d).
     """
     n, m = X.shape[0], C.shape[0]
     rows = KernelRows(kernel, X, C, M, block_elements, cache_bytes)
+    if form_normal_matrix is None:
+        form_normal_matrix = rows.cached is None and m < worth_forming_normal_matrix(X.shape[1])
     K_mm = kernel.gram(C.double(), C.double(), None if M is None else M.double())
     T, A = falkon_factors(K_mm, n, ridge)
     Yd = Y.double()
@@ -118,7 +124,9 @@ def nystrom_solve(
         return _upper_solve(A, _upper_solve(T, u, transpose=True), transpose=True)
 
     def normal_operator(v):
-        """(H v, K_nm v) for v (m×c): one pass over the kernel rows."""
+        """(H v, K_nm v) for v (m×c): one pass over the kernel rows (none with K_nmᵀK_nm formed)."""
+        if normal is not None:
+            return normal @ v + ridge * (K_mm @ v), None
         fitted = Yd.new_empty(n, v.shape[1])
         gram_part = torch.zeros_like(v)
         vw = v.to(X.dtype)
@@ -129,9 +137,14 @@ def nystrom_solve(
         return gram_part + ridge * (K_mm @ v), fitted
 
     rhs = torch.zeros(m, Y.shape[1], dtype=torch.float64, device=X.device)
+    normal = None
     Yw = Y.to(X.dtype)
     for rows_, block in rows.blocks():
         rhs += (block.T @ Yw[rows_]).double()
+        if form_normal_matrix:
+            wide = block.double()  # float32 products lose the small eigenvalues that the ridge keeps
+            product = wide.T @ wide
+            normal = product if normal is None else normal.add_(product)
     rhs_p = precondition_t(rhs)
 
     beta = torch.zeros_like(rhs_p)
@@ -139,7 +152,9 @@ def nystrom_solve(
     residual = rhs_p.clone()
     if initial is not None:
         beta = A @ (T @ initial.double())  # B⁻¹ α
-        H_alpha, fitted = normal_operator(initial.double())
+        H_alpha, fitted_initial = normal_operator(initial.double())
+        if fitted_initial is not None:
+            fitted = fitted_initial
         residual = rhs_p - precondition_t(H_alpha)
     scale = rhs_p.norm(dim=0).clamp_min(1e-300)
     direction = residual.clone()
@@ -151,7 +166,8 @@ def nystrom_solve(
         curvature = (direction * Ap).sum(0)
         step = torch.where(curvature > 0, squared / curvature.clamp_min(1e-300), 0.0)
         beta += step * direction
-        fitted += step.to(fitted) * K_p
+        if K_p is not None:
+            fitted += step.to(fitted) * K_p
         residual -= step * Ap
         new_squared = residual.square().sum(0)
         momentum = torch.where(squared > 0, new_squared / squared.clamp_min(1e-300), 0.0)
@@ -162,8 +178,18 @@ def nystrom_solve(
         if progress is not None:
             progress("cg", iterations, max_iters)
     alpha = precondition(beta)
+    if normal is not None:  # f at the training points: one more pass
+        alpha_w = alpha.to(X.dtype)
+        for rows_, block in rows.blocks():
+            fitted[rows_] = block @ alpha_w
     report = CGReport(relative, X.dtype, iterations=iterations, converged=relative <= tol, centers=m)
     return alpha, fitted, report
+
+
+def worth_forming_normal_matrix(d: int, cg_steps: int = 20) -> int:
+    """Centres below which forming K_nmᵀK_nm (one pass plus an n·m² GEMM) beats remaking the kernel
+    blocks at every CG step (each pass ~ n·m·(2d + ~30) flops, the 30 for the element-wise kernel)."""
+    return (cg_steps - 2) * (d + 15)
 
 
 def falkon_factors(K_mm: torch.Tensor, n: int, ridge: float) -> tuple[torch.Tensor, torch.Tensor]:
