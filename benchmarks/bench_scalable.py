@@ -90,7 +90,7 @@ def scaling_job(n: int, solver: str, centers: int | None, d: int = 20) -> dict:
     Y = torch.nn.functional.one_hot(torch.tensor(y[:n]), 10).float()
     scalable = NystromOptions(centers=centers) if solver == "nystrom" else None
     options = RFMOptions(
-        kernel=Kernel("laplace", 10.0), method="fact", ridge=1e-3, iters=5, scalable=scalable
+        kernel=Kernel("laplace", 10.0), method="fact", ridge=1e-3, iters=SCALING_ITERS, scalable=scalable
     )
     started = time.perf_counter()
     accuracies, cg_steps = [], []
