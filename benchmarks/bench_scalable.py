@@ -43,25 +43,27 @@ def uci_job(dataset: str, method: str, solver: str, centers: int | None) -> dict
     from omegaconf import OmegaConf
 
     from factcli.data import load_tabular
-    from factcli.experiments import fit_rfm
-    from factcli.experiments.rfm_scalable import choose_solver, with_choice
+    from factcli.experiments.common.scalable import choose_solver, with_choice
+    from factcli.experiments.rfm import fit as fit_rfm
+    from factcli.experiments.rfm import folds as rfm_folds
+    from factcli.experiments.rfm.protocol import Task
     from factcli.schema.fit_rfm import Config
 
     cfg = OmegaConf.structured(Config(dataset=f"uci:{dataset}", method=method, protocol="strict"))
     cfg.rfm.solver = solver
     cfg.rfm.centers = centers
     data = load_tabular(cfg.dataset, data_root=os.environ.get("FACT_DATA"))
-    tuning, folds = fit_rfm.splits_of(data, cfg)
+    tuning, folds = rfm_folds.splits_of(data, cfg)
     X = torch.tensor(fit_rfm.standardized(data, cfg, np.concatenate(tuning)))
     y = torch.tensor(data.y)
-    task = fit_rfm.Task(data.task, data.n_outputs)
-    options = fit_rfm.rfm_options(cfg)
+    task = Task(data.task, data.n_outputs)
+    options = rfm_folds.fit_options(cfg, cfg.method)
     largest = max(len(rows) for rows, _ in [tuning, *folds])
     choice = choose_solver(cfg.rfm, largest, options.precision, torch.device("cpu"), None)
     options = with_choice(options, choice, cfg.rfm, cfg.seed)
     started = time.perf_counter()
-    selection = fit_rfm.select_on_tuning_split(task, options, cfg, X, y, tuning)
-    results = fit_rfm.evaluate_folds(task, options, selection, "strict", X, y, folds)
+    selection = rfm_folds.select_on_tuning_split(task, options, cfg, X, y, tuning)
+    results = rfm_folds.evaluate_folds(task, options, selection, "strict", X, y, folds)
     seconds = time.perf_counter() - started
     return {
         "dataset": dataset,

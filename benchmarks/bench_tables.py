@@ -67,11 +67,12 @@ def prepared(table: str, root: Path):
     """(data, X standardized, tuning split, folds, held_out) exactly as fit-rfm prepares them."""
     import numpy as np
 
-    from factcli.experiments import fit_rfm
+    from factcli.experiments.rfm import fit as fit_rfm
+    from factcli.experiments.rfm import folds as rfm_folds
 
     cfg = config(table, "fact", root)
     data, held_out = fit_rfm.load_with_test_file(cfg)
-    tuning, folds = fit_rfm.splits_of(data, cfg, held_out)
+    tuning, folds = rfm_folds.splits_of(data, cfg, held_out)
     fit_rfm.impute_missing(data, np.concatenate(tuning))
     return cfg, data, fit_rfm.standardized(data, cfg, np.concatenate(tuning)), tuning, folds, held_out
 
@@ -80,20 +81,21 @@ def ours(table: str, method: str, root: Path) -> dict:
     import numpy as np
     import torch
 
-    from factcli.experiments import fit_rfm
-    from factcli.experiments.rfm_scalable import choose_solver, with_choice
+    from factcli.experiments.common.scalable import choose_solver, with_choice
+    from factcli.experiments.rfm import folds as rfm_folds
+    from factcli.experiments.rfm.protocol import Task
 
     started = time.perf_counter()
     cfg, data, X, tuning, folds, held_out = prepared(table, root)
     cfg.method = method
     X, y = torch.tensor(X), torch.tensor(data.y)
-    task = fit_rfm.Task(data.task, data.n_outputs)
-    options = fit_rfm.rfm_options(cfg)
+    task = Task(data.task, data.n_outputs)
+    options = rfm_folds.fit_options(cfg, cfg.method)
     largest = max(len(rows) for rows, _ in [tuning, *folds])
     choice = choose_solver(cfg.rfm, largest, options.precision, torch.device("cpu"), None)
     options = with_choice(options, choice, cfg.rfm, cfg.seed)
-    selection = fit_rfm.select_on_tuning_split(task, options, cfg, X, y, tuning)
-    results = fit_rfm.evaluate_folds(task, options, selection, "strict", X, y, folds)
+    selection = rfm_folds.select_on_tuning_split(task, options, cfg, X, y, tuning)
+    results = rfm_folds.evaluate_folds(task, options, selection, "strict", X, y, folds)
     return {
         "test_accuracy": 100 * float(np.mean([r.score for r in results])),
         "val_accuracy": 100 * selection.val_score,

@@ -11,9 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from factcli.experiments.rfm_benchmark import TABLE_COLUMNS, collect_rows, summarize
+from factcli.choices import METHODS, PROTOCOLS
+from factcli.experiments.rfm.benchmark import TABLE_COLUMNS, collect_rows, summarize
 from factcli.rundir import write_csv, write_json
-from factcli.schema.fit_rfm import METHODS, PROTOCOLS
 
 HERE = Path(__file__).resolve().parent
 

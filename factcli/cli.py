@@ -1,8 +1,9 @@
-"""`fact`: one thin Typer command per subcommand; Hydra does the configuration (see launch.py).
+"""`fact`: one thin Typer command per entry of the registry (commands.py); Hydra does the
+configuration (see launch.py).
 
-Every subcommand takes Hydra overrides (key=value), `-m` sweeps, `hydra.run.dir=...`, `--cfg job`
-(print the config) and `-h` (Hydra's help). Imports of torch and pandas happen inside commands so
-`fact --help` answers instantly.
+Every experiment command takes Hydra overrides (key=value), `-m` sweeps, `hydra.run.dir=...`,
+`--cfg job` (print the config) and `-h` (Hydra's help). Imports of torch, pandas and Hydra happen
+inside commands so `fact --help` answers instantly.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+
+from .choices import METHODS
+from .commands import COMMANDS, Command
+from .errors import FactError
 
 app = typer.Typer(
     name="fact",
@@ -28,89 +33,38 @@ COMMON = (
 )
 
 
-def _run(ctx: typer.Context, config_name: str, overrides: list[str] | None, extra: list[str] = ()) -> None:
-    from .errors import FactError
+def _run(ctx: typer.Context, command: Command, overrides: list[str] | None, extra: list[str] = ()) -> None:
     from .launch import launch
 
     try:
-        launch(ctx.command_path, config_name, [*extra, *(overrides or [])])
+        launch(ctx.command_path, command, [*extra, *(overrides or [])])
     except FactError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
 
 
-@app.command(
-    "fit-rfm",
-    context_settings=HYDRA,
-    help=(
-        "Fit FACT-RFM (or nfa, fact-geo, the laplace baseline) on a tabular dataset; hyperparameters and the "
-        "iteration are chosen on a validation split, the model refit on all training data and scored on test."
-        "\n\nExamples: `fact fit-rfm --dataset wine method=nfa` · "
-        "`fact fit-rfm dataset=data.csv data.target=y` · "
-        "`fact fit-rfm benchmark=uci` (all UCI datasets, 4 methods, 2 protocols; $FACT_DATA)" + COMMON
-    ),
-)
+@app.command("fit-rfm", context_settings=HYDRA, help=COMMANDS["fit-rfm"].help + COMMON)
 def fit_rfm(
     ctx: typer.Context,
     overrides: Overrides = None,
     dataset: Annotated[str | None, typer.Option(help="Built-in name, CSV/Parquet path or UCI name.")] = None,
-    method: Annotated[str | None, typer.Option(help="laplace | nfa | fact | fact-geo.")] = None,
+    method: Annotated[str | None, typer.Option(help=" | ".join(METHODS) + ".")] = None,
 ) -> None:
+    # Written out for its two shortcut options; the other experiment commands come from the registry.
     extra = [f"dataset={dataset}"] if dataset else []
     extra += [f"method={method}"] if method else []
-    _run(ctx, "fit_rfm", overrides, extra)
+    _run(ctx, COMMANDS["fit-rfm"], overrides, extra)
 
 
-@app.command(
-    "train-net",
-    context_settings=HYDRA,
-    help=(
-        "Train a network with weight decay until every layer is stationary, logging per layer how well "
-        "WᵀW agrees with FACT, NFA and eNFA along training.\n\nExample: `fact train-net dataset=digits "
-        "optim.weight_decay=1e-3` · `fact train-net experiment=train_net_mnist_cpu`" + COMMON
-    ),
-)
-def train_net(ctx: typer.Context, overrides: Overrides = None) -> None:
-    _run(ctx, "train_net", overrides)
+def _add(command: Command) -> None:
+    def experiment(ctx: typer.Context, overrides: Overrides = None) -> None:
+        _run(ctx, command, overrides)
+
+    app.command(command.name, context_settings=HYDRA, help=command.help + COMMON)(experiment)
 
 
-@app.command(
-    "verify-fact",
-    context_settings=HYDRA,
-    help=(
-        "Check FACT layer by layer on a trained network: correlations of WᵀW with F, (FFᵀ)^½, NFA and eNFA, "
-        "errors, residuals, plots.\n\nExample: `fact verify-fact source=runs/train_net/RUN` · "
-        "`fact verify-fact experiment=nfa_counterexample`" + COMMON
-    ),
-)
-def verify_fact(ctx: typer.Context, overrides: Overrides = None) -> None:
-    _run(ctx, "verify_fact", overrides)
-
-
-@app.command(
-    "grokking",
-    context_settings=HYDRA,
-    help=(
-        "Modular arithmetic (a ∘ b mod p) with FACT-RFM, NFA-RFM and a network: the delayed jump of test "
-        "accuracy, circulant structure of M.\n\nExample: `fact grokking p=61 learner=fact` · "
-        "`fact grokking -m learner=fact,fact-geo,nfa seed=0,1,2`" + COMMON
-    ),
-)
-def grokking(ctx: typer.Context, overrides: Overrides = None) -> None:
-    _run(ctx, "grokking", overrides)
-
-
-@app.command(
-    "parity",
-    context_settings=HYDRA,
-    help=(
-        "Sparse parity (XOR of k of d bits) with FACT-RFM, NFA-RFM, the Laplace baseline and a network: "
-        "phase transitions in iterations and in sample size.\n\nExample: `fact parity d=50 k=4 n=4000` · "
-        "`fact parity -m n=500,1000,2000,4000,8000 learner=fact`" + COMMON
-    ),
-)
-def parity(ctx: typer.Context, overrides: Overrides = None) -> None:
-    _run(ctx, "parity", overrides)
+for _name in ("train-net", "verify-fact", "grokking", "parity"):
+    _add(COMMANDS[_name])
 
 
 @app.command("datasets", help="List the datasets `fact fit-rfm` finds by name.\n\nExample: `fact datasets`")
@@ -125,17 +79,14 @@ def datasets(
 
 @app.command(
     "fetch",
-    help=(
-        "Download a standard image dataset and verify its checksums (needs network access).\n\n"
-        "Example: `fact fetch mnist data/mnist`"
-    ),
+    help="Download a standard image dataset and verify its checksums (needs network access).\n\n"
+    "Example: `fact fetch mnist data/mnist`",
 )
 def fetch(
     name: Annotated[str, typer.Argument(help="mnist | cifar10")],
     directory: Annotated[str, typer.Argument(help="Where to put the files.")],
 ) -> None:
     from .data import fetch_cifar10, fetch_mnist
-    from .errors import FactError
 
     fetchers = {"mnist": fetch_mnist, "cifar10": fetch_cifar10}
     try:

@@ -4,6 +4,7 @@
 class FactError(Exception):
     """A problem the user can fix: the message names it and says what to do.
 
-    Raised anywhere below the CLI (loaders, experiments, the core's solvers). The CLI prints
-    ``error: <message>`` as one line and exits with status 1; nothing else is printed.
+    Raised below the CLI by loaders, schemas and experiments (core/ raises its own
+    ``core.InvalidInput``, a ValueError, which the job wrapper in launch.py reports the same way).
+    The CLI prints ``error: <message>`` as one line and exits with status 1; nothing else is printed.
     """

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .core.kernels import Kernel
@@ -33,6 +34,7 @@ class _FactRFM(BaseEstimator):
         centered_agop=False,
         rescale="trace",
         precision="auto",
+        solve_tol=1e-3,
         device="cpu",
     ):
         self.method = method
@@ -44,23 +46,26 @@ class _FactRFM(BaseEstimator):
         self.centered_agop = centered_agop
         self.rescale = rescale
         self.precision = precision
+        self.solve_tol = solve_tol
         self.device = device
 
     def _options(self) -> RFMOptions:
         return RFMOptions(
-            Kernel(self.kernel, float(self.bandwidth)),
-            self.method,
-            float(self.ridge),
-            int(self.iters),
-            float(self.nfa_power),
-            bool(self.centered_agop),
-            self.rescale,
-            self.precision,
+            kernel=Kernel(self.kernel, float(self.bandwidth)),
+            method=self.method,
+            ridge=float(self.ridge),
+            iters=int(self.iters),
+            nfa_power=float(self.nfa_power),
+            centered_agop=bool(self.centered_agop),
+            rescale=self.rescale,
+            precision=self.precision,
+            solve_tol=float(self.solve_tol),
         )
 
     def _fit_targets(self, X, Y: np.ndarray):
-        X_t = torch.as_tensor(np.asarray(X, dtype=np.float64), device=self.device)
-        Y_t = torch.as_tensor(Y, dtype=torch.float64, device=self.device)
+        # Copies: scikit-learn may hand over read-only arrays, which torch must not share.
+        X_t = torch.tensor(np.asarray(X, dtype=np.float64), device=self.device)
+        Y_t = torch.tensor(Y, dtype=torch.float64, device=self.device)
         self.history_ = []
         for iterate in rfm_path(X_t, Y_t, self._options()):
             self.history_.append({"iteration": iterate.t, "residual": iterate.solve.relative_residual})
@@ -73,7 +78,7 @@ class _FactRFM(BaseEstimator):
     def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self, "predictor_")
         X = validate_data(self, X, reset=False)
-        X_t = torch.as_tensor(X, dtype=torch.float64, device=self.device)
+        X_t = torch.tensor(X, dtype=torch.float64, device=self.device)
         with torch.no_grad():
             return self.predictor_(X_t).double().cpu().numpy()
 
@@ -82,29 +87,39 @@ class FactRFMClassifier(ClassifierMixin, _FactRFM):
     """FACT-RFM classifier: one-hot targets, kernel ridge regression, argmax of the raw outputs."""
 
     def fit(self, X, y):
-        X, y = validate_data(self, X, y)
+        X, y = validate_data(self, X, y, ensure_min_samples=2)
+        check_classification_targets(y)  # a continuous y is refused ("Unknown label type")
         self.classes_, encoded = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
-                f"classification needs at least two classes; y has only {self.classes_.tolist()}"
+                f"classification needs at least two classes; y has only one class: {self.classes_.tolist()}"
             )
         return self._fit_targets(X, np.eye(len(self.classes_))[encoded])
 
     def decision_function(self, X) -> np.ndarray:
-        return self._outputs(X)
+        """One column per class (the raw outputs); for two classes, as scikit-learn expects, one
+        score whose sign picks the class: output of classes_[1] minus output of classes_[0]."""
+        outputs = self._outputs(X)
+        return outputs[:, 1] - outputs[:, 0] if len(self.classes_) == 2 else outputs
 
     def predict(self, X) -> np.ndarray:
+        check_is_fitted(self, "predictor_")
         return self.classes_[self._outputs(X).argmax(1)]
 
 
 class FactRFMRegressor(RegressorMixin, _FactRFM):
     """FACT-RFM regressor: kernel ridge regression on the (possibly multi-output) targets."""
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # n×t targets fit t outputs at once
+        return tags
+
     def fit(self, X, y):
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True)
-        self._single_output = np.ndim(y) == 1
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, ensure_min_samples=2)
+        self.single_output_ = np.ndim(y) == 1
         return self._fit_targets(X, np.asarray(y, dtype=np.float64).reshape(len(y), -1))
 
     def predict(self, X) -> np.ndarray:
         outputs = self._outputs(X)
-        return outputs[:, 0] if self._single_output else outputs
+        return outputs[:, 0] if self.single_output_ else outputs

@@ -1,11 +1,13 @@
 """The only place Hydra meets Typer.
 
-``launch`` runs one subcommand through ``hydra.main`` with ``sys.argv`` replaced by the command's own
-overrides for that call only, so everything Hydra offers keeps working (run directories with
-``.hydra/``, ``-m`` sweeps, ``--cfg job``, ``-cd``, ``-h``) and the real argv is never read.
+``launch`` runs one command of the registry (commands.py) through ``hydra.main``, with its family's
+config folder and ``sys.argv`` replaced by the command's own overrides for that call only, so
+everything Hydra offers keeps working (run directories with ``.hydra/``, ``-m`` sweeps, ``--cfg job``,
+``-cd``, ``-h``) and the real argv is never read.
 
 Errors reach the user as one line: config typos are caught by composing the config once before
-Hydra starts (exit 2, nothing written); a ``FactError`` inside a job is caught by the job wrapper,
+Hydra starts (exit 2, nothing written); a ``FactError`` (or core's ``InvalidInput``) inside a job
+is caught by the job wrapper,
 recorded in the job's directory as ``error.txt`` and turned into exit status 1 after the run or
 sweep ends, so one failing job does not stop a sweep.
 """
@@ -13,7 +15,6 @@ sweep ends, so one failing job does not stop a sweep.
 from __future__ import annotations
 
 import difflib
-import importlib
 import logging
 import sys
 from pathlib import Path
@@ -21,47 +22,45 @@ from unittest import mock
 
 import typer
 
+from .commands import COMMANDS, CONF_DIR, Command
+from .core import InvalidInput
 from .errors import FactError
+from .rundir import SUMMARY, RunDir
+from .runtime import seed_everything, set_threads
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 log = logging.getLogger("fact")
 
 # Flags handed to Hydra untouched; any other leading "-" argument disables the pre-check.
 _MULTIRUN_FLAGS = {"-m", "--multirun"}
 
 
-def launch(command_path: str, config_name: str, overrides: list[str]) -> None:
-    """Run subcommand ``config_name`` (its experiment module has the same name) with ``overrides``."""
+def launch(command_path: str, command: Command, overrides: list[str]) -> None:
+    """Run ``command`` (an entry of commands.COMMANDS) with ``overrides``."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from . import schema  # registers every subcommand's dataclass schema with Hydra's ConfigStore
-
-    schema.register()
+    register()
     flags = [arg for arg in overrides if arg.startswith("-")]
     if set(flags) <= _MULTIRUN_FLAGS:
-        _check_composes(config_name, [arg for arg in overrides if not arg.startswith("-")])
+        _check_composes(command, [arg for arg in overrides if not arg.startswith("-")])
         _refuse_finished_run_dir(overrides)
 
     failures: list[str] = []
 
     def job(cfg) -> dict | None:
-        from .rundir import RunDir
-
         hydra_cfg = HydraConfig.get()
-        command = [command_path.split()[-1], *hydra_cfg.overrides.task]
+        words = [command_path.split()[-1], *hydra_cfg.overrides.task]
         run = None
         try:
-            schema.validate(config_name, cfg)
+            command.validate(cfg)
             run = RunDir.start(Path(hydra_cfg.runtime.output_dir), OmegaConf.to_yaml(cfg, resolve=True))
             _prepare_process(cfg)
-            experiment = importlib.import_module(f"factcli.experiments.{config_name}")
-            summary = run.finish(experiment.run(cfg, run), seed=cfg.get("seed"), command=command)
+            summary = run.finish(command.run(cfg, run), seed=cfg.get("seed"), command=words)
             log.info("finished: %s", run.path)
             return summary
-        except FactError as error:
+        except (FactError, InvalidInput) as error:  # core's input errors reach the user as one line too
             message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             failures.append(message)
             if run is not None:
@@ -71,7 +70,9 @@ def launch(command_path: str, config_name: str, overrides: list[str]) -> None:
             return None
 
     argv = [command_path, *overrides]
-    main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(job)
+    main = hydra.main(
+        version_base="1.3", config_path=str(command.config_dir), config_name=command.config_name
+    )(job)
     with mock.patch.object(sys, "argv", argv):
         main()
     if failures:
@@ -82,18 +83,44 @@ def launch(command_path: str, config_name: str, overrides: list[str]) -> None:
         raise typer.Exit(1)
 
 
-def _prepare_process(cfg) -> None:
-    from .runtime import seed_everything, set_threads
+def register() -> None:
+    """Give Hydra every command's schema (``<config_name>_schema``) and the shared ``hydra/fact``
+    settings (run directories, sweeps, logging), which each family's config folder finds here."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
 
+    store = ConfigStore.instance()
+    for command in COMMANDS.values():
+        store.store(name=f"{command.config_name}_schema", node=command.schema)
+    store.store(group="hydra", name="fact", node=OmegaConf.load(CONF_DIR / "hydra" / "fact.yaml"))
+
+
+def compose(command: Command, overrides: list[str] = (), with_hydra: bool = False):
+    """The command's config with ``overrides``, composed as a run would compose it (no run made);
+    ``with_hydra`` keeps the ``hydra`` node (sweeper parameters, callbacks)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(command.config_dir), version_base="1.3"):
+            return hydra_compose(
+                config_name=command.config_name, overrides=list(overrides), return_hydra_config=with_hydra
+            )
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _prepare_process(cfg) -> None:
     set_threads(cfg.get("threads"))
     if cfg.get("seed") is not None:
         seed_everything(int(cfg.seed))
 
 
-def _check_composes(config_name: str, overrides: list[str]) -> None:
+def _check_composes(command: Command, overrides: list[str]) -> None:
     """Compose the config once (every sweep value too) so a typo fails before any work, as one line."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -110,14 +137,10 @@ def _check_composes(config_name: str, overrides: list[str]) -> None:
     ]
     for variant in variants:
         plain = [_as_assignment(parsed[i], value) for i, value in enumerate(variant)]
-        GlobalHydra.instance().clear()
         try:
-            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-                compose(config_name=config_name, overrides=plain)
+            compose(command, plain)
         except (HydraException, OmegaConfBaseException, ValueError) as error:
-            _usage_error(_explain(error, config_name))
-        finally:
-            GlobalHydra.instance().clear()
+            _usage_error(_explain(error, command))
 
 
 def _as_assignment(override, value: str) -> str:
@@ -129,8 +152,6 @@ def _as_assignment(override, value: str) -> str:
 
 def _refuse_finished_run_dir(overrides: list[str]) -> None:
     """Stop before Hydra rewrites .hydra/ inside a directory that holds a finished run."""
-    from .rundir import SUMMARY
-
     for arg in overrides:
         key, _, value = arg.partition("=")
         if key.lstrip("+") == "hydra.run.dir" and (Path(value) / SUMMARY).exists():
@@ -140,7 +161,7 @@ def _refuse_finished_run_dir(overrides: list[str]) -> None:
             )
 
 
-def _explain(error: BaseException, config_name: str) -> str:
+def _explain(error: BaseException, command: Command) -> str:
     """One line from Hydra's multi-line message; for an unknown key, the closest real keys."""
     import re
 
@@ -148,7 +169,7 @@ def _explain(error: BaseException, config_name: str) -> str:
     override = re.search(r"Could not (?:override|append to config\. An item is already at) '([^']+)'", text)
     if override:
         key = override.group(1)
-        keys = _config_keys(config_name)
+        keys = _config_keys(command)
         if key not in keys:
             hint = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
             suggestion = f" (did you mean {', '.join(hint)}?)" if hint else ""
@@ -159,18 +180,11 @@ def _explain(error: BaseException, config_name: str) -> str:
     return " ".join(keep).split(" Config search path")[0] or type(error).__name__
 
 
-def _config_keys(config_name: str) -> list[str]:
+def _config_keys(command: Command) -> list[str]:
     """Every dotted key of the composed default config (for suggestions)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = OmegaConf.to_container(compose(config_name=config_name), resolve=False)
-    finally:
-        GlobalHydra.instance().clear()
+    cfg = OmegaConf.to_container(compose(command), resolve=False)
 
     def walk(node, prefix=""):
         for key, value in node.items():

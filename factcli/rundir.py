@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .errors import FactError
 
 SUMMARY = "summary.json"
@@ -165,8 +166,6 @@ def read_csv_rows(path: Path) -> list[dict]:
 
 def versions() -> dict:
     import torch
-
-    from . import __version__
 
     return {"fact": __version__, "python": platform.python_version(), "torch": torch.__version__}
 

@@ -6,9 +6,8 @@ import os
 import random
 from contextlib import contextmanager
 
+from .choices import DEVICES
 from .errors import FactError
-
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str):

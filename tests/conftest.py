@@ -1,11 +1,30 @@
-"""Shared fixtures."""
+"""Shared fixtures and helpers (tests import the helpers: ``from conftest import raises_one_line``)."""
 
 import os
 from pathlib import Path
 
 import pytest
 
+from factcli.errors import FactError
+
 REPO = Path(__file__).resolve().parent.parent
+
+
+def raises_one_line(match, call, *args, **kwargs):
+    """Run call, expect FactError matching ``match``, check the message is one line; return it."""
+    with pytest.raises(FactError, match=match) as excinfo:
+        call(*args, **kwargs)
+    message = str(excinfo.value)
+    assert "\n" not in message and message.strip() == message
+    return message
+
+
+def compose(command: str, overrides=(), with_hydra: bool = False):
+    """The config of ``fact <command> overrides...`` as a run composes it (no run is made)."""
+    from factcli.commands import COMMANDS
+    from factcli.launch import compose as compose_command
+
+    return compose_command(COMMANDS[command], list(overrides), with_hydra)
 
 
 @pytest.fixture(scope="session")

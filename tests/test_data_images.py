@@ -11,18 +11,10 @@ import urllib.error
 import numpy as np
 import pytest
 import torch
+from conftest import raises_one_line
 
 from factcli.data import images
 from factcli.data.images import fetch_cifar10, fetch_mnist, load_cifar10, load_mnist
-from factcli.errors import FactError
-
-
-def raises_one_line(match, call, *args, **kwargs):
-    with pytest.raises(FactError, match=match) as excinfo:
-        call(*args, **kwargs)
-    message = str(excinfo.value)
-    assert "\n" not in message
-    return message
 
 
 def idx_bytes(array, magic):

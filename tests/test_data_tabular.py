@@ -5,19 +5,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import raises_one_line
 
 from factcli.data import known_datasets, load_tabular
-from factcli.data.tabular import TabularData
-from factcli.errors import FactError
-
-
-def raises_one_line(match, call, *args, **kwargs):
-    """Run call, expect FactError matching ``match``, check the message is one line; return it."""
-    with pytest.raises(FactError, match=match) as excinfo:
-        call(*args, **kwargs)
-    message = str(excinfo.value)
-    assert "\n" not in message and message.strip() == message
-    return message
+from factcli.data.records import TabularData
 
 
 def write_csv(tmp_path, frame, name="table.csv"):

@@ -2,17 +2,9 @@
 
 import numpy as np
 import pytest
+from conftest import raises_one_line
 
 from factcli.data import list_uci, load_tabular, load_uci
-from factcli.errors import FactError
-
-
-def raises_one_line(match, call, *args, **kwargs):
-    with pytest.raises(FactError, match=match) as excinfo:
-        call(*args, **kwargs)
-    message = str(excinfo.value)
-    assert "\n" not in message
-    return message
 
 
 def descriptor_of(folder):

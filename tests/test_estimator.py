@@ -7,6 +7,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from factcli.estimator import FactRFMClassifier, FactRFMRegressor
 
@@ -68,3 +69,39 @@ def test_regressor_explains_diabetes_progression():
 def test_single_class_is_refused():
     with pytest.raises(ValueError, match="at least two classes"):
         FactRFMClassifier().fit(np.random.default_rng(0).normal(size=(10, 3)), np.zeros(10))
+
+
+def test_solve_tolerance_reaches_the_solver():
+    from factcli.core.rfm import InaccurateSolve
+
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X[:80])
+    FactRFMRegressor(precision="float64", iters=1).fit(X, y[:80])  # the default tolerance accepts it
+    with pytest.raises(InaccurateSolve, match="relative residual"):
+        FactRFMRegressor(precision="float64", iters=1, solve_tol=1e-30).fit(X, y[:80])
+
+
+# precision="auto" (the default) computes in float32, and a query's kernel row rounds differently
+# (~1e-6 relative) when it is computed within another block of queries: above this check's rtol of
+# 1e-7. With precision="float64" the check passes, which the second pair of instances shows.
+SUBSET_INVARIANCE_IN_FLOAT32 = (
+    "float32 predictions of a subset differ from the whole batch's by rounding (~1e-6 > rtol 1e-7); "
+    "precision='float64' passes"
+)
+
+
+@parametrize_with_checks(
+    [
+        FactRFMClassifier(),
+        FactRFMRegressor(),
+        FactRFMClassifier(precision="float64"),
+        FactRFMRegressor(precision="float64"),
+    ],
+    expected_failed_checks=lambda estimator: (
+        {"check_methods_subset_invariance": SUBSET_INVARIANCE_IN_FLOAT32}
+        if estimator.precision == "auto"
+        else {}
+    ),
+)
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)

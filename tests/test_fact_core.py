@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.autograd.functional import jacobian
 
+from factcli.core import InvalidInput
 from factcli.core.fact import (
     layer_agreement,
     loss_gradient,
@@ -19,7 +20,6 @@ from factcli.core.fact import (
 )
 from factcli.core.losses import make_targets, mse_per_sample, per_sample_loss
 from factcli.core.nets import MLP, ConvNet, weight_layers, weight_matrix
-from factcli.errors import FactError
 
 LAM = 0.03
 
@@ -243,5 +243,5 @@ def test_agreement_row_has_every_ansatz():
 
 def test_zero_weight_decay_is_refused():
     model, X, Y = _mlp_problem()
-    with pytest.raises(FactError, match="lambda"):
+    with pytest.raises(InvalidInput, match="lambda"):
         network_statistics(model, X, Y, mse_per_sample, 0.0)

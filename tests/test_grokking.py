@@ -8,8 +8,9 @@ from omegaconf import OmegaConf
 from factcli.core.kernels import Kernel
 from factcli.core.rfm import RFMOptions, rfm_path
 from factcli.data.modular import load_modular
-from factcli.experiments.grokking_rfm import tau_proportionality
-from factcli.experiments.grokking_scores import first_reaching, first_staying, jump_step, scores
+from factcli.experiments.common.trace import first_reaching
+from factcli.experiments.grokking.rfm import tau_proportionality
+from factcli.experiments.grokking.scores import first_staying, jump_step, scores
 from factcli.schema.grokking import Config
 
 KERNELS = ["gaussian", "laplace", "quadratic"]
@@ -87,7 +88,7 @@ def test_discrete_log_order_shows_the_circulant_structure_of_a_converged_multipl
     """FACT-RFM on (a × b) mod 23 (80% of pairs) reaches 100% test accuracy; there its a–b block is
     circulant in discrete-log order and far from it in the plain order."""
     from factcli.core import circulant
-    from factcli.experiments.grokking_rfm import run_rfm
+    from factcli.experiments.grokking.rfm import run_rfm
 
     cfg = grokking_config(p=23, operation="mul", train_fraction=0.8, **{"rfm.iters": 20})
     data = load_modular(23, "mul", 0.8, 0)
@@ -102,7 +103,7 @@ def test_discrete_log_order_shows_the_circulant_structure_of_a_converged_multipl
 def test_fact_rfm_groks_modular_addition_mod_61():
     """Issue 4, criterion 1 for `fact` (seed 0): below 10% test accuracy for iterations 0-5, at least
     99% within 75 iterations, 100% training accuracy throughout, circulant deviation falling tenfold."""
-    from factcli.experiments.grokking_rfm import run_rfm
+    from factcli.experiments.grokking.rfm import run_rfm
 
     cfg = grokking_config()
     data = load_modular(61, "add", 0.5, 0)

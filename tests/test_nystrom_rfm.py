@@ -9,7 +9,7 @@ from factcli.core.kernels import Kernel
 from factcli.core.nystrom_rfm import NystromOptions
 from factcli.core.rfm import RFMOptions, rfm_path
 from factcli.errors import FactError
-from factcli.experiments.rfm_scalable import choose_solver
+from factcli.experiments.common.scalable import choose_solver
 
 
 @pytest.mark.parametrize("method", ["fact", "nfa"])

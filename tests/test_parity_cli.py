@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import compose as compose_command
 from typer.testing import CliRunner
 
 from factcli.cli import app
@@ -130,17 +131,7 @@ def test_sweep_over_n_writes_the_phase_transition(tmp_path):
 
 
 def compose(overrides):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from factcli import schema
-    from factcli.launch import CONF_DIR
-
-    schema.register()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name="parity", overrides=overrides)
+    return compose_command("parity", overrides)
 
 
 @pytest.mark.parametrize(
@@ -164,10 +155,10 @@ def compose(overrides):
 )
 def test_bad_input_is_refused_with_one_line(overrides, message):
     from factcli.errors import FactError
-    from factcli.schema import validate
+    from factcli.schema.parity import validate
 
     with pytest.raises(FactError) as error:
-        validate("parity", compose(overrides))
+        validate(compose(overrides))
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
@@ -184,24 +175,10 @@ def test_bad_input_through_the_cli_exits_1(tmp_path, overrides, message):
 
 
 def test_memory_is_checked_before_any_work(tmp_path):
-    result = invoke("experiment=parity_paper", "memory_limit_gb=1", f"hydra.run.dir={tmp_path / 'big'}")
+    result = invoke("experiment=parity/paper", "memory_limit_gb=1", f"hydra.run.dir={tmp_path / 'big'}")
     assert result.exit_code == 1
     assert "the 25000×25000 kernel matrix" in result.stderr and "needs 2.6 GiB" in result.stderr
     assert not (tmp_path / "big" / "metrics.csv").exists()
-
-
-def test_presets_compose_and_validate():
-    from factcli.schema import validate
-
-    for preset, key, expected in (
-        ("parity_acceptance", "n", 4000),
-        ("parity_paper", "n", 25000),
-        ("parity_net", "learner", "net"),
-        ("parity_sample_size", "d", 50),
-    ):
-        cfg = compose([f"experiment={preset}"])
-        validate("parity", cfg)
-        assert cfg[key] == expected
 
 
 def test_network_trains_on_net_threads_and_restores_the_setting():

@@ -10,17 +10,16 @@ import scipy.stats
 import torch
 
 from factcli.data.parity import draw_support, make_parity
-from factcli.experiments.parity import summarize
-from factcli.experiments.parity_measures import (
+from factcli.experiments.parity.experiment import summarize
+from factcli.experiments.parity.measures import (
     accuracy_and_mse,
     effective_rank,
     feature_measures,
-    first_reaching,
     support_mass,
     top_coordinates,
     top_k_is_support,
 )
-from factcli.experiments.parity_sweep import (
+from factcli.experiments.parity.sweep import (
     phase_transition_table,
     smallest_n_reaching,
     write_phase_transition,
@@ -150,11 +149,6 @@ def test_accuracy_and_mse_by_hand():
     assert accuracy == pytest.approx(2 / 3)
     squares = [0.1**2, 0.1**2, 0.2**2, 0.4**2, 0.7**2, 0.6**2]
     assert mse == pytest.approx(sum(squares) / 6, rel=1e-6)
-
-
-def test_first_reaching():
-    assert first_reaching([0.5, 0.9, 0.96, 0.99], 0.95, [0, 10, 20, 30]) == 20
-    assert first_reaching([0.5, 0.6], 0.95, [0, 1]) is None
 
 
 def _row(t, accuracy, mass, exact):

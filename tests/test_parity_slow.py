@@ -19,18 +19,18 @@ def run_parity(run_dir, *overrides) -> tuple[dict, pd.DataFrame]:
 
 
 def test_fact_rfm_jumps_after_hidden_progress_and_laplace_stays_at_chance(tmp_path):
-    summary, metrics = run_parity(tmp_path / "fact", "experiment=parity_acceptance", "seed=0")
+    summary, metrics = run_parity(tmp_path / "fact", "experiment=parity/acceptance", "seed=0")
     assert summary["test_accuracy"] >= 0.95 and summary["support_recovered"]
     # Before the jump: at least two iterations within 5 points of chance while the support mass rises.
     assert summary["near_chance_before_95"] >= 2 and summary["support_mass_rise_near_chance"] > 0.02
     before = metrics[metrics["iteration"] < summary["first_95_at"]]
     assert before["support_mass"].is_monotonic_increasing
-    baseline, _ = run_parity(tmp_path / "laplace", "experiment=parity_acceptance", "learner=laplace")
+    baseline, _ = run_parity(tmp_path / "laplace", "experiment=parity/acceptance", "learner=laplace")
     assert baseline["test_accuracy"] < 0.6
 
 
 def test_network_drops_from_a_plateau_to_95_percent(tmp_path):
-    summary, metrics = run_parity(tmp_path / "net", "experiment=parity_net")
+    summary, metrics = run_parity(tmp_path / "net", "experiment=parity/net")
     assert summary["test_accuracy"] >= 0.95
     drop = summary["loss_drop_at"]
     # A visible plateau first: at least 10 logged steps (1000 steps) with test MSE near the 1/4 of

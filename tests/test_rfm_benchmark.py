@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from factcli.experiments.rfm_benchmark import TABLE_COLUMNS
+from factcli.experiments.rfm.benchmark import TABLE_COLUMNS
 
 SMALL = "benchmark.datasets=[balloons,lenses,fertility]"
 QUICK = ["rfm.iters=2", "grid.ridges=[1.0,0.01]", "plots=false"]

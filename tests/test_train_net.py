@@ -196,33 +196,10 @@ def test_estimate_only_prints_the_time_and_trains_nothing(fact_cli, tmp_path):
     assert not (out / "checkpoint.pt").exists()
 
 
-@pytest.mark.parametrize(
-    "preset, expected",
-    [
-        ("train_net_mnist_cpu", {"dataset": "mnist", "optim.weight_decay": 2e-3, "optim.name": "gd"}),
-        ("train_net_paper_mnist", {"dataset": "mnist", "optim.weight_decay": 1e-4}),
-        ("train_net_paper_cifar10", {"dataset": "cifar10", "optim.weight_decay": 1e-4}),
-    ],
-)
-def test_presets_compose_with_five_hidden_layers(preset, expected):
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from factcli import schema
-    from factcli.launch import CONF_DIR
-
-    schema.register()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train_net", overrides=[f"experiment={preset}"])
-    assert len(cfg.model.hidden) == 5 and cfg.model.kind == "mlp" and cfg.loss == "mse"
-    for key, value in expected.items():
-        assert OmegaConf.select(cfg, key) == value
-
-
 def test_learning_rate_schedules():
     from types import SimpleNamespace
 
-    from factcli.experiments.train_net_optim import lr_factor
+    from factcli.experiments.common.optim import lr_factor
 
     optim = SimpleNamespace(warmup_steps=10, schedule="cosine", min_lr_factor=0.1, step_every=5, gamma=0.5)
     assert lr_factor(0, optim, 110) == pytest.approx(0.1) and lr_factor(9, optim, 110) == 1.0

@@ -75,7 +75,9 @@ def test_without_source_it_trains_first(fact_cli, tmp_path):
 
 def test_nfa_counterexample_preset(fact_cli, tmp_path):
     out = tmp_path / "run"
-    result = fact_cli("verify-fact", "experiment=nfa_counterexample", "threads=1", f"hydra.run.dir={out}")
+    result = fact_cli(
+        "verify-fact", "experiment=nets/nfa_counterexample", "threads=1", f"hydra.run.dir={out}"
+    )
     assert result.exit_code == 0, result.stderr
     first = summary_of(out)["first_layer"]
     assert first["nfa"] < 0.3 and first["fact"] > 0.99
@@ -107,8 +109,8 @@ def test_polish_solves_the_quadratic_nets_stationarity_conditions():
     from factcli.core.fact import layer_agreement, network_statistics
     from factcli.core.losses import mse_per_sample
     from factcli.core.nets import quadratic_net, weight_layers
-    from factcli.experiments.train_net_data import counterexample_data
-    from factcli.experiments.train_net_polish import polish_quadratic_net
+    from factcli.experiments.nets.data import counterexample_data
+    from factcli.experiments.nets.polish import polish_quadratic_net
 
     data = counterexample_data(0.05, 100.0)
     torch.manual_seed(0)

@@ -1,11 +1,11 @@
-"""Structure of feature matrices learned on modular arithmetic (SPEC §7-8). Pure torch.
+"""Structure of feature matrices learned on modular arithmetic (docs/SPEC.md §7-8). Pure torch.
 
 - Number theory: primality, the smallest generator g of Z_p^*, the discrete-log order (1, g, g², …).
 - Circulant deviation of the bottom-left p×p block B of M (rows: the second operand b, columns: the
   first operand a), after putting both operands in the order in which the operation is addition;
   also the anti-circulant (Hankel) deviation, the structure networks learn.
 - Alignment of two feature matrices (cosine of the flattened matrices).
-- SPEC §8: how proportional τ = K'K'/n is to K' (the R² of τ ≈ c·K').
+- docs/SPEC.md §8: how proportional τ = K'K'/n is to K' (the R² of τ ≈ c·K').
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import math
 
 import torch
 
-OPERATIONS = ("add", "sub", "mul", "div")
-
+from factcli.choices import OPERATIONS
 
 # ---------------------------------------------------------------------------------- number theory
 
@@ -88,7 +87,7 @@ def undo_circulant_shifts(B: torch.Tensor) -> torch.Tensor:
 
 
 def circulant_deviation(B: torch.Tensor) -> float:
-    """Σ_j (squared deviations of column j of the aligned block) / ‖B‖_F²  (SPEC §7).
+    """Σ_j (squared deviations of column j of the aligned block) / ‖B‖_F²  (docs/SPEC.md §7).
 
     0 exactly when B is circulant, B[ℓ, m] = c(m − ℓ); between 0 and 1 (about 1 − 1/q for noise);
     nan for a zero block (M = I at iteration 0 has no cross structure to measure).
@@ -103,7 +102,7 @@ def circulant_deviation(B: torch.Tensor) -> float:
 
 
 def anticirculant_deviation(B: torch.Tensor) -> float:
-    """The same with row ℓ shifted *right* by ℓ (SPEC §7's literal recipe): 0 when B[ℓ, m] = h(ℓ + m).
+    """The same with row ℓ shifted *right* by ℓ (docs/SPEC.md §7's literal recipe): 0 when B[ℓ, m] = h(ℓ + m).
 
     Such a block (a Hankel matrix with cyclic indices) is a circulant with its rows in reverse order.
     With rows indexed by b and columns by a, RFMs on a + b learn B[b, a] = c(b − a) (circulant)
@@ -150,7 +149,8 @@ def alignment(A: torch.Tensor, B: torch.Tensor) -> float:
 
 
 def tau_matrix(K_prime: torch.Tensor) -> torch.Tensor:
-    """τ = K'K'/n (SPEC §8): AGOP = Σ_ij τ_ij M x_i α_iᵀα_j x_jᵀ M, where F·M has k'_ij in place of τ_ij."""
+    """τ = K'K'/n (docs/SPEC.md §8): AGOP = Σ_ij τ_ij M x_i α_iᵀα_j x_jᵀ M, where F·M has k'_ij in place
+    of τ_ij."""
     return K_prime @ K_prime / K_prime.shape[0]
 
 

@@ -1,6 +1,6 @@
 """FACT, bFACT, AGOP and eNFA matrices of every weight layer of a network, and agreement metrics.
 
-Notation (SPEC §1-2): a layer computes z = W h (W is k×d; for Conv2d W is (out, in·k·k) applied at
+Notation (docs/SPEC.md §1-2): a layer computes z = W h (W is k×d; for Conv2d W is (out, in·k·k) applied at
 every patch position p). Per-sample loss l_i, mean loss L = (1/n) Σ_i l_i, λ the weight decay.
 
 - F  = −(1/λ) Wᵀ ∇_W L                      (identity path: one backward pass of the mean loss)
@@ -24,16 +24,16 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
+from factcli.core import InvalidInput
 from factcli.core.linalg import psd_power  # symmetrize, eigendecompose, clip negatives at 0
 from factcli.core.nets import weight_layers, weight_matrix
-from factcli.errors import FactError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def check_weight_decay(lam: float) -> None:
     if not lam > 0 or not math.isfinite(lam):
-        raise FactError(
+        raise InvalidInput(
             f"weight decay lambda = {lam}: FACT is undefined unless lambda > 0 "
             "(F = -(1/lambda) W^T grad L); set a positive weight decay"
         )

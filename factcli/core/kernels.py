@@ -1,6 +1,6 @@
 """Kernels with a feature matrix M: k_M(x, z) for Laplace, Gaussian and inner-product kernels.
 
-Two families (SPEC §4):
+Two families (docs/SPEC.md §4):
 - translation-invariant, k = κ(D²) with D² = ‖x − z‖²_M = (x − z)ᵀ M (x − z);
 - inner-product, k = κ(u) with u = xᵀ M z.
 
@@ -16,15 +16,19 @@ from dataclasses import dataclass
 
 import torch
 
+from factcli.choices import KERNELS, TRANSLATION_INVARIANT_KERNELS
+from factcli.core import InvalidInput
+
 # Element-wise passes over n×n matrices go in row blocks of about this many entries: their temporaries
 # stay a few MB (a few percent of the matrix at n = 10,000) while each block is still large enough
 # for torch's threads to share.
 BLOCK_ELEMENTS = 1 << 20
 
+# Predictions go in blocks of this many kernel entries (query rows × training points).
+PREDICT_BLOCK_ELEMENTS = 4 * BLOCK_ELEMENTS
+
 # Laplace's κ'(D²) ∝ 1/D is singular where points coincide; like RFM's AGOP we drop those pairs.
 LAPLACE_MIN_DISTANCE = 1e-10
-
-KERNELS = ("laplace", "gaussian", "quadratic")
 
 
 @dataclass(frozen=True)
@@ -36,13 +40,13 @@ class Kernel:
 
     def __post_init__(self) -> None:
         if self.name not in KERNELS:
-            raise ValueError(f"unknown kernel {self.name!r}; choose one of {', '.join(KERNELS)}")
+            raise InvalidInput(f"unknown kernel {self.name!r}; choose one of {', '.join(KERNELS)}")
         if not self.bandwidth > 0:
-            raise ValueError(f"kernel bandwidth must be positive, got {self.bandwidth}")
+            raise InvalidInput(f"kernel bandwidth must be positive, got {self.bandwidth}")
 
     @property
     def translation_invariant(self) -> bool:
-        return self.name in ("laplace", "gaussian")
+        return self.name in TRANSLATION_INVARIANT_KERNELS
 
     # -- Gram matrix -------------------------------------------------------------------------
     def gram(
@@ -155,7 +159,7 @@ def row_blocks(matrix: torch.Tensor, max_elements: int | None = None):
 
 
 def predict(
-    kernel: Kernel, X_query, X_train, M, alpha, block_elements: int = 4 * BLOCK_ELEMENTS
+    kernel: Kernel, X_query, X_train, M, alpha, block_elements: int = PREDICT_BLOCK_ELEMENTS
 ) -> torch.Tensor:
     """f(x) = Σ_j α_j k_M(x, x_j) for every query row, in blocks so memory stays O(block·n)."""
     rows_per_block = max(1, block_elements // max(1, X_train.shape[0]))

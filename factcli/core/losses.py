@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("mse", "cross_entropy")
+from factcli.choices import LOSSES
 
 CONVENTIONS = {
     "mse": (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ACTIVATIONS = ("relu", "softplus", "quadratic", "tanh")
+from factcli.choices import ACTIVATIONS
 
 
 class Square(nn.Module):
@@ -113,7 +113,7 @@ class ConvNet(nn.Module):
 
 
 def quadratic_net(in_dim: int, width: int, out_dim: int = 1) -> MLP:
-    """SPEC §9: f(x) = Σ_j a_j (w_jᵀ x)², no biases (an MLP with one quadratic hidden layer)."""
+    """docs/SPEC.md §9: f(x) = Σ_j a_j (w_jᵀ x)², no biases (an MLP with one quadratic hidden layer)."""
     return MLP(in_dim, [width], out_dim, activation="quadratic", bias=False)
 
 

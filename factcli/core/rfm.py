@@ -1,4 +1,4 @@
-"""The Recursive Feature Machine loop: solve, feature statistic, update rule, rescaling (SPEC §4).
+"""The Recursive Feature Machine loop: solve, feature statistic, update rule, rescaling (docs/SPEC.md §4).
 
 ``rfm_path`` yields every iterate (t = 0..iters) so callers can score each M_t on held-out data,
 log it, or stop early. One n×n buffer is allocated per path and reused by every iteration: it holds
@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from factcli.choices import METHODS, PRECISIONS, RESCALE_RULES
+from factcli.core import InvalidInput
+
 from .kernels import Kernel, predict, row_blocks
 from .linalg import NotPositiveDefinite, SolveReport, dtype_name, psd_power, solve_kernel_system
-
-METHODS = ("laplace", "nfa", "fact", "fact-geo")
-RESCALE_RULES = ("trace", "max", "none")
-PRECISIONS = ("auto", "float32", "float64")
 
 
 class InaccurateSolve(ArithmeticError):
@@ -46,25 +45,9 @@ class RFMOptions:
             (self.precision, PRECISIONS, "precision"),
         ):
             if value not in allowed:
-                raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
+                raise InvalidInput(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
         if self.ridge < 0 or self.iters < 0:
-            raise ValueError("ridge and iters must be non-negative")
-
-    @classmethod
-    def from_config(cls, cfg, method: str, ridge: float | None = None) -> RFMOptions:
-        """From a subcommand's config: its ``kernel`` and ``rfm`` groups (every RFM subcommand has both)."""
-        rfm = cfg.rfm
-        return cls(
-            kernel=Kernel(cfg.kernel.name, float(cfg.kernel.bandwidth)),
-            method=method,
-            ridge=float(rfm.ridge if ridge is None else ridge),
-            iters=int(rfm.iters),
-            nfa_power=float(rfm.nfa_power),
-            centered_agop=bool(rfm.centered_agop),
-            rescale=rfm.rescale,
-            precision=rfm.precision,
-            solve_tol=float(rfm.solve_tol),
-        )
+            raise InvalidInput("ridge and iters must be non-negative")
 
 
 @dataclass
@@ -209,7 +192,8 @@ def update_feature_matrix(options: RFMOptions, statistic: torch.Tensor, M: torch
 
 
 def rescale_feature_matrix(M: torch.Tensor, rule: str) -> torch.Tensor:
-    """Fix F's arbitrary scale, without which M collapses within a few iterations (SPEC §4.4)."""
+    """Fix F's arbitrary scale, without which M collapses within a few iterations (docs/SPEC.md §4,
+    step 4)."""
     if rule == "none":
         return M
     size = M.trace() if rule == "trace" else M.abs().max()

@@ -5,13 +5,8 @@ Importing this package is cheap: pandas, scikit-learn and torch load only when a
 """
 
 from factcli.data.images import fetch_cifar10, fetch_mnist, load_cifar10, load_mnist
-from factcli.data.tabular import (
-    TabularData,
-    UciSplits,
-    known_datasets,
-    load_tabular,
-    resolve_data_root,
-)
+from factcli.data.records import TabularData, UciSplits, resolve_data_root
+from factcli.data.tabular import known_datasets, load_tabular
 from factcli.data.uci import list_uci, load_uci
 
 __all__ = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from factcli.data.tabular import TabularData
+from .records import TabularData
 
 # name -> (sklearn loader function name, task)
 BUILTIN_DATASETS = {

@@ -1,4 +1,4 @@
-"""Modular arithmetic data (SPEC §7): every pair (a, b) with label a ∘ b mod p, split at random.
+"""Modular arithmetic data (docs/SPEC.md §7): every pair (a, b) with label a ∘ b mod p, split at random.
 
 Inputs are one-hot pairs e_a ⊕ e_b ∈ R^{2p} (coordinates 0..p−1 for a, p..2p−1 for b), targets
 one-hot e_{a∘b}. Division runs over b ≠ 0 (a / b = a · b^{p−2} mod p, by Fermat). The split is a
@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as nnf
 
-from factcli.core.circulant import OPERATIONS, is_prime
+from factcli.choices import OPERATIONS
+from factcli.core.circulant import is_prime
 from factcli.errors import FactError
 
 SYMBOLS = {"add": "+", "sub": "−", "mul": "×", "div": "÷"}

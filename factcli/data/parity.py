@@ -1,4 +1,4 @@
-"""Sparse parity (SPEC §6): x uniform on the hypercube, y = XOR of the k coordinates in the support.
+"""Sparse parity (docs/SPEC.md §6): x uniform on the hypercube, y = XOR of the k coordinates in the support.
 
 Inputs are bits {0,1} (``inputs="bits"``) or signs ±1 (``inputs="signs"``, bit b ↦ 2b − 1); the label
 is the parity of the support's *bits* either way, so both encodings describe the same task.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-INPUTS = ("bits", "signs")
+from factcli.choices import PARITY_INPUTS
 
 # Independent random streams, one per purpose (np.random.default_rng([seed, stream])).
 _SUPPORT, _TEST, _TRAIN, _NOISE = range(4)
@@ -59,8 +59,8 @@ def make_parity(
     label_noise: float = 0.0,
 ) -> ParityData:
     """n training and ``test_size`` test samples of the k-sparse parity on d coordinates."""
-    if inputs not in INPUTS:
-        raise ValueError(f"unknown inputs {inputs!r}; choose one of {', '.join(INPUTS)}")
+    if inputs not in PARITY_INPUTS:
+        raise ValueError(f"unknown inputs {inputs!r}; choose one of {', '.join(PARITY_INPUTS)}")
     support = draw_support(d, k, seed) if support is None else tuple(sorted(int(j) for j in support))
     if len(support) != k or len(set(support)) != k or not all(0 <= j < d for j in support):
         raise ValueError(f"support {support} is not {k} distinct coordinates of 0..{d - 1}")

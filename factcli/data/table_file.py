@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from factcli.data.tabular import TabularData
 from factcli.errors import FactError
+
+from .records import TabularData
 
 # An integer-valued target with at most this many distinct values is taken as class labels.
 MAX_INFERRED_CLASSES = 50
 MISSING_LEVEL = "<missing>"
-MISSING_CHOICES = ("refuse", "median")
 
 
 def load_table_file(

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from factcli.data.records import TabularData
 from factcli.data.table_file import _read_frame, load_table_file
-from factcli.data.tabular import TabularData
 from factcli.errors import FactError
 
 

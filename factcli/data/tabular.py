@@ -1,4 +1,4 @@
-"""One type for every tabular dataset, and the one entry point that finds a dataset by name.
+"""The one entry point that finds a tabular dataset by name (the record types are in records.py).
 
 A name resolves, in order, to: a built-in scikit-learn dataset; a .csv / .parquet / .pq file;
 a folder of the UCI collection under the data root. ``uci:<name>`` skips the first two (the
@@ -9,72 +9,25 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from factcli.choices import TASKS
 from factcli.errors import FactError
 
-TASKS = ("classification", "regression", "auto")
+from .builtin import BUILTIN_DATASETS, load_builtin
+from .records import TabularData, resolve_data_root
+from .table_file import load_table_file
+from .uci import list_uci, load_uci
+
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 UCI_PREFIX = "uci:"
 DATA_ROOT_HINT = "set FACT_DATA or data.root"
 
 
-@dataclass
-class UciSplits:
-    """The collection's fixed splits, as 0-based int64 row indices."""
-
-    train: np.ndarray  # conxuntos.dat line 1: fit during hyperparameter search
-    val: np.ndarray  # conxuntos.dat line 2: score during hyperparameter search
-    folds: list[tuple[np.ndarray, np.ndarray]]  # conxuntos_kfold.dat: 4 (train, test) pairs
-
-
-@dataclass
-class TabularData:
-    name: str
-    X: np.ndarray  # float64, (n, d), finite
-    y: np.ndarray  # classification: int64 in 0..C-1, (n,); regression: float64 (n,) or (n, t)
-    task: str  # "classification" | "regression"
-    feature_names: list[str]
-    class_names: list[str] | None  # classification only; class_names[k] is the label of y == k
-    splits: UciSplits | None = None  # only for the UCI collection
-    source: str = ""  # "builtin" | "uci" | "file:<path>"
-    task_reason: str = ""  # one sentence: how the task was decided
-
-    @property
-    def n(self) -> int:
-        return int(self.X.shape[0])
-
-    @property
-    def d(self) -> int:
-        return int(self.X.shape[1])
-
-    @property
-    def n_classes(self) -> int | None:
-        """Number of classes (including declared classes with no rows); None for regression."""
-        return len(self.class_names) if self.class_names is not None else None
-
-    @property
-    def n_outputs(self) -> int:
-        """Width of the model's output: one-hot classes, or the number of regression targets."""
-        if self.task == "classification":
-            return int(self.n_classes)
-        return 1 if self.y.ndim == 1 else int(self.y.shape[1])
-
-
-def resolve_data_root(data_root: str | os.PathLike | None) -> Path | None:
-    """The data root: the argument if given, else $FACT_DATA, else None."""
-    if data_root is None or str(data_root) == "":
-        data_root = os.environ.get("FACT_DATA") or None
-    return Path(data_root).expanduser() if data_root is not None else None
-
-
 def uci_dir(data_root: str | os.PathLike | None) -> Path | None:
     """The folder holding the UCI dataset folders: <root>/uci, or the root itself if it is one."""
-    from factcli.data.uci import list_uci
-
     root = resolve_data_root(data_root)
     if root is None:
         return None
@@ -87,9 +40,6 @@ def uci_dir(data_root: str | os.PathLike | None) -> Path | None:
 
 def known_datasets(data_root: str | os.PathLike | None = None) -> list[str]:
     """Built-in names, then the UCI collection's names (files are not listed: any path works)."""
-    from factcli.data.builtin import BUILTIN_DATASETS
-    from factcli.data.uci import list_uci
-
     uci = uci_dir(data_root)
     return sorted(BUILTIN_DATASETS) + (list_uci(uci) if uci is not None else [])
 
@@ -107,8 +57,6 @@ def load_tabular(
     ``target`` names the label column of a table file; ``task`` is "classification",
     "regression" or "auto" (built-ins and UCI know theirs; files infer it from the target).
     """
-    from factcli.data.builtin import BUILTIN_DATASETS, load_builtin
-
     if task not in TASKS:
         raise FactError(f"unknown task '{task}'; set data.task to one of: {', '.join(TASKS)}")
     name = str(name)
@@ -118,14 +66,10 @@ def load_tabular(
             return _check_fixed_task(load_builtin(name), task)
         table = _as_table_path(name)
         if table is not None:
-            from factcli.data.table_file import load_table_file
-
             return load_table_file(table, target=target, task=task, missing=missing)
     uci_name = name.removeprefix(UCI_PREFIX)
     uci = uci_dir(data_root)
     if uci is not None and (uci / uci_name).is_dir():
-        from factcli.data.uci import load_uci
-
         _refuse_target(uci_name, target, "a UCI dataset")
         return _check_fixed_task(load_uci(uci, uci_name), task)
     raise FactError(_unknown_dataset_message(name, data_root, uci))
@@ -165,9 +109,6 @@ def _check_fixed_task(data: TabularData, task: str) -> TabularData:
 
 
 def _unknown_dataset_message(name: str, data_root, uci: Path | None) -> str:
-    from factcli.data.builtin import BUILTIN_DATASETS
-    from factcli.data.uci import list_uci
-
     builtin = sorted(BUILTIN_DATASETS)
     uci_names = list_uci(uci) if uci is not None else []
     parts = [f"unknown dataset '{name}': built-in: {', '.join(builtin)}"]
@@ -183,3 +124,11 @@ def _unknown_dataset_message(name: str, data_root, uci: Path | None) -> str:
     if close:
         parts.append(f"did you mean '{close[0]}'?")
     return "; ".join(parts)
+
+
+def standardize(X: np.ndarray, training_rows) -> np.ndarray:
+    """z-score every feature with the training rows' mean and standard deviation (a constant feature
+    is only centred), so no statistic of the test rows leaks into training."""
+    mean = X[training_rows].mean(0)
+    std = X[training_rows].std(0)
+    return (X - mean) / np.where(std > 0, std, 1.0)

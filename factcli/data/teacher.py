@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from factcli.choices import FIXED_TASKS
+
 
 @dataclass
 class TeacherData:
@@ -31,7 +33,7 @@ def make_teacher(
     seed: int = 0,
 ) -> TeacherData:
     """``n`` samples of the teacher task (same seed, same teacher and samples)."""
-    if task not in ("classification", "regression"):
+    if task not in FIXED_TASKS:
         raise ValueError(f"teacher task must be 'classification' or 'regression', not {task!r}")
     if not 1 <= rank <= dim:
         raise ValueError(f"teacher rank must be between 1 and dim={dim}, not {rank}")

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from factcli.data.tabular import TabularData, UciSplits
 from factcli.errors import FactError
+
+from .records import TabularData, UciSplits
 
 REQUIRED_KEYS = (
     "n_entradas",

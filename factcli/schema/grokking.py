@@ -1,35 +1,29 @@
-"""Schema of ``fact grokking``: modular arithmetic with FACT-RFM, NFA-RFM or a network (SPEC §7-8)."""
+"""Schema of ``fact grokking``: modular arithmetic with FACT-RFM, NFA-RFM or a network (docs/SPEC.md §7-8)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from factcli.choices import (
+    DEVICES,
+    DTYPES,
+    GROKKING_ACTIVATIONS,
+    GROKKING_LEARNERS,
+    GROKKING_OPTIMIZERS,
+    GROKKING_RFM_LEARNERS,
+    KERNELS,
+    LOSSES,
+    RESCALE_RULES,
+)
+from factcli.errors import FactError
+
 from . import choose
-
-RFM_LEARNERS = ("fact", "fact-geo", "nfa")
-LEARNERS = (*RFM_LEARNERS, "net")
-
-
-@dataclass
-class KernelConfig:
-    name: str = "gaussian"  # gaussian | laplace | quadratic
-    bandwidth: float = 2.5  # L (ignored by the quadratic kernel)
-
-
-@dataclass
-class RfmConfig:
-    iters: int = 75  # feature-learning iterations T (the predictor of every M_t, t = 0..T, is scored)
-    ridge: float = 0.0  # λ_r; ridgeless (0) as in the paper
-    precision: str = "float64"  # float64 (needed ridgeless) | float32
-    rescale: str = "trace"  # trace (tr M = 2p) | max (max |M_ij| = 1) | none
-    nfa_power: float = 0.5  # nfa: M ← AGOP^s
-    centered_agop: bool = True  # nfa: subtract the mean Jacobian first (predecessor code)
-    solve_tol: float = 1e-3  # largest accepted relative residual of the kernel solve
+from .rfm import KernelConfig, RidgeRfmConfig
 
 
 @dataclass
 class NetConfig:
-    """f(x) = W₂ σ(W₁ x), no biases; trained on the same split (SPEC §7, neural side)."""
+    """f(x) = W₂ σ(W₁ x), no biases; trained on the same split (docs/SPEC.md §7, neural side)."""
 
     width: int = 512
     activation: str = "quadratic"  # quadratic | relu
@@ -52,7 +46,7 @@ class NetConfig:
 @dataclass
 class MeasuresConfig:
     early_iterations: int = 5  # "early accuracy": the best test accuracy over iterations 0..this
-    tau: bool = True  # SPEC §8: R² of τ = K'K'/n against K' at the first, jump and last iterates
+    tau: bool = True  # docs/SPEC.md §8: R² of τ = K'K'/n against K' at the first, jump and last iterates
 
 
 @dataclass
@@ -65,42 +59,45 @@ class Config:
     train_fraction: float = 0.5
     learner: str = "fact"  # fact | fact-geo | nfa | net
     compare: list[str] = field(default_factory=list)  # more RFM learners on the same split and figures
-    kernel: KernelConfig = field(default_factory=KernelConfig)
-    rfm: RfmConfig = field(default_factory=RfmConfig)
+    # The predecessor code's defaults (docs/SPEC.md §7): Gaussian L = 2.5, 75 ridgeless iterations in float64,
+    # NFA with the centred AGOP.
+    kernel: KernelConfig = field(default_factory=lambda: KernelConfig(name="gaussian", bandwidth=2.5))
+    rfm: RidgeRfmConfig = field(
+        default_factory=lambda: RidgeRfmConfig(iters=75, ridge=0.0, precision="float64", centered_agop=True)
+    )
     net: NetConfig = field(default_factory=NetConfig)
     measures: MeasuresConfig = field(default_factory=MeasuresConfig)
     plots: bool = True
 
 
 def validate(cfg) -> None:
-    from factcli.data.modular import canonical_operation, check_modulus
-    from factcli.errors import FactError
+    from factcli.data.modular import canonical_operation, check_modulus  # here: it loads torch
 
-    choose(cfg.learner, LEARNERS, "learner")
+    choose(cfg.learner, GROKKING_LEARNERS, "learner")
     for other in cfg.compare:
-        choose(other, RFM_LEARNERS, "learner to compare")
+        choose(other, GROKKING_RFM_LEARNERS, "learner to compare")
     if cfg.compare and (cfg.learner == "net" or cfg.learner in cfg.compare):
         raise FactError(
             "compare lists other RFM learners than `learner` (iterations and steps do not share an axis)"
         )
-    choose(cfg.device, ("auto", "cpu", "cuda"), "device")
+    choose(cfg.device, DEVICES, "device")
     check_modulus(int(cfg.p), canonical_operation(cfg.operation))
     if not 0 < cfg.train_fraction < 1:
         raise FactError(f"train_fraction = {cfg.train_fraction} must lie strictly between 0 and 1")
-    choose(cfg.kernel.name, ("gaussian", "laplace", "quadratic"), "kernel")
+    choose(cfg.kernel.name, KERNELS, "kernel")
     if not cfg.kernel.bandwidth > 0:
         raise FactError(f"kernel.bandwidth must be positive, got {cfg.kernel.bandwidth}")
-    choose(cfg.rfm.precision, ("float64", "float32"), "rfm.precision")
-    choose(cfg.rfm.rescale, ("trace", "max", "none"), "rfm.rescale rule")
+    choose(cfg.rfm.precision, DTYPES, "rfm.precision")
+    choose(cfg.rfm.rescale, RESCALE_RULES, "rfm.rescale rule")
     if cfg.rfm.iters < 0 or cfg.rfm.ridge < 0:
         raise FactError("rfm.iters and rfm.ridge must be non-negative")
     if cfg.rfm.ridge == 0 and cfg.rfm.precision != "float64":
         raise FactError("a ridgeless solve (rfm.ridge=0) needs rfm.precision=float64; or set a ridge")
     net = cfg.net
-    choose(net.activation, ("quadratic", "relu"), "net.activation")
-    choose(net.loss, ("mse", "cross_entropy"), "net.loss")
-    choose(net.optimizer, ("adamw", "adam", "sgd"), "net.optimizer")
-    choose(net.dtype, ("float32", "float64"), "net.dtype")
+    choose(net.activation, GROKKING_ACTIVATIONS, "net.activation")
+    choose(net.loss, LOSSES, "net.loss")
+    choose(net.optimizer, GROKKING_OPTIMIZERS, "net.optimizer")
+    choose(net.dtype, DTYPES, "net.dtype")
     if len(net.betas) != 2 or not all(0 <= beta < 1 for beta in net.betas):
         raise FactError(f"net.betas must be two numbers in [0, 1), got {list(net.betas)}")
     if cfg.threads is not None and cfg.threads < 1:

@@ -1,38 +1,27 @@
 """Schema of ``fact parity``: sparse parity with FACT-RFM, NFA-RFM, the Laplace baseline or a network
-(SPEC §4, §6)."""
+(docs/SPEC.md §4, §6)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from factcli.choices import (
+    PARITY_INPUTS,
+    PARITY_LEARNERS,
+    PARITY_OPTIMIZERS,
+    PRECISIONS,
+    RESCALE_RULES,
+    TRANSLATION_INVARIANT_KERNELS,
+)
+from factcli.errors import FactError
+
 from . import choose
-from .fit_rfm import KernelConfig  # the same kernel choice as fit-rfm (Laplace, L = 10)
-
-RFM_LEARNERS = ("fact", "fact-geo", "nfa", "laplace")
-LEARNERS = (*RFM_LEARNERS, "net")
-OPTIMIZERS = ("sgd", "adam")  # both with coupled L2 decay, so FACT holds at their fixed points
-
-
-@dataclass
-class RfmConfig:
-    ridge: float = 1e-3  # λ_r of the kernel solve
-    iters: int = 10  # feature-learning iterations; iterates t = 0..iters are all scored
-    rescale: str = "trace"  # trace (tr M = d) | max (max |M_ij| = 1) | none
-    nfa_power: float = 0.5  # nfa: M ← AGOP^s (the original RFM code used s = 1)
-    centered_agop: bool = False
-    precision: str = "auto"  # auto (float32, redone in float64 when inaccurate) | float32 | float64
-    solve_tol: float = 1e-3  # largest accepted relative residual of the kernel solve
-    # exact | nystrom | auto (exact up to exact_max_rows, then nystrom). Exact by default: m Nyström centres
-    # limit what parity can be learned (d=50, k=4, n=8,000: exact learns it, 2,000 centres do not).
-    solver: str = "exact"
-    exact_max_rows: int = 20_000  # auto: largest n solved exactly (n×n)
-    centers: int | None = None  # nystrom: centres m (null: every row up to 2,000, then 2,000)
-    cg_max_iters: int = 100  # nystrom: most conjugate-gradient steps per solve
+from .rfm import KernelConfig, ScalableRidgeRfmConfig, validate_solver
 
 
 @dataclass
 class NetConfig:
-    """learner=net: f(x) = W₂ relu(W₁x + b₁) + b₂, two outputs, MSE on one-hot labels (SPEC §6)."""
+    """learner=net: f(x) = W₂ relu(W₁x + b₁) + b₂, two outputs, MSE on one-hot labels (docs/SPEC.md §6)."""
 
     width: int = 512
     bias: bool = True
@@ -61,27 +50,25 @@ class Config:
     inputs: str = "bits"  # bits ({0,1}) | signs (±1)
     label_noise: float = 0.0  # probability of flipping each training label (test labels stay clean)
     learner: str = "fact"  # fact | fact-geo | nfa | laplace (no feature learning) | net
-    kernel: KernelConfig = field(default_factory=KernelConfig)
-    rfm: RfmConfig = field(default_factory=RfmConfig)
+    kernel: KernelConfig = field(default_factory=KernelConfig)  # Laplace, L = 10, as fit-rfm
+    # Exact by default: m Nyström centres limit which parities are learned (measured: d=50, k=4,
+    # n=8,000 is learned exactly but not with 2,000 centres); rfm.solver=nystrom for n beyond memory.
+    rfm: ScalableRidgeRfmConfig = field(
+        default_factory=lambda: ScalableRidgeRfmConfig(iters=10, solver="exact")
+    )
     net: NetConfig = field(default_factory=NetConfig)
     memory_limit_gb: float | None = None  # refuse kernel matrices above this (default: available memory)
     plots: bool = True
 
 
 def validate(cfg) -> None:
-    from factcli.errors import FactError
-
-    choose(cfg.learner, LEARNERS, "learner")
-    choose(cfg.inputs, ("bits", "signs"), "inputs")
-    choose(cfg.kernel.name, ("laplace", "gaussian"), "kernel")
-    choose(cfg.rfm.rescale, ("trace", "max", "none"), "rescale rule")
-    choose(cfg.rfm.precision, ("auto", "float32", "float64"), "precision")
-    choose(cfg.rfm.solver, ("auto", "exact", "nystrom"), "rfm.solver")
-    if cfg.rfm.centers is not None and cfg.rfm.centers < 1:
-        raise FactError(f"rfm.centers must be at least 1 (or null for the default), got {cfg.rfm.centers}")
-    if cfg.rfm.cg_max_iters < 1:
-        raise FactError(f"rfm.cg_max_iters must be at least 1, got {cfg.rfm.cg_max_iters}")
-    choose(cfg.net.optimizer, OPTIMIZERS, "optimizer")
+    choose(cfg.learner, PARITY_LEARNERS, "learner")
+    choose(cfg.inputs, PARITY_INPUTS, "inputs")
+    choose(cfg.kernel.name, TRANSLATION_INVARIANT_KERNELS, "kernel")
+    choose(cfg.rfm.rescale, RESCALE_RULES, "rescale rule")
+    choose(cfg.rfm.precision, PRECISIONS, "precision")
+    validate_solver(cfg.rfm)
+    choose(cfg.net.optimizer, PARITY_OPTIMIZERS, "optimizer")
     d, k = cfg.d, cfg.k
     if d < 1:
         raise FactError(f"d must be at least 1, got d={d}")

@@ -1,15 +1,24 @@
-"""Schema of ``fact train-net``: a network trained with weight decay until it is stationary (SPEC §3)."""
+"""Schema of ``fact train-net``: a network trained with weight decay until it is stationary
+(docs/SPEC.md §3)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import choose
+from factcli.choices import (
+    ACTIVATIONS,
+    DTYPES,
+    FIXED_TASKS,
+    IMAGE_SPLITS,
+    INITS,
+    LOSSES,
+    MODEL_KINDS,
+    OPTIMIZERS,
+    SCHEDULES,
+)
+from factcli.errors import FactError
 
-IMAGE_DATASETS = ("mnist", "cifar10")
-SYNTHETIC_DATASETS = ("teacher", "nfa_counterexample")
-OPTIMIZERS = ("sgd", "gd", "adam", "adamw", "lbfgs")
-SCHEDULES = ("constant", "cosine", "step")
+from . import choose
 
 
 @dataclass
@@ -25,7 +34,7 @@ class TeacherConfig:
 
 @dataclass
 class CounterexampleConfig:
-    """dataset=nfa_counterexample (SPEC §9): x ∈ {e1, τ·e2, e1+e2}, y = xᵀ diag(1, δ) x."""
+    """dataset=nfa_counterexample (docs/SPEC.md §9): x ∈ {e1, τ·e2, e1+e2}, y = xᵀ diag(1, δ) x."""
 
     delta: float = 0.01
     tau: float = 1000.0
@@ -106,20 +115,18 @@ class Config:
 
 
 def validate(cfg) -> None:
-    from factcli.errors import FactError
-
-    choose(cfg.loss, ("mse", "cross_entropy"), "loss")
-    choose(cfg.dtype, ("float32", "float64"), "dtype")
-    choose(cfg.train.stats_dtype, ("float32", "float64"), "train.stats_dtype")
-    choose(cfg.model.kind, ("mlp", "conv"), "model.kind")
-    choose(cfg.model.activation, ("relu", "softplus", "quadratic", "tanh"), "model.activation")
-    choose(cfg.model.init, ("default", "kaiming"), "model.init")
+    choose(cfg.loss, LOSSES, "loss")
+    choose(cfg.dtype, DTYPES, "dtype")
+    choose(cfg.train.stats_dtype, DTYPES, "train.stats_dtype")
+    choose(cfg.model.kind, MODEL_KINDS, "model.kind")
+    choose(cfg.model.activation, ACTIVATIONS, "model.activation")
+    choose(cfg.model.init, INITS, "model.init")
     choose(cfg.optim.name, OPTIMIZERS, "optimizer")
     choose(cfg.optim.schedule, SCHEDULES, "optim.schedule")
-    choose(cfg.data.split, ("train", "test"), "data.split")
+    choose(cfg.data.split, IMAGE_SPLITS, "data.split")
     if cfg.data.test_split is not None:
-        choose(cfg.data.test_split, ("train", "test"), "data.test_split")
-    choose(cfg.data.teacher.task, ("classification", "regression"), "data.teacher.task")
+        choose(cfg.data.test_split, IMAGE_SPLITS, "data.test_split")
+    choose(cfg.data.teacher.task, FIXED_TASKS, "data.teacher.task")
     if not cfg.optim.weight_decay > 0:
         raise FactError(
             f"optim.weight_decay = {cfg.optim.weight_decay}: FACT is undefined without weight decay "

@@ -1,4 +1,4 @@
-"""Schema of ``fact verify-fact``: FACT checked layer by layer on a trained network (SPEC §1-3, §9).
+"""Schema of ``fact verify-fact``: FACT checked layer by layer on a trained network (docs/SPEC.md §1-3, §9).
 
 It extends train-net's schema (with no ``source`` it trains that network first, so every train-net
 preset works here too) by ``source`` and the ``verify`` options.
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from factcli.choices import DTYPES, FACT_METHODS
+from factcli.errors import FactError
+
 from . import choose
 from .train_net import Config as TrainNetConfig
 from .train_net import validate as validate_train_net
-
-FACT_METHODS = ("auto", "both", "identity")
 
 
 @dataclass
@@ -36,11 +37,9 @@ class Config(TrainNetConfig):
 
 
 def validate(cfg) -> None:
-    from factcli.errors import FactError
-
     validate_train_net(cfg)
     choose(cfg.verify.fact_method, FACT_METHODS, "verify.fact_method")
-    choose(cfg.verify.dtype, ("float32", "float64"), "verify.dtype")
+    choose(cfg.verify.dtype, DTYPES, "verify.dtype")
     if cfg.verify.batch_size <= 0:
         raise FactError(f"verify.batch_size must be positive, got {cfg.verify.batch_size}")
     if any(layer < 1 for layer in cfg.verify.heatmap_layers):

@@ -1,0 +1,1 @@
+"""`fact grokking`: modular arithmetic with FACT-RFM, NFA-RFM and a network."""

@@ -1,0 +1,1 @@
+"""`fact parity`: sparse parity with FACT-RFM, NFA-RFM, the Laplace baseline and a network."""

@@ -1,0 +1,1 @@
+"""`fact fit-rfm`: FACT-RFM and its baselines on tabular data, one dataset or the UCI benchmark."""

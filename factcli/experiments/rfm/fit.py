@@ -1,0 +1,238 @@
+"""`fact fit-rfm`: FACT-RFM (or nfa, fact-geo, the Laplace baseline) on one tabular dataset.
+
+Hyperparameters (ridge, row normalization) and the iteration t are chosen on a validation split;
+then, per the protocol, the model is refit on all training data and scored on held-out test data.
+UCI datasets use their own fixed splits (tuning split, then the 4 folds); others get a seeded,
+stratified train / validation / test split. With ``benchmark=uci`` the whole collection is run
+instead (see benchmark.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from factcli import plots
+from factcli.data import load_tabular
+from factcli.data.tabular import standardize
+from factcli.runtime import resolve_device
+
+from ..common import scalable
+from ..common.rfm import check_kernel_memory
+from .benchmark import run_benchmark
+from .folds import evaluate_folds, fit_options, select_on_tuning_split, splits_of
+from .protocol import Selection, Task
+
+log = logging.getLogger("fact")
+
+
+def run(cfg, run) -> dict:
+    if cfg.benchmark is not None:
+        return run_benchmark(cfg, run)
+    held_out = None
+    if cfg.data.test is not None:
+        data, held_out = load_with_test_file(cfg)
+    else:
+        data = load_tabular(
+            cfg.dataset,
+            data_root=cfg.data.root,
+            target=cfg.data.target,
+            task=cfg.data.task,
+            missing=cfg.data.missing,
+        )
+    device = resolve_device(cfg.device)
+    tuning, folds = splits_of(data, cfg, held_out)
+    imputed = impute_missing(data, training_rows=np.concatenate(tuning))
+    X = standardized(data, cfg, training_rows=np.concatenate(tuning))
+    task = Task(data.task, data.n_outputs)
+    options = fit_options(cfg, cfg.method)
+    largest = max(len(rows) for rows, _ in [tuning, *folds])
+    choice = scalable.choose_solver(cfg.rfm, largest, options.precision, device, cfg.memory_limit_gb)
+    if choice.solver == "exact":
+        check_kernel_memory(largest, options.precision, device, cfg.memory_limit_gb)
+    estimate, memory = estimate_fit(cfg, choice, options, data, largest, len(folds), device)
+    log.info(
+        "%s: n=%d d=%d %s%s, method=%s, protocol=%s",
+        data.name,
+        data.n,
+        data.d,
+        data.task,
+        f" ({data.n_classes} classes)" if data.n_classes else "",
+        cfg.method,
+        cfg.protocol,
+    )
+
+    Xt = torch.tensor(X, device=device)  # copies: loaders may hand out read-only arrays
+    yt = torch.tensor(data.y, device=device)
+    scalable.announce(choice, estimate, memory)
+    iterates = (len(cfg.grid.ridges) * len(cfg.grid.normalize_rows) + len(folds)) * (options.iters + 1)
+    with scalable.FitProgress(iterates, estimate) as progress:
+        options = scalable.with_choice(options, choice, cfg.rfm, cfg.seed, progress.step)
+        selection = select_on_tuning_split(task, options, cfg, Xt, yt, tuning, progress)
+        refit_iterates = 1 if cfg.protocol == "paper" else selection.iteration + 1
+        progress.expect(len(selection.candidates) + len(folds) * refit_iterates)
+        results = evaluate_folds(task, options, selection, cfg.protocol, Xt, yt, folds, progress)
+    metric = task.metric
+    for candidate in selection.candidates:
+        run.log(phase="select", **candidate)
+    for fold, result in enumerate(results):
+        for t, score in enumerate(result.path_scores):
+            run.log(
+                phase="test",
+                iteration=t if cfg.protocol == "strict" else selection.iteration,
+                ridge=selection.ridge,
+                normalize_rows=selection.normalize,
+                fold=fold,
+                **{f"test_{metric}": score},
+            )
+    final_M = results[0].M
+    np.save(run.file("feature_matrix.npy"), final_M.cpu().numpy())
+    if cfg.plots:
+        plot_run(run, selection, results, metric, final_M, data.feature_names)
+    test_scores = [result.score for result in results]
+    log.info(
+        "validation %s %.4f at ridge=%g, normalize=%s, t=%d; test %s %.4f",
+        metric,
+        selection.val_score,
+        selection.ridge,
+        selection.normalize,
+        selection.iteration,
+        metric,
+        float(np.mean(test_scores)),
+    )
+    return {
+        "dataset": data.name,
+        "n": data.n,
+        "d": data.d,
+        "task": data.task,
+        "task_reason": data.task_reason,
+        "classes": data.n_classes,
+        "method": cfg.method,
+        "protocol": cfg.protocol,
+        "kernel": {"name": options.kernel.name, "bandwidth": options.kernel.bandwidth},
+        "rescale": options.rescale,
+        "precision": sorted(selection.precisions | {r.precision for r in results}),
+        "chosen": {
+            "ridge": selection.ridge,
+            "normalize_rows": selection.normalize,
+            "iteration": selection.iteration,
+        },
+        "metric": metric,
+        f"val_{metric}": selection.val_score,
+        f"test_{metric}": float(np.mean(test_scores)),
+        f"fold_test_{metric}": test_scores,
+        "device": str(device),
+        "solver": {"name": choice.solver, "reason": choice.reason, "centers": choice.centers},
+        "imputed_missing": imputed,
+        **held_out_summary(held_out),
+    }
+
+
+def estimate_fit(cfg, choice, options, data, n: int, folds: int, device) -> tuple[float, float | None]:
+    """(seconds, Nyström memory bytes or None) of the whole protocol, before it starts; a Nyström
+    fit that cannot fit in memory is refused here, with the numbers."""
+    from factcli.core.nystrom_rfm import NystromOptions
+    from factcli.runtime import require_memory
+
+    grid = len(cfg.grid.ridges) * len(cfg.grid.normalize_rows)
+    iters = 0 if options.method == "laplace" else options.iters
+    solves, statistics = (grid + folds) * (iters + 1), (grid + folds) * iters
+    c, method = data.n_outputs, options.method
+    seconds = scalable.estimate_seconds(
+        options.kernel, choice, n, data.d, c, solves, statistics, method, cfg.rfm.cg_max_iters
+    )
+    if choice.solver == "exact":
+        return seconds, None
+    itemsize = 8 if options.precision == "float64" else 4
+    memory = scalable.nystrom_memory_bytes(n, data.d, c, choice.centers, itemsize, NystromOptions.cache_bytes)
+    limit = None if cfg.memory_limit_gb is None else cfg.memory_limit_gb * 2**30
+    require_memory(memory, device, f"the Nyström fit (n={n}, {choice.centers} centres)", limit)
+    return seconds, memory
+
+
+def load_with_test_file(cfg):
+    """data.test: the training file and the user's test file, encoded together (table_pair.py)."""
+    from factcli.data.table_pair import load_with_test_file as load_pair
+    from factcli.errors import FactError
+
+    if not str(cfg.dataset).lower().endswith((".csv", ".parquet", ".pq")):
+        raise FactError(f"data.test needs a table file as dataset (.csv/.parquet), got '{cfg.dataset}'")
+    data, held_out = load_pair(
+        cfg.dataset, cfg.data.test, target=cfg.data.target, task=cfg.data.task, missing=cfg.data.missing
+    )
+    if held_out.unseen_categories:
+        counts = ", ".join(f"{c}: {k}" for c, k in held_out.unseen_categories.items())
+        log.info("test rows with a category never seen in training (encoded as none): %s", counts)
+    return data, held_out
+
+
+def held_out_summary(held_out) -> dict:
+    if held_out is None:
+        return {}
+    return {
+        "test_file": held_out.path,
+        "test_rows": held_out.rows,
+        "unseen_test_categories": held_out.unseen_categories,
+    }
+
+
+def impute_missing(data, training_rows) -> dict:
+    """data.missing=median: NaN numbers ← their column's median over the training rows; counts per column."""
+    from factcli.errors import FactError
+
+    missing = np.isnan(data.X)
+    if not missing.any():
+        return {}
+    medians = np.nanmedian(data.X[training_rows], axis=0)
+    if np.isnan(medians[missing.any(0)]).any():
+        raise FactError("a numeric column has no values in the training rows; drop it or fill it")
+    counts = missing.sum(0)
+    data.X = np.where(missing, medians[None, :], data.X)
+    imputed = {data.feature_names[j]: int(counts[j]) for j in np.flatnonzero(counts)}
+    log.info("imputed missing values with training medians: %s", imputed)
+    return imputed
+
+
+def standardized(data, cfg, training_rows) -> np.ndarray:
+    """z-scored features (training-row statistics), except for the already standardized UCI data."""
+    choice = str(cfg.data.standardize)
+    if choice in ("no", "False") or (choice == "auto" and data.source == "uci"):
+        return data.X
+    return standardize(data.X, training_rows)
+
+
+def plot_run(run, selection: Selection, results, metric: str, M, feature_names) -> None:
+    series = {}
+    for row in selection.candidates:
+        key = f"ridge={row['ridge']:g}{', x/‖x‖' if row['normalize_rows'] else ''}"
+        xs, ys = series.setdefault(key, ([], []))
+        xs.append(row["iteration"])
+        ys.append(row[f"val_{metric}"])
+    chosen = f"ridge={selection.ridge:g}{', x/‖x‖' if selection.normalize else ''}"
+    test = {f"test {metric} (fold {i})": r.score for i, r in enumerate(results[:1])}
+    plots.line_plot(
+        run.plot_file("accuracy_vs_iteration.png"),
+        "iteration t",
+        f"validation {metric}",
+        series,
+        title="Selection: every grid point's iterates (chosen one thick)",
+        highlight=chosen,
+        hlines=test,
+    )
+    strict_path = results[0].path_scores
+    if len(strict_path) > 1:
+        plots.line_plot(
+            run.plot_file("test_vs_iteration.png"),
+            "iteration t",
+            f"test {metric}",
+            {"refit on training data": (list(range(len(strict_path))), strict_path)},
+            title="Final model: test score of each iterate",
+        )
+    plots.heatmaps(
+        run.plot_file("feature_matrix.png"),
+        {"learned M": M},
+        title="Feature matrix M",
+        labels=list(feature_names),
+    )
