@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import InvalidInput
 from .kernels import Kernel, predict
 from .linalg import SolveReport
 
@@ -50,7 +51,7 @@ def sample_centers(X: torch.Tensor, m: int, seed: int) -> torch.Tensor:
     (one-hot tables repeat rows) are dropped so that K_mm stays non-singular."""
     n = X.shape[0]
     if not 0 < m <= n:
-        raise ValueError(f"the number of centres must lie in 1..{n} (the training rows), got {m}")
+        raise InvalidInput(f"the number of centres must lie in 1..{n} (the training rows), got {m}")
     generator = torch.Generator().manual_seed(seed)
     rows = torch.randperm(n, generator=generator)[:m]
     _, inverse = torch.unique(X[rows].cpu(), dim=0, return_inverse=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import InvalidInput
 from .nystrom import (
     BLOCK_ELEMENTS,
     NystromPredictor,
@@ -39,14 +40,14 @@ class NystromOptions:
 
     def __post_init__(self) -> None:
         if self.centers is not None and self.centers < 1:
-            raise ValueError(f"the number of centres must be at least 1, got {self.centers}")
+            raise InvalidInput(f"the number of centres must be at least 1, got {self.centers}")
         if not self.cg_tol > 0 or self.cg_max_iters < 1:
-            raise ValueError("cg_tol must be positive and cg_max_iters at least 1")
+            raise InvalidInput("cg_tol must be positive and cg_max_iters at least 1")
 
     def centers_for(self, n: int) -> int:
         m = default_centers(n) if self.centers is None else self.centers
         if m > n:
-            raise ValueError(f"{m} centres but only {n} training rows; use rfm.centers <= {n}")
+            raise InvalidInput(f"{m} centres but only {n} training rows; use rfm.centers <= {n}")
         return m
 
 
