@@ -2,24 +2,14 @@
 
 import pytest
 import torch
+from conftest import random_psd
 
 from factcli.core.kernels import Kernel
 from factcli.core.linalg import solve_kernel_system
 from factcli.core.nystrom import agop, nystrom_solve, residual_fact_matrix, sample_centers
 from factcli.core.rfm import fact_matrix
 
-
-@pytest.fixture(autouse=True)
-def float64_by_default():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
-def random_psd(d, generator):
-    A = torch.randn(d, d, generator=generator)
-    return A @ A.T / d + 0.1 * torch.eye(d)
+pytestmark = pytest.mark.usefixtures("float64_by_default")
 
 
 def reference_predictor(name, bandwidth, C, alpha, M):
