@@ -32,9 +32,12 @@ bench-env: $(STAMP) ## A separate environment with the xrfm package, for the sid
 	echo "torch==2.13.0" > benchmarks/.xrfm-venv/constraints.txt
 	benchmarks/.xrfm-venv/bin/pip install --quiet torch==2.13.0 xrfm -c benchmarks/.xrfm-venv/constraints.txt
 
-bench: $(STAMP) bench-env ## Engine and xrfm benchmarks → benchmarks/results/*.json
+bench: $(STAMP) bench-env ## Engine, xrfm, scalable-path and real-table benchmarks (hours; rerun resumes) → benchmarks/results/
 	cd benchmarks && ../$(BIN)/python bench_engine.py
 	cd benchmarks && ../$(BIN)/python bench_xrfm.py
+	cd benchmarks && FACT_DATA=$(DATA) ../$(BIN)/python bench_routes.py
+	cd benchmarks && FACT_DATA=$(DATA) ../$(BIN)/python bench_scalable.py all
+	cd benchmarks && FACT_DATA=$(DATA) ../$(BIN)/python bench_tables.py
 
 bench-uci: $(STAMP) ## The 96-dataset UCI benchmark (hours; rerun to resume) → runs/uci-benchmark/
 	FACT_DATA=$(DATA) $(BIN)/fact fit-rfm benchmark=uci hydra.run.dir=runs/uci-benchmark

@@ -19,6 +19,8 @@ FORMS = ("full", "diagonal")  # the feature matrix M: full, or one weight per co
 RESCALE_RULES = ("trace", "max", "none")
 PRECISIONS = ("auto", "float32", "float64")  # auto: float32, redone in float64 when inaccurate
 
+SOLVERS = ("auto", "exact", "nystrom")  # auto: exact up to rfm.exact_max_rows rows, then Nyström centres
+
 # fit-rfm
 PROTOCOLS = ("strict", "paper")
 AUTO_KERNEL = "auto"  # fit-rfm's kernel.name: selected on validation among AUTO_KERNELS, like L
@@ -27,7 +29,8 @@ BASELINES = ("l1-krr", "l2-krr", "svc-rbf")  # tuned kernel ridge regression (L1
 BANDWIDTH_UNITS = ("median", "absolute")  # grid.bandwidths: multiples of the median distance, or L itself
 SEARCHES = ("best", "all")  # feature-learning paths from the best t = 0 setting, or from every one
 SELECTION_RULES = ("best", "noise")  # noise: t > 0 only when it beats t = 0 by more than its std. error
-SOLVERS = ("cholesky", "eigen")  # t = 0: one Cholesky per ridge, or one eigendecomposition for all
+RIDGE_SOLVERS = ("cholesky", "eigen")  # grid.solver (t = 0): one Cholesky per ridge, or one eigh for all
+MISSING = ("refuse", "median")  # numeric missing values: refused, or their training-row median
 STANDARDIZE = ("auto", "yes", "no", "True", "False")  # YAML reads yes/no as booleans
 
 # grokking
@@ -48,7 +51,8 @@ OPTIMIZERS = ("sgd", "gd", "adam", "adamw", "lbfgs")
 FULL_BATCH_OPTIMIZERS = ("gd", "lbfgs")
 SCHEDULES = ("constant", "cosine", "step")
 MODEL_KINDS = ("mlp", "conv")
-ACTIVATIONS = ("relu", "softplus", "quadratic", "tanh")
+ACTIVATIONS = ("relu", "gelu", "softplus", "quadratic", "tanh")
 INITS = ("default", "kaiming")
 IMAGE_SPLITS = ("train", "test")
 FACT_METHODS = ("auto", "both", "identity")
+FINISHES = ("lbfgs", "none")  # train.finish: full-batch L-BFGS on L_lambda to the tolerance, or nothing

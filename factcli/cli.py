@@ -71,9 +71,22 @@ def fit_rfm(
 
 def _add(command: Command) -> None:
     def experiment(ctx: typer.Context, overrides: Overrides = None) -> None:
-        _run(ctx, command, overrides)
+        _run(ctx, command, _user_network_alias(command, overrides))
 
     app.command(command.name, context_settings=HYDRA, help=command.help + COMMON)(experiment)
+
+
+def _user_network_alias(command: Command, overrides: list[str] | None) -> list[str] | None:
+    """verify-fact: ``model=FILE.py:FUNCTION`` (a constructor: a colon, or a .py file) is
+    ``network=…``; ``model=mlp`` / ``model=conv`` stay the choice of the project's architectures."""
+    if command.name != "verify-fact" or not overrides:
+        return overrides
+
+    def constructor(arg: str) -> bool:
+        value = arg.removeprefix("model=")
+        return arg.startswith("model=") and (":" in value or value.endswith(".py"))
+
+    return [f"network={arg.removeprefix('model=')}" if constructor(arg) else arg for arg in overrides]
 
 
 for _name in ("train-net", "verify-fact", "grokking", "parity"):

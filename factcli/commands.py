@@ -80,15 +80,18 @@ COMMANDS: dict[str, Command] = {
         ),
         Command(
             "train-net", "nets", "train_net", train_net.Config, train_net.validate, _train_net,
-            "Train a network with weight decay until every layer is stationary, logging per layer how well "
+            "Train a network with weight decay until every layer is stationary (minibatch steps, then "
+            "full-batch L-BFGS until every residual is below train.tol), logging per layer how well "
             "WᵀW agrees with FACT, NFA and eNFA along training.\n\nExample: `fact train-net dataset=digits "
             "optim.weight_decay=1e-3` · `fact train-net experiment=nets/mnist_cpu`",
         ),
         Command(
             "verify-fact", "nets", "verify_fact", verify_fact.Config, verify_fact.validate, _verify_fact,
-            "Check FACT layer by layer on a trained network: correlations of WᵀW with F, (FFᵀ)^½, NFA and "
-            "eNFA, errors, residuals, plots.\n\nExample: `fact verify-fact source=runs/train_net/RUN` · "
-            "`fact verify-fact experiment=nets/nfa_counterexample`",
+            "Check FACT layer by layer on a trained network: first whether it is at a critical point of "
+            "L_λ (the residual per layer), then correlations of WᵀW with F, (FFᵀ)^½, NFA and eNFA, errors, "
+            "plots.\n\nExample: `fact verify-fact source=runs/train_net/RUN` · "
+            "`fact verify-fact experiment=nets/paper_figures` · any network of yours: "
+            "`fact verify-fact model=my_net.py:build weights=w.pt inputs=xy.pt lam=1e-4`",
         ),
         Command(
             "grokking", "grokking", "grokking", grokking.Config, grokking.validate, _grokking,

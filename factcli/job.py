@@ -9,7 +9,11 @@ Before Hydra starts (``preflight``, called by launch.py), with the composed conf
   directory holding a sweep of other overrides is refused in one line;
 - the directory's lock is taken (rundir_lock) and kept until the process ends.
 
-Inside the job (``run_job``, the body of Hydra's task function):
+Inside the job (``Job``, Hydra's task function; ``run_job`` its body). ``Job`` is a plain module-level
+class, so launchers that run jobs in other processes can ship it: the joblib launcher sends it to loky
+worker processes, submitit pickles it into a file that a local process or a SLURM node runs. Nothing a
+job does reaches the parent process except through the job's directory (``summary.json``,
+``error.txt``); the parent builds ``sweep.csv`` and the exit status from those files (sweep.py).
 - Hydra itself writes no ``.hydra/`` (``hydra.output_subdir: null``): this module writes the same three
   files once the job holds its directory, so a refused rerun cannot replace them;
 - a sweep job whose directory holds a finished run of the same config is reported done (so an
@@ -18,11 +22,6 @@ Inside the job (``run_job``, the body of Hydra's task function):
   back: the records it replaced (config.yaml, .hydra/, error.txt) are restored, a directory it created
   is removed, and the CLI prints the reason. A run that produced something, and every sweep job, keeps
   ``error.txt`` beside its results; an unexpected exception (a bug) also leaves ``traceback.txt``.
-
-Hydra's task function is ``Job``, a module-level class, so that launchers running jobs in other
-processes can ship it: the joblib launcher sends it to loky worker processes, submitit pickles it for
-a local process or a SLURM node. Nothing a job does reaches the launching process except through the
-job's directory, so a sweep's failures are read back from there (sweep.failed_jobs).
 """
 
 from __future__ import annotations
@@ -67,35 +66,6 @@ THREAD_VARIABLES = (
 
 def thread_environment() -> dict[str, str]:
     return {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ}
-
-
-@dataclass
-class Job:
-    """Hydra's task function for every command: picklable, so any launcher can run it anywhere."""
-
-    command_name: str  # the command's entry in commands.COMMANDS (fit-rfm)
-    command_path: str  # as typed (fact fit-rfm), recorded in summary.json
-    default_threads: int | None = None  # this job's share of the cores when jobs run side by side
-    # The launching process's thread variables, restored in worker processes before BLAS loads.
-    environment: dict[str, str] = field(default_factory=thread_environment)
-    launcher_pid: int = field(default_factory=os.getpid)
-    # One line per failure of a job that ran in this process; a sweep reads its job directories.
-    failures: list[str] = field(default_factory=list)
-
-    def __call__(self, cfg) -> dict | None:
-        from .commands import COMMANDS
-
-        restore_thread_environment(self.environment)
-        try:
-            summary, failure = run_job(
-                COMMANDS[self.command_name], self.command_path, cfg, self.default_threads
-            )
-        finally:
-            if os.getpid() != self.launcher_pid:  # a worker: its job's lock goes with the job
-                rundir_lock.release_all()
-        if failure is not None:
-            self.failures.append(failure)
-        return summary
 
 
 def restore_thread_environment(environment: dict[str, str]) -> None:
@@ -182,6 +152,40 @@ def validate(command, cfg) -> None:
     command.validate(cfg)
 
 
+@dataclass
+class Job:
+    """Hydra's task function for one command, picklable for the joblib and submitit launchers."""
+
+    command_name: str  # the command's entry in commands.COMMANDS
+    command_path: str  # as typed (`fact fit-rfm`), recorded in summary.json
+    default_threads: int | None = None  # this job's share of the cores when jobs run side by side
+    # The launching process's thread variables, restored in worker processes before BLAS loads.
+    environment: dict[str, str] = field(default_factory=thread_environment)
+    # Failures of jobs that ran in this process (a single run); a sweep reads its job directories.
+    failures: list[str] = field(default_factory=list)
+
+    def __call__(self, cfg) -> dict | None:
+        restore_thread_environment(self.environment)
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        from .commands import COMMANDS
+
+        try:
+            summary, failure = run_job(
+                COMMANDS[self.command_name], self.command_path, cfg, self.default_threads
+            )
+        finally:
+            # A sweep's job is over: give its directory back. Worker processes of the joblib launcher
+            # live on after the sweep and would otherwise hold it against a rerun that resumes it.
+            hydra_cfg = HydraConfig.get()
+            if hydra_cfg.mode == RunMode.MULTIRUN:
+                rundir_lock.release(Path(hydra_cfg.runtime.output_dir))
+        if failure is not None:
+            self.failures.append(failure)
+        return summary
+
+
 def run_job(
     command, command_path: str, cfg, default_threads: int | None = None
 ) -> tuple[dict | None, str | None]:
@@ -211,7 +215,7 @@ def run_job(
         validate(command, cfg)
         run = RunDir.start(path, _resolved_yaml(cfg))
         run.sweep_dir = Path(hydra_cfg.sweep.dir) if multirun else None
-        threads = _prepare_process(cfg, default_threads)
+        threads = prepare_process(cfg, default_threads)
         words = [command_path.split()[-1], *hydra_cfg.overrides.task]
         result = {**command.run(cfg, run), "threads": threads}
         summary = run.finish(result, seed=cfg.get("seed"), command=words)
@@ -264,19 +268,19 @@ def _resolved_yaml(cfg) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
 
 
-def _prepare_process(cfg, default_threads: int | None) -> int:
+def prepare_process(cfg, default_threads: int | None) -> int:
     """Threads (the config's, else this job's share of the cores) and seeds; returns the threads."""
     from .runtime import seed_everything, set_threads
 
     requested = cfg.get("threads")
     threads = set_threads(requested if requested is not None else default_threads)
-    _limit_blas_threads(threads)
+    limit_blas_threads(threads)
     if cfg.get("seed") is not None:
         seed_everything(int(cfg.seed))
     return threads
 
 
-def _limit_blas_threads(count: int) -> None:
+def limit_blas_threads(count: int) -> None:
     """NumPy's BLAS (OpenBLAS / MKL) gets torch's share too: side-by-side jobs must not oversubscribe."""
     try:
         from threadpoolctl import threadpool_limits

@@ -6,13 +6,13 @@ everything Hydra offers keeps working (run directories with ``.hydra/``, ``-m`` 
 ``-cd``, ``-h``) and the real argv is never read.
 
 Errors reach the user as one line: config typos are caught by composing the config once before
-Hydra starts (exit 2, nothing written); bad values and unusable run directories are refused by
-``job.preflight`` before Hydra writes anything (exit 1); a failure inside a job, whatever its kind,
-is caught by the job wrapper (job.py), recorded in a sweep job's directory as ``error.txt`` and
-turned into exit status 1 after the run or sweep ends, so one failing job does not stop a sweep.
-An unknown launcher, the SLURM launcher without SLURM and ``device=cuda`` without a GPU are refused
-before Hydra starts too (launchers.py). Jobs may run in other processes (``hydra/launcher=joblib``,
-``submitit_*``), so a sweep's failures are read back from its job directories (sweep.py).
+Hydra starts (exit 2, nothing written); an unknown launcher, the SLURM launcher without SLURM and
+``device=cuda`` without a GPU (launchers.py), bad values and unusable run directories
+(``job.preflight``) are refused before Hydra writes anything (exit 1); a failure inside a job, whatever
+its kind, is caught by the job wrapper (job.py), recorded in the job's directory as ``error.txt`` and
+turned into exit status 1 after the run or sweep ends, so one failing job does not stop a sweep. Jobs
+may run in other processes (``hydra/launcher=joblib``, ``submitit_*``), so a sweep's failures are read
+back from its job directories (sweep.py), never from memory.
 """
 
 from __future__ import annotations
@@ -49,9 +49,8 @@ def launch(command_path: str, command: Command, overrides: list[str]) -> None:
         plain = [arg for arg in overrides if not arg.startswith("-")]
         check_launcher_name(command, plain)
         first_variant = _check_composes(command, plain)
-        # Hydra keeps its own overrides (hydra.*, hydra/launcher=...) out of a sweep's task overrides.
         task = [arg for arg in plain if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
-        plan = plan_sweep(command, plain, multirun=bool(flags))
+        plan = plan_sweep(command, plain, multirun=bool(flags))  # launcher and device: nothing started yet
         first = compose(command, first_variant, with_hydra=True)
         pinned = job.preflight(command, first, task, multirun=bool(flags))
 
@@ -72,7 +71,6 @@ def launch(command_path: str, command: Command, overrides: list[str]) -> None:
         raise
     finally:
         job.end()
-    # One line each: "job N: reason" in a sweep (read from its directories), the reason for a single run.
     sweep_dir = take_started_sweep()
     failures = failed_jobs(sweep_dir) if sweep_dir is not None else task_function.failures
     if len(failures) == 1 and not flags:

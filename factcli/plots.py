@@ -126,8 +126,8 @@ def bar_plot(
     ax.set_xticks(positions, categories, rotation=90 if len(categories) > 12 else 0, fontsize=8)
     ax.set(ylabel=y_label, title=title)
     ax.grid(alpha=0.3, axis="y")
-    if len(groups) > 1:
-        ax.legend(fontsize=8)
+    if len(groups) > 1:  # beside the axes: bars reach from 0 to the top, a legend inside hides some
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return save(fig, path)
 
 

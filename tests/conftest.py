@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from factcli.errors import FactError
 
@@ -51,3 +52,19 @@ def fact_cli():
         return runner.invoke(app, [str(arg) for arg in args])
 
     return invoke
+
+
+@pytest.fixture
+def float64_by_default():
+    """Checks of formulas run in float64; the default is restored so other test modules are unaffected
+    (modules opt in with ``pytestmark = pytest.mark.usefixtures("float64_by_default")``)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def random_psd(d, generator):
+    """A well-conditioned random PSD matrix (a feature matrix M)."""
+    A = torch.randn(d, d, generator=generator)
+    return A @ A.T / d + 0.1 * torch.eye(d)

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import random_psd
 
 from factcli.core.kernels import Kernel, predict
 from factcli.core.linalg import NotPositiveDefinite, mirror_upper_triangle, psd_power, solve_kernel_system
@@ -16,19 +17,7 @@ from factcli.core.rfm import (
     update_feature_matrix,
 )
 
-
-@pytest.fixture(autouse=True)
-def float64_by_default():
-    """These checks run in float64; restore the default so other test modules are unaffected."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
-def random_psd(d, generator):
-    A = torch.randn(d, d, generator=generator)
-    return A @ A.T / d + 0.1 * torch.eye(d)
+pytestmark = pytest.mark.usefixtures("float64_by_default")
 
 
 def reference_kernel(name, bandwidth, x, z, M):

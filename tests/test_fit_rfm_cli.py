@@ -155,12 +155,14 @@ def test_bad_tables_fail_with_one_line(fact_cli, tmp_path, frame, extra, message
 
 
 def test_kernel_matrix_too_large_for_memory_says_how_much_it_needs(fact_cli, tmp_path):
-    line = one_line_error(
-        fact_cli("fit-rfm", "dataset=digits", "memory_limit_gb=0.001", f"hydra.run.dir={tmp_path / 'r'}")
-    )
+    args = ("fit-rfm", "dataset=digits", "memory_limit_gb=0.001")
+    line = one_line_error(fact_cli(*args, "rfm.solver=exact", f"hydra.run.dir={tmp_path / 'r'}"))
     # digits: 1797 rows, 80% for training → a 1437×1437 float32 kernel matrix: 1.1·1437² entries with
     # slack, plus a 2^22-entry block of predictions, 4 bytes each = 24.7 MiB.
     assert "the 1437×1437 kernel matrix (auto) needs 24.7 MiB but only 1.0 MiB is available" in line
+    # rfm.solver=auto turns to Nyström centres when the n×n matrix does not fit, and says when they don't.
+    line = one_line_error(fact_cli(*args, f"hydra.run.dir={tmp_path / 'r2'}"))
+    assert "the Nyström fit (n=1437, 1437 centres) needs" in line and "only 1.0 MiB is available" in line
 
 
 def test_finished_run_directory_is_never_overwritten(fact_cli, tmp_path):

@@ -9,13 +9,7 @@ from factcli.core import l1kernel
 from factcli.core.kernels import Kernel
 from factcli.core.rfm import RFMOptions, agop_matrix, fact_matrix, rfm_path
 
-
-@pytest.fixture(autouse=True)
-def float64_by_default():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64_by_default")
 
 
 def feature_matrices(d, generator):

@@ -179,6 +179,7 @@ def test_a_job_runs_with_the_thread_variables_of_the_process_that_launched_it(mo
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     monkeypatch.setenv("MKL_NUM_THREADS", "3")
+    # pickled and unpickled, as a worker receives it
     job = pickle.loads(
         pickle.dumps(Job("fit-rfm", "fact fit-rfm", default_threads=1))
     )  # as a worker receives it

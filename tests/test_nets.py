@@ -66,4 +66,4 @@ def test_build_model_rebuilds_the_same_architecture(activation):
 
 def test_unknown_activation_is_refused():
     with pytest.raises(ValueError, match="activation"):
-        MLP(2, [3], 1, activation="gelu")
+        MLP(2, [3], 1, activation="swish")

@@ -16,9 +16,10 @@ PAPER_TRAINING = {
     "data.test_split": "test",
     "data.test_size": 10000,
     "model.hidden": HIDDEN_512,
-    "model.init": "kaiming",
+    "model.activation": "relu",
     "optim.name": "gd",
     "optim.weight_decay": 1e-4,
+    "train.finish": "none",
     "train.tol": 1e-2,
     "train.check_every": 500,
     "train.log_every": 5000,
@@ -28,15 +29,16 @@ PAPER_TRAINING = {
 MNIST_CPU = {
     "dataset": "mnist",
     "data.split": "test",
-    "data.train_size": 3000,
+    "data.train_size": 2000,
     "data.test_size": 1000,
-    "model.init": "kaiming",
-    "optim.name": "gd",
     "optim.weight_decay": 2e-3,
-    "train.max_steps": 4500,
-    "train.tol": 0.05,
-    "train.log_every": 300,
-    "train.checkpoint_every": 300,
+    "train.log_every": 250,
+    "train.checkpoint_every": 250,
+}
+# nets/mnist_cpu with a metrics row every 100 steps, for the along-training figure
+PAPER_FIGURES = {
+    **{k: v for k, v in MNIST_CPU.items() if k != "train.checkpoint_every"},
+    "train.log_every": 100,
 }
 PAPER_MNIST = {"dataset": "mnist", **PAPER_TRAINING, "train.max_steps": 200000}
 PAPER_CIFAR10 = {"dataset": "cifar10", **PAPER_TRAINING, "optim.lr": 0.02, "train.max_steps": 300000}
@@ -48,6 +50,8 @@ PRESETS = {
     ("train-net", "nets/paper_cifar10"): PAPER_CIFAR10,
     # verify-fact trains the configured network when given no source, so train-net's presets work there
     ("verify-fact", "nets/mnist_cpu"): MNIST_CPU,
+    ("verify-fact", "nets/paper_figures"): PAPER_FIGURES,
+    ("train-net", "nets/paper_figures"): PAPER_FIGURES,
     ("verify-fact", "nets/paper_mnist"): PAPER_MNIST,
     ("verify-fact", "nets/paper_cifar10"): PAPER_CIFAR10,
     ("verify-fact", "nets/nfa_counterexample"): {
@@ -60,7 +64,6 @@ PRESETS = {
         "optim.name": "adam",
         "optim.lr": 0.01,
         "optim.schedule": "cosine",
-        "train.max_steps": 2000,
         "train.tol": 1e-6,
         "train.check_every": 500,
         "train.log_every": 250,

@@ -81,6 +81,7 @@ class LayerStatistics:
 class NetworkStatistics:
     loss: float  # mean unregularized loss L over the data
     layers: list[LayerStatistics]
+    n: int = 0  # samples the sums ran over
 
 
 def _batches(n: int, batch_size: int):
@@ -114,16 +115,11 @@ def loss_gradient(
     model: nn.Module, X: torch.Tensor, Y: torch.Tensor, loss_fn: LossFn, batch_size: int = 1024
 ) -> tuple[float, list[torch.Tensor]]:
     """Mean loss L and ∇_W L (as k×d matrices) for every weight layer: the fast path."""
-    weights = [m.weight for _, m in weight_layers(model)]
-    sums = [torch.zeros_like(weight_matrix(m)) for _, m in weight_layers(model)]
-    total, n = 0.0, X.shape[0]
-    with torch.enable_grad():
-        for rows in _batches(n, batch_size):
-            batch_loss = loss_fn(model(X[rows]), Y[rows]).sum()
-            for acc, g in zip(sums, torch.autograd.grad(batch_loss, weights), strict=True):
-                acc += g.reshape(acc.shape)
-            total += batch_loss.item()
-    return total / n, [s / n for s in sums]
+    stats = batch_statistics(
+        model, _slices(X, Y, batch_size), loss_fn, weight_layers(model), 1.0, per_sample=False,
+        enfa=False, agop=False,
+    )  # fmt: skip
+    return stats.loss, [s.grad for s in stats.layers]
 
 
 def network_statistics(
@@ -144,86 +140,134 @@ def network_statistics(
     backward passes per batch). With all three off this is ``loss_gradient``: the fast path.
     """
     check_weight_decay(lam)
-    layers = weight_layers(model)
-    if not (per_sample or enfa or agop):
-        loss, grads = loss_gradient(model, X, Y, loss_fn, batch_size)
-        return NetworkStatistics(
-            loss,
-            [
-                LayerStatistics(name, weight_matrix(m).detach().clone(), g, lam)
-                for (name, m), g in zip(layers, grads, strict=True)
-            ],
-        )
+    return batch_statistics(
+        model, _slices(X, Y, batch_size), loss_fn, weight_layers(model), lam, per_sample=per_sample,
+        enfa=enfa, agop=agop,
+    )  # fmt: skip
 
+
+def _slices(X: torch.Tensor, Y: torch.Tensor, batch_size: int):
+    return ((X[rows], Y[rows]) for rows in _batches(X.shape[0], batch_size))
+
+
+def batch_statistics(
+    model: nn.Module,
+    batches,
+    loss_fn: LossFn,
+    layers: list[tuple[str, nn.Module]],
+    lam: float,
+    *,
+    per_sample: bool,
+    enfa: bool,
+    agop: bool,
+) -> NetworkStatistics:
+    """The matrices of ``layers`` (Linear / plain Conv2d modules of ``model``) over ``batches``.
+
+    ``batches`` yields (X, Y); ``loss_fn(model(X), Y)`` gives one loss per sample. A layer applied
+    several times in one forward pass (shared weights) sums over every application, as over the
+    positions of a Conv2d. Memory is O(one batch) whatever the number of batches.
+    """
     mats = [weight_matrix(m).detach() for _, m in layers]
     params = [m.weight for _, m in layers]
+    modules = [m for _, m in layers]
+    hooks_needed = per_sample or enfa or agop
     grad_sums = [torch.zeros_like(w) for w in mats]
-    d = [w.shape[1] for w in mats]
-    fact_sums = [w.new_zeros(k, k) for w, k in zip(mats, d, strict=True)]
-    enfa_sums = [w.new_zeros(k, k) for w, k in zip(mats, d, strict=True)]
-    agop_sums = [w.new_zeros(k, k) for w, k in zip(mats, d, strict=True)]
-    jac_sums: list[torch.Tensor | None] = [None] * len(layers)  # Σ_ip J_ip, c×d
-    positions = [0] * len(layers)
-
-    captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    fact_sums = [w.new_zeros(w.shape[1], w.shape[1]) for w in mats]
+    enfa_sums = [w.new_zeros(w.shape[1], w.shape[1]) for w in mats]
+    agop_sums = [w.new_zeros(w.shape[1], w.shape[1]) for w in mats]
+    jac_sums: list[torch.Tensor | None] = [None] * len(layers)  # Σ over rows of J, c×d
+    rows_seen = [0] * len(layers)  # (sample, position) pairs: n·P for a Conv2d
+    captured: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in layers]
 
     def capture(index):
         def hook(module, inputs, output):
-            captured[index] = (inputs[0].detach(), output)
+            captured[index].append((inputs[0].detach(), output))
+            # Later in-place operations (ReLU(inplace=True), +=) act on a copy, so the captured
+            # z keeps its value and its gradient is the gradient with respect to z itself.
+            return output.clone()
 
         return hook
 
-    handles = [m.register_forward_hook(capture(i)) for i, (_, m) in enumerate(layers)]
-    total, n = 0.0, X.shape[0]
+    handles = [m.register_forward_hook(capture(i)) for i, m in enumerate(modules)] if hooks_needed else []
+    total, n = 0.0, 0
     try:
         with torch.enable_grad():
-            for rows in _batches(n, batch_size):
-                captured.clear()
-                out = model(X[rows])
-                batch_loss = loss_fn(out, Y[rows]).sum()
+            for X, Y in batches:
+                for calls in captured:
+                    calls.clear()
+                out = model(X)
+                losses = per_sample_values(loss_fn(out, Y), X.shape[0])
+                batch_loss = losses.sum()
                 total += batch_loss.item()
-                zs = [captured[i][1] for i in range(len(layers))]
-                grads = torch.autograd.grad(batch_loss, params + zs, retain_graph=agop)
-                modules = [m for _, m in layers]
+                n += losses.shape[0]
+                if not hooks_needed:
+                    for acc, g in zip(grad_sums, torch.autograd.grad(batch_loss, params), strict=True):
+                        acc += g.reshape(acc.shape)
+                    continue
+                calls = [(i, h, z) for i in range(len(layers)) for h, z in captured[i]]
+                missing = [layers[i][0] for i in range(len(layers)) if not captured[i]]
+                if missing:
+                    raise InvalidInput(f"layer {missing[0]} was not applied in the forward pass")
+                grads = torch.autograd.grad(
+                    batch_loss, params + [z for _, _, z in calls], retain_graph=agop,
+                    materialize_grads=True,
+                )  # fmt: skip
                 for i, w in enumerate(mats):
                     grad_sums[i] += grads[i].reshape(w.shape)
-                    if per_sample or enfa:
-                        delta = _output_rows(modules[i], grads[len(layers) + i])
-                        g = delta @ w  # g_ip = Wᵀ ∇_z l_i, as rows
+                for (i, h, _), dz in zip(calls, grads[len(layers) :], strict=True):
+                    g = _output_rows(modules[i], dz) @ mats[i]  # g_ip = Wᵀ ∇_z l_i, as rows
                     if per_sample:
-                        fact_sums[i] += _sum_outer(g, _input_rows(modules[i], captured[i][0]))
+                        fact_sums[i] -= _sum_outer(g, _input_rows(modules[i], h))
                     if enfa:
                         enfa_sums[i] += _sum_outer(g, g)
                 if agop:
                     outputs = out.reshape(out.shape[0], -1)
                     c = outputs.shape[1]
                     for k in range(c):
-                        dz = torch.autograd.grad(outputs[:, k].sum(), zs, retain_graph=k < c - 1)
-                        for i, w in enumerate(mats):
-                            jk = _output_rows(modules[i], dz[i]) @ w  # row k of every J_ip
-                            agop_sums[i] += _sum_outer(jk, jk)
+                        dzs = torch.autograd.grad(
+                            outputs[:, k].sum(), [z for _, _, z in calls], retain_graph=k < c - 1,
+                            materialize_grads=True,
+                        )  # fmt: skip
+                        for (i, _, _), dz in zip(calls, dzs, strict=True):
+                            jk = (_output_rows(modules[i], dz) @ mats[i]).reshape(-1, mats[i].shape[1])
+                            agop_sums[i] += jk.T @ jk  # row k of every J_ip
                             if jac_sums[i] is None:
-                                jac_sums[i] = w.new_zeros(c, w.shape[1])
-                                positions[i] = jk.shape[1]
-                            jac_sums[i][k] += jk.sum(dim=(0, 1))
+                                jac_sums[i] = mats[i].new_zeros(c, mats[i].shape[1])
+                            jac_sums[i][k] += jk.sum(dim=0)
+                            if k == 0:
+                                rows_seen[i] += jk.shape[0]
     finally:
         for handle in handles:
             handle.remove()
+    if n == 0:
+        raise InvalidInput("no data: the batches held no samples")
 
     stats = []
     for i, (name, _) in enumerate(layers):
         s = LayerStatistics(name, mats[i].clone(), grad_sums[i] / n, lam)
         if per_sample:
-            s.fact_per_sample = -fact_sums[i] / (n * lam)
+            s.fact_per_sample = fact_sums[i] / (n * lam)
         if enfa:
             s.enfa = enfa_sums[i] / n
         if agop:
             s.agop = agop_sums[i] / n
-            # (1/n) Σ_ip (J_ip − J̄)ᵀ(J_ip − J̄) with J̄ the mean over all n·P pairs = AGOP − P J̄ᵀJ̄
-            mean_jac = jac_sums[i] / (n * positions[i])
-            s.agop_centered = s.agop - positions[i] * (mean_jac.T @ mean_jac)
+            # (1/n) Σ_r (J_r − J̄)ᵀ(J_r − J̄) over the R (sample, position) rows, J̄ their mean,
+            # = AGOP − (R/n) J̄ᵀJ̄
+            mean_jac = jac_sums[i] / rows_seen[i]
+            s.agop_centered = s.agop - (rows_seen[i] / n) * (mean_jac.T @ mean_jac)
         stats.append(s)
-    return NetworkStatistics(total / n, stats)
+    return NetworkStatistics(total / n, stats, n)
+
+
+def per_sample_values(losses: torch.Tensor, batch: int) -> torch.Tensor:
+    """The loss as one value per sample: a (b, ...) loss is averaged over its other dimensions
+    (so its mean is torch's ``reduction='mean'``); a single number is refused."""
+    if losses.ndim == 0 or losses.shape[0] != batch:
+        raise InvalidInput(
+            f"the loss gave shape {tuple(losses.shape)} for a batch of {batch}: it must give one "
+            "value per sample (a torch loss with reduction='none')"
+        )
+    return losses.reshape(batch, -1).mean(dim=1)
 
 
 # ---------------------------------------------------------------- agreement metrics

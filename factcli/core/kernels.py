@@ -98,6 +98,26 @@ class Kernel:
         else:  # quadratic: κ(u) = u², κ'(u) = 2u
             block.mul_(2.0)
 
+    def values_and_weights(self, X: torch.Tensor, Z: torch.Tensor, M: torch.Tensor | None):
+        """(K, W) between the rows of X and of Z from one GEMM: K_ij = k_M(x_i, z_j) and the
+        derivative weights W_ij = 2κ'(D²_ij) (or κ'(x_iᵀMz_j)), as in gram / derivative_weights.
+
+        For a row block against a few thousand centres (the Nyström path), where both are needed.
+        """
+        left, right = self._gemm_factors(X, Z, M)
+        block = left @ right.T
+        if self.name == "quadratic":
+            return block.square(), block.mul_(2.0)
+        block.clamp_min_(0.0)
+        if self.name == "gaussian":
+            values = block.mul_(-0.5 / self.bandwidth**2).exp_()
+            return values, values * (-1.0 / self.bandwidth**2)
+        distance = block.sqrt_()
+        values = torch.mul(distance, -1.0 / self.bandwidth).exp_()
+        coincident = distance < LAPLACE_MIN_DISTANCE
+        weights = torch.div(values, distance.mul_(-self.bandwidth), out=distance)
+        return values, weights.masked_fill_(coincident, 0.0)
+
     def _fill(self, X, Z, M, out, transform):
         """``out`` ← transform(D² or xᵀMz), one row block at a time.
 

@@ -24,6 +24,8 @@ class Square(nn.Module):
 def activation_module(name: str) -> nn.Module:
     if name == "relu":
         return nn.ReLU()
+    if name == "gelu":  # x·Φ(x): ReLU-like but smooth, so L_λ has true critical points to converge to
+        return nn.GELU()
     if name == "softplus":
         return nn.Softplus()
     if name == "tanh":

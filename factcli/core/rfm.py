@@ -43,6 +43,7 @@ class RFMOptions:
     rescale: str = "trace"  # trace: tr M = d; max: max |M_ij| = 1; none
     precision: str = "auto"  # auto: float32, redone in float64 when the solve is inaccurate
     solve_tol: float = 1e-3  # largest accepted relative residual ‖Y − (K + λI)α‖ / ‖Y‖
+    scalable: object | None = None  # a nystrom_rfm.NystromOptions: Nyström centres instead of n×n solves
 
     def __post_init__(self) -> None:
         for value, allowed, what in (
@@ -70,6 +71,10 @@ class KernelPredictor:
     def __call__(self, X_query: torch.Tensor) -> torch.Tensor:
         query = X_query.to(self.X) - self.center
         return predict(self.kernel, query, self.X, self.M, self.alpha)
+
+    def training_outputs(self, Y: torch.Tensor, ridge: float) -> torch.Tensor:
+        """f at the training points: Kα = Y − λα exactly, no second kernel pass needed."""
+        return Y - ridge * self.alpha.to(Y)
 
 
 @dataclass
@@ -244,8 +249,15 @@ def rfm_path(
     ``options.precision``. With ``auto``, float32 is used until a solve is inaccurate, then the rest of
     the path runs in float64. M0 defaults to the identity. ``first`` is the t = 0 solve (α, report)
     when the caller has it already (same X, Y, M0, kernel and ridge): it is used instead of solving
-    again, and its precision is kept for the rest of the path.
+    again, and its precision is kept for the rest of the path. With ``options.scalable`` set, the path
+    is nystrom_rfm.nystrom_path (m centres, CG solves) instead, and ``first`` is not used (the Nyström
+    t = 0 is solved again: an exact α has no meaning on the centres).
     """
+    if options.scalable is not None:
+        from .nystrom_rfm import nystrom_path
+
+        yield from nystrom_path(X, Y, options, M0)
+        return
     dtype = torch.float64 if options.precision == "float64" else torch.float32
     if first is not None:
         dtype = first[0].dtype

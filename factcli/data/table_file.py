@@ -1,9 +1,11 @@
 """CSV and Parquet tables: one named target column, every other column a feature.
 
-Non-numeric feature columns are one-hot encoded ("color=red"); a column of numbers with a few stray
-text cells is refused, naming the cells, rather than one-hot encoded into dozens of columns. Missing
-or infinite values are refused, never imputed: a silent fill would change the experiment without
-anyone deciding it. Without data.task, the task is guessed from the target (task_guess.py).
+Non-numeric feature columns are one-hot encoded ("color=red"); a missing text value is a category of
+its own ("color=<missing>"); a column of numbers with a few stray text cells is refused, naming the
+cells, rather than one-hot encoded into dozens of columns. Missing numbers are refused unless
+``missing="median"`` (data.missing) asks the caller to impute them from training rows (they stay NaN
+here); infinite values are always refused: a silent fill would change the experiment without anyone
+deciding it. Without data.task, the task is guessed from the target (task_guess.py).
 """
 
 from __future__ import annotations
@@ -21,12 +23,17 @@ from .task_guess import MAX_CLASSES, guess_task
 NUMERIC_SHARE = 0.9
 # |y| above this overflows y² in float64 (every loss and residual squares the targets).
 TARGET_LIMIT = 1e150
+MISSING_LEVEL = "<missing>"  # the category of a missing text value
 
 
-def load_table_file(path: str | Path, *, target: str | None, task: str = "auto") -> TabularData:
-    """Read ``path`` (.csv, .parquet, .pq) and split it into features and the ``target`` column."""
+def load_table_file(
+    path: str | Path, *, target: str | None, task: str = "auto", missing: str = "refuse", frame=None
+) -> TabularData:
+    """Read ``path`` (.csv, .parquet, .pq) and split it into features and the ``target`` column.
+
+    ``frame``: the table already read (table_pair joins a training and a test file)."""
     path = Path(path)
-    frame = _read_frame(path)
+    frame = _read_frame(path) if frame is None else frame
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
     if target is None:
@@ -39,7 +46,7 @@ def load_table_file(path: str | Path, *, target: str | None, task: str = "auto")
         raise FactError(f"{path} has {len(frame)} data row(s); fitting needs at least 2")
     if len(columns) < 2:
         raise FactError(f"{path} has no feature columns besides the target '{target}'")
-    _refuse_missing(frame, path)
+    _refuse_missing(frame, path, target, missing)
 
     X, feature_names = _encode_features(frame.drop(columns=[target]), path)
     y, task, class_names, reason = _encode_target(frame[target], target, task, path)
@@ -77,12 +84,21 @@ def _read_frame(path: Path):
         raise FactError(f"cannot read {path}: {reason}") from None
 
 
-def _refuse_missing(frame, path: Path) -> None:
+def _refuse_missing(frame, path: Path, target: str, missing: str) -> None:
+    """Missing targets always, missing numbers unless imputation is asked for (text: own category)."""
+    import pandas as pd
+
     counts = frame.isna().sum()
-    bad = [(column, int(k)) for column, k in counts.items() if k > 0]
+    bad = [
+        (column, int(k))
+        for column, k in counts.items()
+        if k > 0
+        and (column == target or (missing == "refuse" and pd.api.types.is_numeric_dtype(frame[column])))
+    ]
     if bad:
         what = ", ".join(f"column '{c}' has {k} missing value{'s' * (k > 1)}" for c, k in bad)
-        raise FactError(f"{what} in {path}; fill or drop them before fitting")
+        hint = "" if any(c == target for c, _ in bad) else " or set data.missing=median"
+        raise FactError(f"{what} in {path}; fill or drop them before fitting{hint}")
 
 
 def _encode_features(features, path: Path) -> tuple[np.ndarray, list[str]]:
@@ -93,7 +109,7 @@ def _encode_features(features, path: Path) -> tuple[np.ndarray, list[str]]:
     for column in features.columns:
         values = features[column]
         if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
-            numbers = values.to_numpy(dtype=np.float64)
+            numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
             n_inf = int(np.isinf(numbers).sum())
             if n_inf:
                 raise FactError(
@@ -104,7 +120,7 @@ def _encode_features(features, path: Path) -> tuple[np.ndarray, list[str]]:
             names.append(column)
         else:
             _refuse_stray_text(values, f"column '{column}'", path)
-            labels = values.astype(str).to_numpy()
+            labels = values.astype(object).where(values.notna(), MISSING_LEVEL).astype(str).to_numpy()
             levels = np.unique(labels)
             blocks.append((labels[:, None] == levels[None, :]).astype(np.float64))
             names.extend(f"{column}={level}" for level in levels)
@@ -115,7 +131,7 @@ def _refuse_stray_text(values, what: str, path: Path) -> None:
     """A mostly-numeric text column: name the cells that are not numbers (row = 1-based data row)."""
     import pandas as pd
 
-    parsed = pd.to_numeric(values, errors="coerce").notna().to_numpy()
+    parsed = (pd.to_numeric(values, errors="coerce").notna() | values.isna()).to_numpy()  # missing: own level
     if parsed.all() or parsed.mean() < NUMERIC_SHARE:
         return
     stray = np.flatnonzero(~parsed)

@@ -50,6 +50,7 @@ def load_tabular(
     data_root: str | os.PathLike | None = None,
     target: str | None = None,
     task: str = "auto",
+    missing: str = "refuse",
 ) -> TabularData:
     """Load a dataset by name: built-in, then table file, then UCI folder (see module docstring).
 
@@ -65,7 +66,7 @@ def load_tabular(
             return _check_fixed_task(load_builtin(name), task)
         table = _as_table_path(name)
         if table is not None:
-            return load_table_file(table, target=target, task=task)
+            return load_table_file(table, target=target, task=task, missing=missing)
     uci_name = name.removeprefix(UCI_PREFIX)
     uci = uci_dir(data_root)
     if uci is not None and (uci / uci_name).is_dir():

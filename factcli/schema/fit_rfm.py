@@ -10,12 +10,13 @@ from factcli.choices import (
     BASELINES,
     FORMS,
     METHODS,
+    MISSING,
     PRECISIONS,
     PROTOCOLS,
     RESCALE_RULES,
+    RIDGE_SOLVERS,
     SEARCHES,
     SELECTION_RULES,
-    SOLVERS,
     STANDARDIZE,
     TASKS,
     TRANSLATION_INVARIANT_KERNELS,
@@ -24,7 +25,7 @@ from factcli.errors import FactError
 
 from . import _checks as check
 from . import choose
-from .rfm import RfmConfig
+from .rfm import ScalableRfmConfig, validate_solver
 
 
 @dataclass
@@ -35,6 +36,8 @@ class DataConfig:
     standardize: str = "auto"  # auto (yes, except the already standardized UCI collection) | yes | no
     test_fraction: float = 0.2  # held-out test split (datasets without fixed splits)
     val_fraction: float = 0.25  # of the remaining training data, for selecting hyperparameters
+    test: str | None = None  # the user's own test file (same columns as dataset): no test split is made
+    missing: str = "refuse"  # numeric missing values: refuse | median (of training rows; counted)
 
 
 @dataclass
@@ -92,7 +95,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     kernel: FitKernelConfig = field(default_factory=FitKernelConfig)
     # M ← FFᵀ: chosen on the shipped UCI datasets by the rule in benchmarks/README.md (issue 15).
-    rfm: RfmConfig = field(default_factory=lambda: RfmConfig(fact_power=2.0))
+    # rfm.solver: exact or Nyström (issue 14; experiments/common/scalable.py decides auto).
+    rfm: ScalableRfmConfig = field(default_factory=lambda: ScalableRfmConfig(fact_power=2.0))
     grid: GridConfig = field(default_factory=GridConfig)
     benchmark: BenchmarkConfig | None = None
     memory_limit_gb: float | None = None  # refuse kernel matrices above this (default: available memory)
@@ -108,9 +112,11 @@ def validate(cfg) -> None:
     choose(cfg.grid.bandwidth_unit, BANDWIDTH_UNITS, "grid.bandwidth_unit")
     choose(cfg.grid.search, SEARCHES, "grid.search")
     choose(cfg.grid.rule, SELECTION_RULES, "grid.rule")
-    choose(cfg.grid.solver, SOLVERS, "grid.solver")
+    choose(cfg.grid.solver, RIDGE_SOLVERS, "grid.solver")
     choose(cfg.rfm.precision, PRECISIONS, "precision")
     choose(cfg.data.task, TASKS, "task")
+    choose(cfg.data.missing, MISSING, "data.missing")
+    validate_solver(cfg.rfm)
     choose(str(cfg.data.standardize), STANDARDIZE, "data.standardize")
     if not 0 < cfg.data.test_fraction < 1 or not 0 < cfg.data.val_fraction < 1:
         raise FactError("data.test_fraction and data.val_fraction must lie strictly between 0 and 1")

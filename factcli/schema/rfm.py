@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from factcli.choices import SOLVERS
+from factcli.errors import FactError
+
+from . import choose
+
 
 @dataclass
 class KernelConfig:
@@ -34,3 +39,31 @@ class RidgeRfmConfig(RfmConfig):
     """The loop with one fixed ridge (grokking, parity)."""
 
     ridge: float = 1e-3  # λ_r of the kernel solve
+
+
+@dataclass
+class SolverFields:
+    """How the kernel system is solved: exactly (n×n) or with Nyström centres (core/nystrom.py)."""
+
+    solver: str = "auto"  # auto (exact up to exact_max_rows training rows, then nystrom) | exact | nystrom
+    exact_max_rows: int = 20_000  # auto: the largest training part solved exactly (n×n)
+    centers: int | None = None  # nystrom: centres m (null: every row up to 2,000, then 2,000)
+    cg_max_iters: int = 100  # nystrom: most conjugate-gradient steps per solve
+
+
+@dataclass
+class ScalableRfmConfig(RfmConfig, SolverFields):
+    """fit-rfm's loop: exact or Nyström."""
+
+
+@dataclass
+class ScalableRidgeRfmConfig(RidgeRfmConfig, SolverFields):
+    """parity's loop: one ridge, exact or Nyström."""
+
+
+def validate_solver(rfm) -> None:
+    choose(rfm.solver, SOLVERS, "rfm.solver")
+    if rfm.centers is not None and rfm.centers < 1:
+        raise FactError(f"rfm.centers must be at least 1 (or null for the default), got {rfm.centers}")
+    if rfm.cg_max_iters < 1 or rfm.exact_max_rows < 0:
+        raise FactError("rfm.cg_max_iters must be at least 1 and rfm.exact_max_rows at least 0")

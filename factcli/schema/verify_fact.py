@@ -34,11 +34,26 @@ class VerifyConfig:
 @dataclass
 class Config(TrainNetConfig):
     source: str | None = None  # a train-net run directory or checkpoint; null: train one first
+    # Any network of yours instead (model=FILE.py:FUNCTION is accepted for network= too):
+    network: str | None = None  # path/to/file.py:function or package.module:function → nn.Module
+    weights: str | None = None  # its state dict (.pt); null: the weights the function returns
+    inputs: str | None = None  # its training data: .pt ({"X", "y"} or (X, y)) or .npz; null: dataset=
+    lam: float | None = None  # the weight decay λ of its weight matrices (required with network=)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
 
 
 def validate(cfg) -> None:
     validate_train_net(cfg)
+    if cfg.network is not None:
+        if cfg.source is not None:
+            raise FactError("give either source= (a train-net run) or network= (your model), not both")
+        if cfg.lam is None or not cfg.lam > 0 or cfg.lam == float("inf"):
+            raise FactError(
+                f"network= needs lam > 0, the weight decay its weight matrices were trained with "
+                f"(got lam={cfg.lam}); FACT is F = -(1/lambda) W^T grad L"
+            )
+    elif cfg.weights is not None or cfg.inputs is not None or cfg.lam is not None:
+        raise FactError("weights=, inputs= and lam= go with network=FILE.py:FUNCTION (your model)")
     choose(cfg.verify.fact_method, FACT_METHODS, "verify.fact_method")
     choose(cfg.verify.dtype, DTYPES, "verify.dtype")
     if cfg.verify.batch_size <= 0:

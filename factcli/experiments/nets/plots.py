@@ -10,8 +10,15 @@ from factcli.plots import save
 ANSATZ_COLUMNS = {"fact": "FACT (F)", "fact_sym": "FACT (FFᵀ)^½", "nfa": "NFA (AGOP^½)"}
 
 
-def plot_training(rows: list[dict], path: Path) -> Path | None:
-    """One panel per layer: correlations (left axis) and the stationarity residual (log, right)."""
+def plot_training(
+    rows: list[dict], path: Path, tol: float | None = None, finish_start: int | None = None
+) -> Path | None:
+    """One panel per layer: correlations (left axis) and the stationarity residual (log, right).
+
+    ``tol`` draws the tolerance on the residual axis and a vertical line where the layer's residual
+    first falls to it (FACT is only expected to hold from there on); ``finish_start`` marks where
+    the full-batch L-BFGS phase began.
+    """
     if not rows:
         return None
     import matplotlib
@@ -27,6 +34,8 @@ def plot_training(rows: list[dict], path: Path) -> Path | None:
         math.ceil(len(layers) / cols), cols, figsize=(4.3 * cols, 3.2 * math.ceil(len(layers) / cols)),
         squeeze=False,
     )  # fmt: skip
+    crossings = tolerance_crossings(rows, tol) if tol is not None else {}
+    twins = []
     for ax, layer in zip(axes.flat, layers, strict=False):
         mine = [r for r in rows if str(r["layer"]) == layer]
         steps = [float(r["step"]) for r in mine]
@@ -34,17 +43,44 @@ def plot_training(rows: list[dict], path: Path) -> Path | None:
             ax.plot(steps, [_float(r.get(key)) for r in mine], marker=".", label=label)
         ax.set(title=layer, xlabel="step", ylim=(-0.1, 1.05))
         ax.grid(alpha=0.3)
+        residuals = [_float(r["residual"]) for r in mine]
         twin = ax.twinx()
-        twin.plot(steps, [_float(r["residual"]) for r in mine], color="gray", linestyle=":")
+        twins.append(twin)
+        twin.plot(steps, residuals, color="gray", linestyle=":", label="residual ‖∇L+λW‖/‖λW‖")
         twin.set_yscale("log")
         twin.set_ylabel("residual ‖∇L+λW‖/‖λW‖", fontsize=7, color="gray")
+        if finish_start is not None:
+            ax.axvline(finish_start, color="tab:purple", linestyle="--", linewidth=0.8,
+                       label="L-BFGS phase begins")  # fmt: skip
+        if tol is not None:
+            twin.axhline(tol, color="gray", linewidth=0.6, label=f"tolerance {tol:g}")
+            crossing = crossings[layer]
+            if crossing is not None:
+                ax.axvline(crossing, color="black", linewidth=1.0, label="first residual ≤ tolerance")
     for ax in list(axes.flat)[len(layers) :]:
         ax.axis("off")
     axes.flat[0].set_ylabel("Pearson corr with WᵀW")
-    axes.flat[0].legend(fontsize=7, loc="lower right")
-    fig.suptitle("FACT agrees only near convergence; NFA throughout (dotted: residual)")
-    fig.tight_layout()
+    handles, labels = [], []
+    for ax in [*axes.flat, *twins]:  # one legend for every panel, below them
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
+    fig.suptitle("Correlation of WᵀW with FACT, NFA and eNFA along training, and the residual (log, right)")
+    fig.tight_layout(rect=(0, 0.07 if len(labels) > 5 else 0.05, 1, 1))
     return save(fig, path)
+
+
+def tolerance_crossings(rows: list[dict], tol: float) -> dict[str, float | None]:
+    """Per layer, the first logged step whose residual is at most ``tol`` (None: never)."""
+    crossings: dict[str, float | None] = {}
+    for row in rows:
+        layer = str(row["layer"])
+        crossings.setdefault(layer, None)
+        if crossings[layer] is None and _float(row["residual"]) <= tol:
+            crossings[layer] = float(row["step"])
+    return crossings
 
 
 def _float(value) -> float:

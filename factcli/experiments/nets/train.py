@@ -2,9 +2,11 @@
 
 Along training, every ``train.log_every`` steps, metrics.csv gets one row per layer: loss, accuracy,
 stationarity residual and the Pearson correlation of WᵀW with F, (F Fᵀ)^{1/2}, AGOP^{1/2} (NFA) and
-E^s (eNFA). Training stops when every layer's residual ‖∇_W L + λW‖/‖λW‖ is below ``train.tol``
-(checked on the full training set every ``train.check_every`` steps) or at ``train.max_steps``.
-checkpoint.pt (model, optimizer, schedule, sampler, config, step, metrics so far) is rewritten
+E^s (eNFA). The schedule has two phases. ``optim`` trains for up to ``train.max_steps`` steps; then,
+with ``train.finish=lbfgs``, full-batch L-BFGS on L_λ in float64 (finish.py) runs until
+every layer's residual ‖∇_W L + λW‖/‖λW‖ is at most ``train.tol``: the stopping rule is the
+residual (checked on the full training set), not a step count. L-BFGS iterations count as steps.
+checkpoint.pt (model, optimizer, schedule, sampler, config, step, phase, metrics so far) is rewritten
 atomically along the way; rerunning in the same run directory resumes from it.
 """
 
@@ -28,9 +30,11 @@ from ..common.batches import Batches
 from ..common.optim import FACT_VALIDITY, make_optimizer, make_scheduler, optimizer_step
 from .checkpoint import CHECKPOINT, check_architecture, load_checkpoint, save_checkpoint
 from .data import NetData, load_net_data
+from .finish import LbfgsFinish
 from .metrics import DTYPES, accuracy, agreement_rows, statistics
 from .plots import plot_training
 from .polish import polish_quadratic_net
+from .reading import convergence_reading
 
 log = logging.getLogger("fact")
 
@@ -38,7 +42,8 @@ log = logging.getLogger("fact")
 RESUME_MUST_MATCH = ("seed", "dataset", "data", "loss", "dtype", "optim.name", "optim.weight_decay")
 
 
-def run(cfg, run) -> dict:
+def run(cfg, run, announce: bool = True) -> dict:
+    """Train; ``announce`` logs the convergence verdict (verify-fact gives its own instead)."""
     device = resolve_device(cfg.device)
     data = load_net_data(cfg.dataset, cfg.data, cfg.seed)
     training = Training(cfg, data, device)
@@ -53,14 +58,34 @@ def run(cfg, run) -> dict:
         device.type, _duration(estimate["total_seconds"]), estimate["steps"],
         estimate["seconds_per_step"], estimate["seconds_per_evaluation"],
     )  # fmt: skip
+    if estimate["seconds_per_finish_iteration"] is not None:
+        log.info(
+            "then full-batch L-BFGS, about %.3g s per iteration, until every residual <= %g (how many "
+            "iterations is not known in advance: a few thousand on the default and MNIST presets)",
+            estimate["seconds_per_finish_iteration"], cfg.train.tol,
+        )  # fmt: skip
     if cfg.train.estimate_only:
         return {"stop_reason": "estimate_only", "estimate": estimate, "device": device.type}
     stop_reason = training.fit(run, checkpoint)
-    return training.summary(stop_reason, estimate, checkpoint, plots=cfg.plots and _plot(run))
+    plots = cfg.plots and _plot(run, cfg.train.tol, training.finish_start)
+    summary = training.summary(stop_reason, estimate, checkpoint, plots=plots)
+    reading = summary["convergence"]
+    if announce:
+        (log.info if reading["at_critical_point"] else log.warning)("%s", reading["reading"])
+    return summary
 
 
-def _plot(run) -> bool:
-    return plot_training(run.metrics, run.plot_file("fact_vs_nfa_along_training.png")) is not None
+def fact_validity(optim_name: str, finished: bool) -> str:
+    """Whether FACT is exact at the optimizer's fixed points: once the L-BFGS finish has run, the
+    weights are judged by L_λ itself, whatever optimizer came first (AdamW included)."""
+    if finished:
+        return f"{FACT_VALIDITY['lbfgs']}; it ran after {optim_name}"
+    return FACT_VALIDITY[optim_name]
+
+
+def _plot(run, tol: float, finish_start: int | None) -> bool:
+    path = run.plot_file("fact_vs_nfa_along_training.png")
+    return plot_training(run.metrics, path, tol=tol, finish_start=finish_start) is not None
 
 
 def build_network(model_cfg, data: NetData) -> torch.nn.Module:
@@ -148,10 +173,43 @@ class Training:
         self.last_rows: list[dict] = []
         self.residuals: list[float] = []
         self.polish: dict | None = None
+        self.finish: LbfgsFinish | None = None  # the full-batch L-BFGS phase, once it has begun
+        self.finish_start: int | None = None  # the step it began at
+        self._finish_restarts = 0
         self._saved_step: int | None = None  # step of the last checkpoint written (the good one)
+
+    @property
+    def phase(self) -> str:
+        return "train" if self.finish is None else "finish"
+
+    @property
+    def budget(self) -> int:
+        """The last step of the current phase."""
+        if self.finish is None:
+            return self.cfg.train.max_steps
+        return self.finish_start + self.cfg.train.finish_max_iters
+
+    def start_finish(self) -> None:
+        """Move to float64 and full-batch L-BFGS on L_λ (the convergent phase)."""
+        double = torch.float64
+        self.model = self.model.to(double)
+        self.X, self.X_test = self.X.to(double), self.X_test.to(double)
+        self.Y, self.Y_test = (t.to(double) if t.is_floating_point() else t for t in (self.Y, self.Y_test))
+        self.finish = LbfgsFinish(
+            self.model, self.X, self.Y, self.loss_fn, self.lam, self.cfg.train.finish_history,
+            self.cfg.train.stats_batch_size,
+        )  # fmt: skip
+        if self.finish_start is None:
+            self.finish_start = self.step
+            log.info(
+                "step %d: full-batch L-BFGS on L_lambda in float64 until every residual <= %g",
+                self.step, self.cfg.train.tol,
+            )  # fmt: skip
 
     # -- one optimizer step --------------------------------------------------------------------
     def train_step(self) -> float:
+        if self.finish is not None:
+            return self.finish_chunk()
         X, Y = self.batches.take(self.X, self.Y)
         loss = optimizer_step(self.model, self.optimizer, self.loss_fn, X, Y, self.lam)
         if not math.isfinite(loss):
@@ -163,9 +221,32 @@ class Training:
         self.step += 1
         return loss
 
+    def finish_chunk(self) -> float:
+        """L-BFGS iterations up to the next check (or log) step; a chunk that cannot decrease L_λ
+        restarts the curvature history, and two in a row end the phase (float64 exhausted)."""
+        train = self.cfg.train
+        size = min(train.finish_check_every, train.log_every - self.step % train.log_every,
+                   self.budget - self.step)  # fmt: skip
+        before = self.finish.residuals()[0]
+        done = self.finish.run(size)
+        after = self.finish.residuals()[0]
+        self.step += max(done, 1)
+        if not math.isfinite(after):
+            raise FactError(f"L-BFGS reached a non-finite objective at step {self.step}; lower optim.lr")
+        self._finish_restarts = 0 if after < before else self._finish_restarts + 1
+        if self._finish_restarts:
+            self.finish.restart()
+        return after
+
+    @property
+    def finish_stalled(self) -> bool:
+        return self._finish_restarts >= 2
+
     # -- convergence and metrics ---------------------------------------------------------------
     def stationarity(self) -> list[float]:
         """Every layer's residual ‖∇_W L + λW‖/‖λW‖ on the full training set (the fast path)."""
+        if self.finish is not None:  # the same formula, from L-BFGS's own full-batch gradient
+            return self.finish.residuals()[1]
         _, grads = loss_gradient(self.model, self.X, self.Y, self.loss_fn, self.cfg.train.stats_batch_size)
         weights = [weight_matrix(m).detach() for _, m in weight_layers(self.model)]
         return [stationarity_residual(w, g, self.lam) for w, g in zip(weights, grads, strict=True)]
@@ -179,7 +260,8 @@ class Training:
         )  # fmt: skip
         network = {
             "step": self.step,
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "phase": self.phase,
+            "lr": self.optimizer.param_groups[0]["lr"] if self.finish is None else None,
             "train_loss": stats.loss,
             "train_acc": accuracy(self.model, self.X, self.data.y_train.to(self.device)),
             "test_acc": accuracy(self.model, self.X_test, self.data.y_test.to(self.device)),
@@ -188,22 +270,26 @@ class Training:
         return [{**network, **row} for row in rows]
 
     def fit(self, run, checkpoint) -> str:
-        """Train until every layer is stationary or the step budget is spent; says which."""
+        """Train until every layer is stationary (or a budget is spent, or L-BFGS stalls); says which."""
         train = self.cfg.train
         logged = {int(float(row["step"])) for row in self.metrics}
         started = time.perf_counter() - self.train_seconds
         while True:
             converged = False
-            if self.step % train.check_every == 0 or self.step >= train.max_steps:
+            if self.finish is not None or self.step % train.check_every == 0 or self.step >= self.budget:
                 self.residuals = self.stationarity()
-                converged = max(self.residuals) < train.tol
-            done = converged or self.step >= train.max_steps
+                converged = max(self.residuals) <= train.tol
+            done = converged or self.step >= self.budget or self.finish_stalled
             if done and train.polish_quadratic and self.polish is None:
                 self.polish = polish_quadratic_net(self.model, self.X, self.Y, self.lam)
                 self.step += 1  # the polish counts as one more (exact) optimization step
                 self.residuals = self.stationarity()
-                converged = max(self.residuals) < train.tol
+                converged = max(self.residuals) <= train.tol
                 log.info("polished the quadratic net to its critical point: %s", self.polish)
+            if done and not converged and self.finish is None and train.finish == "lbfgs":
+                self.start_finish()  # the phase that converges; it stops on the residual
+                self.residuals = self.stationarity()
+                done = False
             if (self.step % train.log_every == 0 or done) and self.step not in logged:
                 self.last_rows = self.evaluate()
                 self.metrics += self.last_rows
@@ -214,7 +300,11 @@ class Training:
                 self.train_seconds = time.perf_counter() - started
                 self.save(checkpoint)
             if done:
-                return "converged" if converged else "step_budget"
+                if converged:
+                    return "converged"
+                if self.finish is None:
+                    return "step_budget"
+                return "finish_stalled" if self.finish_stalled else "finish_budget"
             self.train_step()
 
     def _report(self, rows: list[dict]) -> None:
@@ -239,11 +329,13 @@ class Training:
                 "architecture": self.model.architecture,
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
+                "finish": None if self.finish is None else self.finish.state_dict(),
+                "finish_start": self.finish_start,
                 "scheduler": self.scheduler.state_dict(),
                 "batches": self.batches.state_dict(),
                 "step": self.step,
                 "train_seconds": self.train_seconds,
-                "dtype": self.cfg.dtype,
+                "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch."),
                 "config": OmegaConf.to_container(self.cfg, resolve=True),
                 "metrics": self.metrics,
             },
@@ -262,6 +354,10 @@ class Training:
                     f"this run has {OmegaConf.select(current, key)}; use a new run directory"
                 )
         try:
+            if payload.get("finish") is not None:  # interrupted in the L-BFGS phase
+                self.finish_start = int(payload["finish_start"])
+                self.start_finish()
+                self.finish.load_state_dict(payload["finish"])
             self.model.load_state_dict(payload["model"])
             self.optimizer.load_state_dict(payload["optimizer"])
             self.scheduler.load_state_dict(payload["scheduler"])
@@ -311,7 +407,26 @@ class Training:
             "seconds_per_evaluation": per_evaluation,
             "total_seconds": total,
             "steps": remaining,
+            "seconds_per_finish_iteration": self._finish_iteration_seconds()
+            if train.finish == "lbfgs"
+            else None,
         }
+
+    def _finish_iteration_seconds(self) -> float:
+        """One L-BFGS iteration costs about 1.3 full-batch float64 evaluations of L_λ and its gradient
+        (measured on digits and MNIST); timed here on a copy."""
+        import copy
+
+        double = torch.float64
+        Y = self.Y.to(double) if self.Y.is_floating_point() else self.Y
+        finish = LbfgsFinish(
+            copy.deepcopy(self.model).to(double), self.X.to(double), Y, self.loss_fn, self.lam,
+            self.cfg.train.finish_history, self.cfg.train.stats_batch_size,
+        )  # fmt: skip
+        finish.objective()  # warm-up
+        start = time.perf_counter()
+        finish.objective()
+        return 1.3 * (time.perf_counter() - start)
 
     def summary(self, stop_reason: str, estimate: dict, checkpoint, plots: bool) -> dict:
         final = self.last_rows or self.metrics[-len(weight_layers(self.model)) :]
@@ -326,21 +441,25 @@ class Training:
         beats = sum(
             r["fact"] > r["nfa"] and r["fact"] > r[f"enfa_s{self.cfg.train.enfa_power:g}"] for r in table
         )
+        validity = fact_validity(self.cfg.optim.name, self.finish_start is not None)
         return {
+            "convergence": convergence_reading(final, self.cfg.train.tol, validity),
             "stop_reason": stop_reason,
-            "stop_detail": (
-                f"every layer's stationarity residual < train.tol={self.cfg.train.tol:g}"
-                if stop_reason == "converged"
-                else f"train.max_steps={self.cfg.train.max_steps} reached; largest residual "
-                f"{max(self.residuals):.3g} > train.tol={self.cfg.train.tol:g}"
-            ),
+            "stop_detail": self._stop_detail(stop_reason),
             "steps": self.step,
+            "finish": None
+            if self.finish_start is None
+            else {
+                "method": "full-batch L-BFGS on L_lambda (strong Wolfe), float64",
+                "started_at_step": self.finish_start,
+                "iterations": self.step - self.finish_start,
+            },
             "train_seconds": round(self.train_seconds, 3),
             "device": self.device.type,
             "dataset": self.data.description,
             "architecture": self.model.architecture,
             "optimizer": self.cfg.optim.name,
-            "fact_validity": FACT_VALIDITY[self.cfg.optim.name],
+            "fact_validity": validity,
             "lambda": self.lam,
             "loss": self.cfg.loss,
             "loss_convention": CONVENTIONS[self.cfg.loss],
@@ -359,6 +478,17 @@ class Training:
             "checkpoint": str(checkpoint),
             "plots": plots,
         }
+
+    def _stop_detail(self, stop_reason: str) -> str:
+        train = self.cfg.train
+        largest = f"largest residual {max(self.residuals):.3g} > train.tol={train.tol:g}"
+        return {
+            "converged": f"every layer's stationarity residual <= train.tol={train.tol:g}",
+            "step_budget": f"train.max_steps={train.max_steps} reached (train.finish=none); {largest}",
+            "finish_budget": f"train.finish_max_iters={train.finish_max_iters} L-BFGS iterations "
+            f"reached; {largest}",
+            "finish_stalled": f"L-BFGS could not decrease L_lambda further in float64; {largest}",
+        }[stop_reason]
 
 
 def _fmt(value) -> str:

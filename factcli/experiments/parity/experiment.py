@@ -81,10 +81,23 @@ def run(cfg, run) -> dict:
 
 def fit_rfm(cfg, data, device, run) -> LearnerTrace:
     """Every iterate of the RFM path scored on the test set; M_t of every t saved to feature_matrices.npy."""
+    from ..common import scalable
+
     options = rfm_options(cfg, cfg.learner)
-    needed = check_kernel_memory(cfg.n, options.precision, device, cfg.memory_limit_gb)
-    if options.precision == "auto":
-        log.info("precision=auto: float32 first; a float64 redo would need %.1f GiB", 2 * needed / 2**30)
+    choice = scalable.choose_solver(cfg.rfm, cfg.n, options.precision, device, cfg.memory_limit_gb)
+    if choice.solver == "exact":
+        needed = check_kernel_memory(cfg.n, options.precision, device, cfg.memory_limit_gb)
+        if options.precision == "auto":
+            log.info("precision=auto: float32 first; a float64 redo would need %.1f GiB", 2 * needed / 2**30)
+    iters = 0 if cfg.learner == "laplace" else options.iters
+    estimate = scalable.estimate_seconds(
+        options.kernel, choice, cfg.n, cfg.d, 2, iters + 1, iters, options.method, cfg.rfm.cg_max_iters
+    )
+    scalable.announce(choice, estimate, None)
+    if choice.solver == "nystrom":
+        progress = scalable.FitProgress(iters + 1, estimate)  # no bar (track draws one): CG steps in the log
+        progress.where = f"{cfg.learner}-RFM"
+        options = scalable.with_choice(options, choice, cfg.rfm, cfg.seed, progress.step)
     X = torch.as_tensor(data.X_train, device=device)
     labels = torch.as_tensor(data.y_train, device=device)
     Y = torch.nn.functional.one_hot(labels, 2).to(X.dtype)
@@ -99,9 +112,9 @@ def fit_rfm(cfg, data, device, run) -> LearnerTrace:
         for iterate in track(path, f"{cfg.learner}-RFM iterations", total):
             predictor = iterate.predictor
             test_accuracy, test_mse = accuracy_and_mse(predictor(X_test), y_test)
-            # Kernel ridge regression fits its training data up to its ridge: f(X) = Y − λ_r α
-            # (exact up to the solve's residual), so the training fit costs no second n×n pass.
-            train_outputs = Y.to(predictor.alpha) - options.ridge * predictor.alpha
+            # Exact kernel ridge regression fits its training data up to its ridge: f(X) = Y − λ_r α,
+            # so the training fit costs no second n×n pass (Nyström keeps f(X) from its solve).
+            train_outputs = predictor.training_outputs(Y.to(predictor.alpha), options.ridge)
             train_accuracy, train_mse = accuracy_and_mse(train_outputs, labels)
             row = {
                 "iteration": iterate.t,
@@ -112,6 +125,7 @@ def fit_rfm(cfg, data, device, run) -> LearnerTrace:
                 **feature_measures(iterate.M, data.support),
                 "precision": iterate.solve.precision,
                 "solve_residual": iterate.solve.relative_residual,
+                "cg_steps": getattr(iterate.solve, "iterations", None),
                 "seconds": round(time.perf_counter() - started, 3),
             }
             run.log(**row)
@@ -132,6 +146,7 @@ def fit_rfm(cfg, data, device, run) -> LearnerTrace:
         "iters": options.iters,
         "rescale": options.rescale,
         "precision_used": sorted(dtypes),
+        "solver": {"name": choice.solver, "reason": choice.reason, "centers": choice.centers},
     }
     return LearnerTrace(run.metrics, matrices, time.perf_counter() - started, details=details)
 

@@ -7,10 +7,11 @@ split by the same grid and tie rule (grid.py; stage 0 is computed once per datas
 shared), then each protocol is evaluated on the 4 folds. Finished (dataset, row) pairs are stored as
 one JSON file each under ``<results_dir>/results/``, so a rerun resumes, and shards
 (``benchmark.shard`` of ``benchmark.num_shards``) running in other processes or on other machines
-can share one results folder. Every run assembles ``table.csv`` from whatever is finished. Run as the
-jobs of one sweep (``fact fit-rfm -m benchmark=uci benchmark.num_shards=4 'benchmark.shard=range(4)'
-hydra/launcher=joblib``), the shards share the sweep directory: one ``results/`` folder, one
-``table.csv`` beside ``sweep.csv``; rerunning the sweep with the same ``hydra.sweep.dir`` resumes it.
+can share one results folder. Every run assembles ``table.csv`` from whatever is finished.
+Run as the jobs of one sweep (``fact fit-rfm -m benchmark=uci benchmark.num_shards=4
+'benchmark.shard=range(4)' hydra/launcher=joblib``), the shards share the sweep directory: one
+``results/`` folder, one ``table.csv`` beside ``sweep.csv``; rerunning the sweep with the same
+``hydra.sweep.dir`` resumes it.
 
 Time is reported beside its floor: the seconds spent inside the Cholesky factorizations the protocol
 needs, measured as they happen, so wall / floor says how much the rest of the engine costs.
@@ -121,8 +122,21 @@ def run_benchmark(cfg, run) -> dict:
         write_shared_table(results_dir, names, labels, list(bench.protocols), skipped)
     summary = summarize(table, names, labels, list(bench.protocols), skipped)
     markdown = summary.pop("markdown", "")
-    if not summary["complete"]:
-        log.warning("incomplete: %s", summary["incomplete_reason"])
+    if bench.num_shards > 1:
+        # A shard's run is done when its own share is: the whole benchmark's state is in `complete`
+        # and in the shared table's summary, which the last shard to finish completes.
+        per_dataset = len(labels) * len(bench.protocols)
+        rows = {name: sum(row["dataset"] == name for row in table) for name in mine}
+        shard_done = all(rows[name] == per_dataset for name in mine if name not in skipped)
+        summary["status"] = "finished" if shard_done else "incomplete"
+    if summary["status"] != "finished":
+        log.warning(
+            "incomplete: %s", summary.get("incomplete_reason", "this shard's datasets are not all done")
+        )
+    elif not summary["complete"]:
+        log.info(
+            "shard %d done; the benchmark is not complete yet: %s", bench.shard, summary["incomplete_reason"]
+        )
     write_json(run.file("benchmark_summary.json"), summary)
     run.file("benchmark_summary.md").write_text(markdown)
     if cfg.plots and table:
@@ -166,7 +180,7 @@ def results_folder(bench, run) -> Path:
 
 
 def write_shared_table(
-    results_dir: Path, names, labels: list[str], protocols: list[str], skipped: dict | None = None
+    results_dir: Path, names, labels: list[str], protocols: list[str], skipped: dict
 ) -> None:
     """``table.csv`` and ``benchmark_summary.json`` of a results folder that shards share.
 

@@ -4,7 +4,8 @@ Hyperparameters (ridge, row normalization) and the iteration t are chosen on a v
 then, per the protocol, the model is refit on all training data and scored on held-out test data.
 UCI datasets use their own fixed splits (tuning split, then the 4 folds); others get a seeded,
 stratified train / validation / test split. With ``benchmark=uci`` the whole collection is run
-instead (see benchmark.py).
+instead (see benchmark.py). Above rfm.exact_max_rows training rows (rfm.solver=auto) selection and
+refits run on the Nyström path (experiments/common/scalable.py, grid.py).
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ import numpy as np
 import torch
 
 from factcli import plots
+from factcli.choices import AUTO_KERNEL, AUTO_KERNELS
+from factcli.core.nystrom_rfm import NYSTROM_KERNELS
 from factcli.data import load_tabular
+from factcli.errors import FactError
 from factcli.runtime import resolve_device
 
+from ..common import scalable
 from ..common.rfm import check_kernel_memory
 from .benchmark import run_benchmark
 from .folds import evaluate_folds, fit_options, select_on_tuning_split, splits_of, standardized
@@ -30,14 +35,33 @@ log = logging.getLogger("fact")
 def run(cfg, run) -> dict:
     if cfg.benchmark is not None:
         return run_benchmark(cfg, run)
-    data = load_tabular(cfg.dataset, data_root=cfg.data.root, target=cfg.data.target, task=cfg.data.task)
+    held_out = None
+    if cfg.data.test is not None:
+        data, held_out = load_with_test_file(cfg)
+    else:
+        data = load_tabular(
+            cfg.dataset,
+            data_root=cfg.data.root,
+            target=cfg.data.target,
+            task=cfg.data.task,
+            missing=cfg.data.missing,
+        )
     device = resolve_device(cfg.device)
-    tuning, folds = splits_of(data, cfg)
+    tuning, folds = splits_of(data, cfg, held_out)
+    imputed = impute_missing(data, training_rows=np.concatenate(tuning))
     X = standardized(data, cfg, training_rows=np.concatenate(tuning))
     task = Task(data.task, data.n_outputs)
     options = fit_options(cfg, cfg.method)
     largest = max(len(rows) for rows, _ in [tuning, *folds])
-    check_kernel_memory(largest, options.precision, device, cfg.memory_limit_gb)
+    choice = scalable.choose_solver(cfg.rfm, largest, options.precision, device, cfg.memory_limit_gb)
+    if choice.solver == "nystrom" and cfg.kernel.name not in (AUTO_KERNEL, *NYSTROM_KERNELS):
+        raise FactError(
+            f"kernel.name={cfg.kernel.name} has no Nyström path ({choice.reason}); use kernel.name=auto,"
+            " laplace or gaussian, or rfm.solver=exact on a smaller table"
+        )
+    if choice.solver == "exact":
+        check_kernel_memory(largest, options.precision, device, cfg.memory_limit_gb)
+    estimate, memory = estimate_fit(cfg, choice, options, data, largest, len(folds), device)
     log.info(
         "%s: n=%d d=%d %s%s, method=%s, protocol=%s",
         data.name,
@@ -51,8 +75,15 @@ def run(cfg, run) -> dict:
 
     Xt = torch.tensor(X, device=device)  # copies: loaders may hand out read-only arrays
     yt = torch.tensor(data.y, device=device)
-    selection = select_on_tuning_split(task, options, cfg, Xt, yt, tuning)
-    results = evaluate_folds(task, options, selection, cfg.protocol, Xt, yt, folds)
+    scalable.announce(choice, estimate, memory)
+    stage0, paths = grid_solves(cfg, options, choice)
+    iterates = stage0 + paths + len(folds) * (options.iters + 1)
+    with scalable.FitProgress(iterates, estimate) as progress:
+        options = scalable.with_choice(options, choice, cfg.rfm, cfg.seed, progress.step)
+        selection = select_on_tuning_split(task, options, cfg, Xt, yt, tuning, progress)
+        refit_iterates = 1 if cfg.protocol == "paper" else selection.chosen.iteration + 1
+        progress.expect(len(selection.candidates) + len(folds) * refit_iterates)
+        results = evaluate_folds(task, options, selection, cfg.protocol, Xt, yt, folds, progress)
     metric = task.metric
     chosen = selection.chosen
     for candidate in selection.candidates:
@@ -110,7 +141,86 @@ def run(cfg, run) -> dict:
         f"test_{metric}": float(np.mean(test_scores)),
         f"fold_test_{metric}": test_scores,
         "device": str(device),
+        "solver": {"name": choice.solver, "reason": choice.reason, "centers": choice.centers},
+        "imputed_missing": imputed,
+        **held_out_summary(held_out),
     }
+
+
+def estimate_fit(cfg, choice, options, data, n: int, folds: int, device) -> tuple[float, float | None]:
+    """(seconds, Nyström memory bytes or None) of the whole protocol, before it starts; a Nyström
+    fit that cannot fit in memory is refused here, with the numbers."""
+    from factcli.core.nystrom_rfm import NystromOptions
+    from factcli.runtime import require_memory
+
+    stage0, paths = grid_solves(cfg, options, choice)
+    iters = 0 if options.method == "laplace" else options.iters
+    solves, statistics = stage0 + paths + folds * (iters + 1), paths + folds * iters
+    c, method = data.n_outputs, options.method
+    seconds = scalable.estimate_seconds(
+        options.kernel, choice, n, data.d, c, solves, statistics, method, cfg.rfm.cg_max_iters
+    )
+    if choice.solver == "exact":
+        return seconds, None
+    itemsize = 8 if options.precision == "float64" else 4
+    memory = scalable.nystrom_memory_bytes(n, data.d, c, choice.centers, itemsize, NystromOptions.cache_bytes)
+    limit = None if cfg.memory_limit_gb is None else cfg.memory_limit_gb * 2**30
+    require_memory(memory, device, f"the Nyström fit (n={n}, {choice.centers} centres)", limit)
+    return seconds, memory
+
+
+def load_with_test_file(cfg):
+    """data.test: the training file and the user's test file, encoded together (table_pair.py)."""
+    from factcli.data.table_pair import load_with_test_file as load_pair
+
+    if not str(cfg.dataset).lower().endswith((".csv", ".parquet", ".pq")):
+        raise FactError(f"data.test needs a table file as dataset (.csv/.parquet), got '{cfg.dataset}'")
+    data, held_out = load_pair(
+        cfg.dataset, cfg.data.test, target=cfg.data.target, task=cfg.data.task, missing=cfg.data.missing
+    )
+    if held_out.unseen_categories:
+        counts = ", ".join(f"{c}: {k}" for c, k in held_out.unseen_categories.items())
+        log.info("test rows with a category never seen in training (encoded as none): %s", counts)
+    return data, held_out
+
+
+def held_out_summary(held_out) -> dict:
+    if held_out is None:
+        return {}
+    return {
+        "test_file": held_out.path,
+        "test_rows": held_out.rows,
+        "unseen_test_categories": held_out.unseen_categories,
+    }
+
+
+def impute_missing(data, training_rows) -> dict:
+    """data.missing=median: NaN numbers ← their column's median over the training rows; counts per column."""
+
+    missing = np.isnan(data.X)
+    if not missing.any():
+        return {}
+    medians = np.nanmedian(data.X[training_rows], axis=0)
+    if np.isnan(medians[missing.any(0)]).any():
+        raise FactError("a numeric column has no values in the training rows; drop it or fill it")
+    counts = missing.sum(0)
+    data.X = np.where(missing, medians[None, :], data.X)
+    imputed = {data.feature_names[j]: int(counts[j]) for j in np.flatnonzero(counts)}
+    log.info("imputed missing values with training medians: %s", imputed)
+    return imputed
+
+
+def grid_solves(cfg, options, choice) -> tuple[int, int]:
+    """(stage-0 solves, feature-learning iterates) of selection (grid.py): every kernel × bandwidth ×
+    normalization × ridge at t = 0, then t = 1..T for every ridge from the best (or every) setting."""
+    kernels = 1
+    if cfg.kernel.name == AUTO_KERNEL:
+        kernels = len([k for k in AUTO_KERNELS if choice.solver == "exact" or k in NYSTROM_KERNELS])
+    settings = len(cfg.grid.bandwidths) * len(cfg.grid.normalize_rows)
+    stage0 = kernels * settings * len(cfg.grid.ridges)
+    iters = 0 if options.method == "laplace" else options.iters
+    starts = 1 if cfg.grid.search == "best" else settings
+    return stage0, starts * len(cfg.grid.ridges) * iters
 
 
 def plot_run(run, selection: GridSelection, results, metric: str, M, feature_names) -> None:

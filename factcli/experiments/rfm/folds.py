@@ -22,13 +22,18 @@ from .grid import AUTO_KERNEL, GridSelection, GridSpec, evaluate, select
 from .protocol import FoldResult
 
 
-def splits_of(data, cfg):
-    """(tuning train, tuning val) and the list of (train, test) folds, as row-index arrays."""
+def splits_of(data, cfg, held_out=None):
+    """(tuning train, tuning val) and the list of (train, test) folds, as row-index arrays.
+
+    With the user's test file (``held_out``, table_pair.py) its rows, the last ones, are the test set."""
     if data.splits is not None:
         return (data.splits.train, data.splits.val), list(data.splits.folds)
     check_split_sizes(data, cfg.data.test_fraction, cfg.data.val_fraction)
     rows = np.arange(data.n)
-    training, test = _split(rows, data, cfg.data.test_fraction, cfg.seed)
+    if held_out is not None:
+        training, test = rows[: data.n - held_out.rows], rows[data.n - held_out.rows :]
+    else:
+        training, test = _split(rows, data, cfg.data.test_fraction, cfg.seed)
     train, val = _split(training, data, cfg.data.val_fraction, cfg.seed + 1)
     return (train, val), [(training, test)]
 
@@ -96,22 +101,27 @@ def grid_spec(cfg) -> GridSpec:
     )
 
 
-def select_on_tuning_split(task, options, cfg, X, y, tuning) -> GridSelection:
-    """Stage 0 (kernel ridge regression over the grid), then the method's paths (grid.py)."""
+def select_on_tuning_split(task, options, cfg, X, y, tuning, progress=None) -> GridSelection:
+    """Stage 0 (kernel ridge regression over the grid), then the method's paths (grid.py); with
+    ``options.scalable`` both on the Nyström path (no n×n matrix)."""
     train, val = (torch.as_tensor(rows, device=X.device) for rows in tuning)
     parts = (X[train], y[train], X[val], y[val])
     spec = grid_spec(cfg)
     with clear_solver_errors():
-        return select(task, cfg.kernel.name, spec, options, *parts)
+        return select(task, cfg.kernel.name, spec, options, *parts, progress=progress)
 
 
-def evaluate_folds(task, options, selection, protocol, X, y, folds) -> list[FoldResult]:
+def evaluate_folds(task, options, selection, protocol, X, y, folds, progress=None) -> list[FoldResult]:
     results = []
     with clear_solver_errors():
-        for train_rows, test_rows in folds:
+        for index, (train_rows, test_rows) in enumerate(folds):
+            if progress is not None:
+                progress.stage(f"refit {index + 1} of {len(folds)} ({protocol} protocol)")
             train = torch.as_tensor(train_rows, device=X.device)
             test = torch.as_tensor(test_rows, device=X.device)
-            results.append(evaluate(task, options, selection, protocol, X[train], y[train], X[test], y[test]))
+            results.append(
+                evaluate(task, options, selection, protocol, X[train], y[train], X[test], y[test], progress)
+            )
     return results
 
 

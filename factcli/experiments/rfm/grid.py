@@ -8,6 +8,10 @@ Two stages on the tuning split (rules in benchmarks/README.md, fixed before any 
 2. ``feature_stage``: the RFM path t = 1..T from the best stage-0 (bandwidth, normalization) (or from
    every one), for every ridge, starting from stage 0's own t = 0 solve.
 
+With ``options.scalable`` (rfm.solver resolved to nystrom, experiments/common/scalable.py) both stages
+run on the Nyström path: stage 0 is the path's t = 0 at every grid point (m centres, CG solves) and no
+n×n matrix is built; the kernels are those it has (nystrom_rfm.NYSTROM_KERNELS; auto: laplace only).
+
 ``choose`` picks the best validation score; equal scores go to the simplest candidate (fewer
 iterations, larger ridge, larger bandwidth, no normalization, kernel order), never to grid order.
 The ``noise`` rule keeps t = 0 unless a t > 0 candidate beats it by more than its standard error.
@@ -23,10 +27,18 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from factcli.choices import AUTO_KERNEL, AUTO_KERNELS, BANDWIDTH_UNITS, SEARCHES, SELECTION_RULES, SOLVERS
+from factcli.choices import (
+    AUTO_KERNEL,
+    AUTO_KERNELS,
+    BANDWIDTH_UNITS,
+    RIDGE_SOLVERS,
+    SEARCHES,
+    SELECTION_RULES,
+)
 from factcli.core import InvalidInput, spectral
 from factcli.core.kernels import Kernel, predict
 from factcli.core.linalg import NotPositiveDefinite, SolveReport, dtype_name, solve_kernel_system
+from factcli.core.nystrom_rfm import NYSTROM_KERNELS
 from factcli.core.rfm import InaccurateSolve, RFMOptions, rfm_path
 
 from .protocol import FoldResult, Task, normalize_rows
@@ -51,7 +63,7 @@ class GridSpec:
             (self.bandwidth_unit, BANDWIDTH_UNITS, "bandwidth unit"),
             (self.search, SEARCHES, "search"),
             (self.rule, SELECTION_RULES, "selection rule"),
-            (self.solver, SOLVERS, "stage-0 solver"),
+            (self.solver, RIDGE_SOLVERS, "stage-0 solver"),
         ):
             if value not in allowed:
                 raise InvalidInput(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
@@ -184,16 +196,68 @@ def _solve_all_ridges(
     return out
 
 
+def _nystrom_points(task: Task, kernel: Kernel, ridges, options: RFMOptions, A, B, Y, y_train, y_val) -> dict:
+    """ridge -> (candidate scores, (α, report)) from the Nyström path's t = 0 (A, B uncentred), or the
+    InaccurateSolve it raised."""
+    out = {}
+    for ridge in ridges:
+        point = replace(options, kernel=kernel, ridge=float(ridge), method="laplace")
+        try:
+            (iterate,) = rfm_path(A, Y, point)
+        except InaccurateSolve as error:
+            out[ridge] = error
+            continue
+        val, stderr = score_with_error(task, iterate.predictor(B), y_val)
+        train = task.score(iterate.predictor.training_outputs(Y, ridge), y_train)
+        out[ridge] = ((val, stderr, train), (iterate.predictor.alpha, iterate.solve))
+    return out
+
+
 def kernel_stage(
-    task: Task, kernel_name: str, spec: GridSpec, options: RFMOptions, X_train, y_train, X_val, y_val
+    task: Task,
+    kernel_name: str,
+    spec: GridSpec,
+    options: RFMOptions,
+    X_train,
+    y_train,
+    X_val,
+    y_val,
+    progress=None,
 ) -> KernelStage:
     """KRR with M = I at every grid point; ``options`` gives precision and solve tolerance.
 
     The validation predictions of every ridge of one (normalization, bandwidth) come from one blockwise
-    pass over the validation Gram matrix, with the ridges' α side by side.
+    pass over the validation Gram matrix, with the ridges' α side by side. With ``options.scalable``
+    every point is the Nyström path's t = 0 instead (its α lives on the centres; not reused).
     """
     started = time.perf_counter()
     Y = task.targets(y_train)
+    if options.scalable is not None:
+        candidates, solves, precisions, unsolved = [], {}, set(), 0
+        for normalize in spec.normalizations:
+            A, B = normalize_rows(X_train, normalize), normalize_rows(X_val, normalize)
+            for bandwidth in bandwidth_values(kernel_name, spec, A - A.mean(0, keepdim=True)):
+                if progress is not None:
+                    progress.stage(f"stage 0: {kernel_name} L={bandwidth:.3g}, x/|x|={normalize}")
+                kernel = Kernel(kernel_name, bandwidth)
+                points = _nystrom_points(task, kernel, spec.ridges, options, A, B, Y, y_train, y_val)
+                for ridge, point in points.items():
+                    if isinstance(point, InaccurateSolve):
+                        unsolved += 1
+                        continue
+                    (val, stderr, train), solve = point
+                    solves[(bandwidth, normalize, ridge)] = solve
+                    precisions.add(solve[1].precision)
+                    candidates.append(
+                        Candidate(kernel_name, bandwidth, normalize, float(ridge), 0, val, stderr, train)
+                    )
+                    if progress is not None:
+                        progress.iterate(0, f"ridge={ridge:g}, validation {task.metric} {val:.4f}")
+        if not candidates:
+            raise InaccurateSolve(f"no {kernel_name} Nyström solve of the grid was accurate")
+        return KernelStage(
+            kernel_name, candidates, solves, precisions, time.perf_counter() - started, unsolved
+        )
     dtypes = [torch.float64] if options.precision == "float64" else [torch.float32, torch.float64]
     candidates, solves, precisions, unsolved = [], {}, set(), 0
     for normalize in spec.normalizations:
@@ -201,6 +265,8 @@ def kernel_stage(
         center = A.mean(0, keepdim=True)  # as rfm_path centres: the same α, reusable as its t = 0
         A, B = A - center, B - center
         for bandwidth in bandwidth_values(kernel_name, spec, A):
+            if progress is not None:
+                progress.stage(f"stage 0: {kernel_name} L={bandwidth:.3g}, x/|x|={normalize}")
             kernel = Kernel(kernel_name, bandwidth)
             pending = list(spec.ridges)
             for dtype in dtypes:  # auto: float32 first, float64 for the ridges it could not solve
@@ -251,7 +317,15 @@ def select_krr(task: Task, stage: KernelStage, d: int) -> GridSelection:
 
 
 def feature_stage(
-    task: Task, stage: KernelStage, spec: GridSpec, options: RFMOptions, X_train, y_train, X_val, y_val
+    task: Task,
+    stage: KernelStage,
+    spec: GridSpec,
+    options: RFMOptions,
+    X_train,
+    y_train,
+    X_val,
+    y_val,
+    progress=None,
 ) -> GridSelection:
     """RFM paths (options.method) from stage 0's best setting(s), for every ridge; then ``choose``."""
     started = time.perf_counter()
@@ -267,12 +341,16 @@ def feature_stage(
             if first is None:
                 continue  # stage 0 could not solve this point in any precision
             path_options = replace(options, kernel=Kernel(stage.kernel, bandwidth), ridge=float(ridge))
+            if progress is not None:
+                progress.stage(f"path: {stage.kernel} L={bandwidth:.3g}, ridge={ridge:g}, x/|x|={normalize}")
             try:
                 for iterate in rfm_path(A, Y, path_options, first=first):
                     if iterate.t == 0:
                         continue  # stage 0's own candidate
                     val, stderr = score_with_error(task, iterate.predictor(B), y_val)
-                    train = task.score(Y - ridge * iterate.predictor.alpha.to(Y), y_train)
+                    train = task.score(iterate.predictor.training_outputs(Y, ridge), y_train)
+                    if progress is not None:
+                        progress.iterate(iterate.t, f"validation {task.metric} {val:.4f}")
                     precisions.add(iterate.solve.precision)
                     candidate = Candidate(
                         stage.kernel, bandwidth, normalize, float(ridge), iterate.t, val, stderr, train
@@ -304,28 +382,33 @@ def select(
     X_val,
     y_val,
     stage_of=None,
+    progress=None,
 ) -> GridSelection:
     """The whole selection for ``options.method`` (``laplace``: KRR, t = 0 only).
 
     ``kernel_name`` may be ``auto``: stage 0 then runs for every kernel of AUTO_KERNELS, the best
     stage-0 point decides the kernel, and only that kernel's paths are run; the other kernels'
     stage-0 points stay candidates (none can win: their best already lost). ``stage_of(kernel)``
-    gives a stage computed earlier (shared by methods); by default it is computed here.
+    gives a stage computed earlier (shared by methods); by default it is computed here. On the
+    Nyström path (``options.scalable``) auto means the AUTO_KERNELS it has (NYSTROM_KERNELS).
     """
     if stage_of is None:
 
         def stage_of(kernel):
-            return kernel_stage(task, kernel, spec, options, X_train, y_train, X_val, y_val)
+            return kernel_stage(task, kernel, spec, options, X_train, y_train, X_val, y_val, progress)
 
     auto = kernel_name == AUTO_KERNEL
-    stages = [stage_of(kernel) for kernel in (AUTO_KERNELS if auto else (kernel_name,))]
+    kernels = AUTO_KERNELS if auto else (kernel_name,)
+    if options.scalable is not None and auto:
+        kernels = tuple(k for k in kernels if k in NYSTROM_KERNELS)
+    stages = [stage_of(kernel) for kernel in kernels]
     best0 = best_of(task, [c for stage in stages for c in stage.candidates])
     stage = next(stage for stage in stages if stage.kernel == best0.kernel)
     if options.method == "laplace":
         selection = select_krr(task, stage, X_train.shape[1])
     else:
         path_options = options_for_kernel(options, best0.kernel, auto)
-        selection = feature_stage(task, stage, spec, path_options, X_train, y_train, X_val, y_val)
+        selection = feature_stage(task, stage, spec, path_options, X_train, y_train, X_val, y_val, progress)
     for other in stages:
         if other is not stage:
             selection.candidates += other.candidates
@@ -336,7 +419,15 @@ def select(
 
 
 def evaluate(
-    task: Task, options: RFMOptions, selection: GridSelection, protocol: str, X_train, y_train, X_test, y_test
+    task: Task,
+    options: RFMOptions,
+    selection: GridSelection,
+    protocol: str,
+    X_train,
+    y_train,
+    X_test,
+    y_test,
+    progress=None,
 ) -> FoldResult:
     """One fold: strict relearns M_t on the fold's training part; paper reuses the selected M."""
     chosen = selection.chosen
@@ -352,6 +443,8 @@ def evaluate(
         iterates = []
         for iterate in rfm_path(A, Y, replace(fit, iters=chosen.iteration)):
             iterates.append(iterate)
+            if progress is not None:
+                progress.iterate(iterate.t)
     else:
         raise ValueError(f"unknown protocol {protocol!r}")
     path_scores = [task.score(iterate.predictor(B), y_test) for iterate in iterates]

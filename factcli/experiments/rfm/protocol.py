@@ -12,6 +12,7 @@ Pure computation (tensors in, numbers out): no files, no printing.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -71,9 +72,11 @@ class Selection:
 
 
 def select(
-    task: Task, options: RFMOptions, ridges, normalizations, X_train, y_train, X_val, y_val
+    task: Task, options: RFMOptions, ridges, normalizations, X_train, y_train, X_val, y_val, progress=None
 ) -> Selection:
-    """Grid search over (normalization, ridge) and iteration t, scored on the validation part."""
+    """Grid search over (normalization, ridge) and iteration t, scored on the validation part.
+
+    ``progress`` (common/scalable.py FitProgress) hears of every grid point and iterate."""
     started = time.perf_counter()
     best: Selection | None = None
     candidates, precisions = [], set()
@@ -81,10 +84,13 @@ def select(
     for normalize in normalizations:
         A, B = normalize_rows(X_train, normalize), normalize_rows(X_val, normalize)
         for ridge in ridges:
+            if progress is not None:
+                point = len({(c["ridge"], c["normalize_rows"]) for c in candidates}) + 1
+                total = len(ridges) * len(normalizations)
+                progress.stage(f"grid point {point} of {total} (ridge={ridge:g}, x/|x|={normalize})")
             for iterate in rfm_path(A, Y_train, replace(options, ridge=float(ridge))):
                 val = task.score(iterate.predictor(B), y_val)
-                # On the training points f = Kα = Y − λα exactly: no second kernel pass needed.
-                train = task.score(Y_train - ridge * iterate.predictor.alpha.to(Y_train), y_train)
+                train = task.score(iterate.predictor.training_outputs(Y_train, ridge), y_train)
                 precisions.add(iterate.solve.precision)
                 candidates.append(
                     {
@@ -95,6 +101,8 @@ def select(
                         f"val_{task.metric}": val,
                     }
                 )
+                if progress is not None:
+                    progress.iterate(iterate.t, f"validation {task.metric} {val:.4f}")
                 if task.better(val, None if best is None else best.val_score):
                     best = Selection(float(ridge), bool(normalize), iterate.t, iterate.M, val)
     assert best is not None, "empty grid"
@@ -112,7 +120,15 @@ class FoldResult:
 
 
 def evaluate(
-    task: Task, options: RFMOptions, selection: Selection, protocol: str, X_train, y_train, X_test, y_test
+    task: Task,
+    options: RFMOptions,
+    selection: Selection,
+    protocol: str,
+    X_train,
+    y_train,
+    X_test,
+    y_test,
+    progress=None,
 ) -> FoldResult:
     """Fit on one fold's training part as the protocol says, score on its test part."""
     A = normalize_rows(X_train, selection.normalize)
@@ -123,7 +139,11 @@ def evaluate(
         iterates = list(rfm_path(A, Y, fixed, M0=selection.M))
     elif protocol == "strict":
         relearn = replace(options, ridge=selection.ridge, iters=selection.iteration)
-        iterates = list(_take(rfm_path(A, Y, relearn), selection.iteration))
+        iterates = []
+        for iterate in _take(rfm_path(A, Y, relearn), selection.iteration):
+            iterates.append(iterate)
+            if progress is not None:
+                progress.iterate(iterate.t)
     else:
         raise ValueError(f"unknown protocol {protocol!r}")
     path_scores = [task.score(iterate.predictor(B), y_test) for iterate in iterates]
@@ -131,10 +151,8 @@ def evaluate(
     return FoldResult(path_scores[-1], final.M, path_scores, final.solve.precision)
 
 
-def _take(path, last_t: int) -> list[Iterate]:
-    taken = []
+def _take(path, last_t: int) -> Iterator[Iterate]:
     for iterate in path:
-        taken.append(iterate)
+        yield iterate
         if iterate.t >= last_t:
             break
-    return taken
