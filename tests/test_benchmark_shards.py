@@ -3,6 +3,7 @@ single-process run's (timings aside; that run has every core, each shard its sha
 sweep resumes where it stopped."""
 
 import csv
+import json
 
 from factcli.experiments.rfm.benchmark import TABLE_COLUMNS
 
@@ -54,6 +55,7 @@ def test_shards_in_a_joblib_sweep_fill_one_table_that_equals_the_single_run(fact
     assert {name: again[name] for name in kept} == kept  # nothing finished was recomputed
     assert "fertility__fact.json" in again
     assert table_without_timings(sweep / "table.csv") == expected
+    assert json.loads((sweep / "benchmark_summary.json").read_text())["complete"] is True
     with open(sweep / "sweep.csv", newline="") as handle:
         assert [row["status"] for row in csv.DictReader(handle)] == ["finished"] * 4
 
