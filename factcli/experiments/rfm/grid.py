@@ -41,7 +41,7 @@ from factcli.core.linalg import NotPositiveDefinite, SolveReport, dtype_name, so
 from factcli.core.nystrom_rfm import NYSTROM_KERNELS
 from factcli.core.rfm import InaccurateSolve, RFMOptions, rfm_path
 
-from .protocol import FoldResult, Task, normalize_rows
+from .protocol import FoldResult, Task, fit_fold, normalize_rows
 
 KERNEL_ORDER = ("laplace", "l1", "gaussian", "quadratic")  # the tie rule's last key, across kernels
 
@@ -431,22 +431,10 @@ def evaluate(
 ) -> FoldResult:
     """One fold: strict relearns M_t on the fold's training part; paper reuses the selected M."""
     chosen = selection.chosen
-    A = normalize_rows(X_train, chosen.normalize)
-    B = normalize_rows(X_test, chosen.normalize)
-    Y = task.targets(y_train)
     fit = replace(
         options, kernel=Kernel(chosen.kernel, chosen.bandwidth), ridge=chosen.ridge, form=selection.form
     )
-    if protocol == "paper" or chosen.iteration == 0:
-        iterates = list(rfm_path(A, Y, replace(fit, method="laplace"), M0=selection.M))
-    elif protocol == "strict":
-        iterates = []
-        for iterate in rfm_path(A, Y, replace(fit, iters=chosen.iteration)):
-            iterates.append(iterate)
-            if progress is not None:
-                progress.iterate(iterate.t)
-    else:
-        raise ValueError(f"unknown protocol {protocol!r}")
-    path_scores = [task.score(iterate.predictor(B), y_test) for iterate in iterates]
-    final = iterates[-1]
-    return FoldResult(path_scores[-1], final.M, path_scores, final.solve.precision)
+    # With t = 0 both protocols are one solve with the selected M (the identity): no path to relearn.
+    how = "paper" if chosen.iteration == 0 else protocol
+    parts = (X_train, y_train, X_test, y_test)
+    return fit_fold(task, fit, chosen.normalize, chosen.iteration, selection.M, how, *parts, progress)

@@ -131,16 +131,36 @@ def evaluate(
     progress=None,
 ) -> FoldResult:
     """Fit on one fold's training part as the protocol says, score on its test part."""
-    A = normalize_rows(X_train, selection.normalize)
-    B = normalize_rows(X_test, selection.normalize)
+    fit = replace(options, ridge=selection.ridge)
+    parts = (X_train, y_train, X_test, y_test)
+    return fit_fold(
+        task, fit, selection.normalize, selection.iteration, selection.M, protocol, *parts, progress
+    )
+
+
+def fit_fold(
+    task: Task,
+    fit: RFMOptions,
+    normalize: bool,
+    iteration: int,
+    M: torch.Tensor,
+    protocol: str,
+    X_train,
+    y_train,
+    X_test,
+    y_test,
+    progress=None,
+) -> FoldResult:
+    """One fold of the chosen setting (``fit`` carries its kernel and ridge): ``strict`` relearns
+    M_0..M_iteration on the fold's training part, ``paper`` solves once with the selected ``M``."""
+    A = normalize_rows(X_train, normalize)
+    B = normalize_rows(X_test, normalize)
     Y = task.targets(y_train)
     if protocol == "paper":
-        fixed = replace(options, method="laplace", ridge=selection.ridge)  # laplace: solve only, M kept
-        iterates = list(rfm_path(A, Y, fixed, M0=selection.M))
+        iterates = list(rfm_path(A, Y, replace(fit, method="laplace"), M0=M))  # laplace: solve only, M kept
     elif protocol == "strict":
-        relearn = replace(options, ridge=selection.ridge, iters=selection.iteration)
         iterates = []
-        for iterate in _take(rfm_path(A, Y, relearn), selection.iteration):
+        for iterate in _take(rfm_path(A, Y, replace(fit, iters=iteration)), iteration):
             iterates.append(iterate)
             if progress is not None:
                 progress.iterate(iterate.t)
