@@ -18,7 +18,7 @@ from factcli.core.kernels import Kernel
 from factcli.core.nystrom import worth_forming_normal_matrix
 from factcli.core.nystrom_rfm import NystromOptions
 from factcli.errors import FactError
-from factcli.progress import interactive
+from factcli.progress import format_duration, interactive
 from factcli.runtime import available_memory_bytes, format_bytes
 
 log = logging.getLogger("fact")
@@ -163,14 +163,6 @@ def announce(choice: SolverChoice, estimate: float, memory: float | None) -> Non
             format_duration(estimate),
             format_duration(LONG_FIT_SECONDS),
         )
-
-
-def format_duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 # ------------------------------------------------------------------------------- progress

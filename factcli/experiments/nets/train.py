@@ -24,6 +24,7 @@ from factcli.core.fact import loss_gradient, stationarity_residual
 from factcli.core.losses import CONVENTIONS, make_targets, per_sample_loss
 from factcli.core.nets import MLP, ConvNet, weight_layers, weight_matrix
 from factcli.errors import FactError
+from factcli.progress import format_duration
 from factcli.runtime import resolve_device
 
 from ..common.batches import Batches
@@ -55,7 +56,7 @@ def run(cfg, run, announce: bool = True) -> dict:
     estimate = training.estimate_time()
     log.info(
         "estimated time on %s: %s for the %d steps left (%.3g s/step, %.3g s per metrics evaluation)",
-        device.type, _duration(estimate["total_seconds"]), estimate["steps"],
+        device.type, format_duration(estimate["total_seconds"]), estimate["steps"],
         estimate["seconds_per_step"], estimate["seconds_per_evaluation"],
     )  # fmt: skip
     if estimate["seconds_per_finish_iteration"] is not None:
@@ -493,11 +494,3 @@ class Training:
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
