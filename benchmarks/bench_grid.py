@@ -10,6 +10,10 @@
 - *SVC-RBF* (scikit-learn), timed on its own;
 - stage 0 (L2 kernel) with one Cholesky per ridge against one eigendecomposition for all ridges.
 
+`python benchmarks/bench_grid.py --final` times *today* against the final default only (what
+`fact fit-rfm benchmark=uci` runs now: the kernel selected, `kernel.name=auto`, for KRR and every
+method; M ← FFᵀ for fact) → `results/grid_final.json`.
+
 The order of *today* and *new* alternates from dataset to dataset, so drifting machine load falls on
 both. Writes `results/grid.json` after every dataset (a rerun resumes), with the load average beside
 each dataset's timings.
@@ -27,6 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "grid.json"
+OUT_FINAL = HERE / "results" / "grid_final.json"
 
 TODAY = ["laplace", "nfa", "fact", "fact-geo"]
 NEW_SAME = [
@@ -34,6 +39,13 @@ NEW_SAME = [
     ("nfa", {"method": "nfa"}),
     ("fact", {"fact_power": 2.0}),  # the default chosen in benchmarks/README.md (issue 15)
     ("fact-geo", {"method": "fact-geo"}),
+]
+# The final default (benchmarks/README.md, round 2): the kernel is selected on validation for each row.
+FINAL = [
+    ("KRR-auto", {"kind": "krr", "kernel": "auto"}),
+    ("nfa", {"method": "nfa", "kernel": "auto"}),
+    ("fact", {"kernel": "auto", "fact_power": 2.0}),
+    ("fact-geo", {"method": "fact-geo", "kernel": "auto"}),
 ]
 NEW_L1 = [
     ("L1-KRR", {"kind": "krr", "kernel": "l1"}),
@@ -62,7 +74,7 @@ def timed_rows(suite, entries, Entry) -> tuple[float, dict]:
     return time.perf_counter() - started, accuracy
 
 
-def one_dataset(root: Path, name: str, index: int) -> dict:
+def one_dataset(root: Path, name: str, index: int, final: bool = False) -> dict:
     from factcli.core.kernels import Kernel
     from factcli.core.rfm import RFMOptions
     from factcli.data.uci import load_uci
@@ -79,7 +91,7 @@ def one_dataset(root: Path, name: str, index: int) -> dict:
 
     def new():
         suite = Suite(data, GridSpec(), options)
-        return timed_rows(suite, NEW_SAME, Entry), suite
+        return timed_rows(suite, FINAL if final else NEW_SAME, Entry), suite
 
     if index % 2 == 0:
         record["today_seconds"], record["today_accuracy"] = today()
@@ -87,6 +99,9 @@ def one_dataset(root: Path, name: str, index: int) -> dict:
     else:
         (record["new_seconds"], record["new_accuracy"]), suite = new()
         record["today_seconds"], record["today_accuracy"] = today()
+    if final:
+        record["load1_end"] = os.getloadavg()[0]
+        return record
     l1_suite = Suite(data, GridSpec(), options)
     record["new_l1_seconds"], record["new_l1_accuracy"] = timed_rows(l1_suite, NEW_L1, Entry)
     record["svc_seconds"], record["svc_accuracy"] = timed_rows(
@@ -101,6 +116,14 @@ def one_dataset(root: Path, name: str, index: int) -> dict:
 
 
 def totals(records: list[dict]) -> dict:
+    if "new_l1_seconds" not in records[0]:  # --final: today against the final default only
+        today, new = (sum(r[key] for r in records) for key in ("today_seconds", "new_seconds"))
+        return {
+            "today_seconds": round(today, 1),
+            "final_default_seconds": round(new, 1),
+            "final_over_today": round(new / today, 3),
+            "datasets": len(records),
+        }
     keys = [
         "today_seconds",
         "new_seconds",
@@ -129,26 +152,37 @@ def main() -> None:
         "--data", type=Path, default=Path(os.environ.get("FACT_DATA", HERE.parent.parent / "shared" / "data"))
     )
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--final", action="store_true", help="today against the final default only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     root = args.data / "uci"
-    result = json.loads(OUT.read_text()) if OUT.exists() else {"datasets": []}
+    out = OUT_FINAL if args.final else OUT
+    result = json.loads(out.read_text()) if out.exists() else {"datasets": []}
     done = {r["dataset"] for r in result["datasets"]}
     for index, name in enumerate(datasets(root)):
         if name in done:
             continue
-        record = one_dataset(root, name, index)
+        record = one_dataset(root, name, index, args.final)
         result["datasets"].append(record)
         result["totals"] = totals(result["datasets"])
         result["machine"] = {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "torch_threads": args.threads,
-            "note": "shared machine, contended: see each dataset's load1",
+            "note": "see each dataset's load1 (2 cores)",
         }
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps(result, indent=1))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(out)
         r = record
+        if args.final:
+            print(
+                f"{name} (n={r['n']}): today {r['today_seconds']:.1f} s, "
+                f"final default {r['new_seconds']:.1f} s, load {r['load1_end']:.1f}",
+                flush=True,
+            )
+            continue
         print(
             f"{name} (n={r['n']}): today {r['today_seconds']:.1f} s, new {r['new_seconds']:.1f} s, "
             f"L1 rows {r['new_l1_seconds']:.1f} s, svc {r['svc_seconds']:.1f} s, stage 0 Cholesky/eigh "

@@ -140,3 +140,46 @@ def test_sample_centers_is_seeded_and_drops_duplicate_rows():
         sample_centers(X, 21, seed=0)
     with pytest.raises(ValueError, match="got 0"):
         sample_centers(X, 0, seed=0)
+
+
+def test_centres_that_coincide_under_a_learned_metric_are_factored_and_solved():
+    """A rank-deficient M (what M ← FFᵀ learns) makes centres that differ only in its null space
+    coincide, so K_mm has equal rows; the Laplace kernel adds √eps-sized rounding errors on top. The
+    factorization must still succeed (with a grown jitter) and the solve must still be the minimiser:
+    the same fit as with the duplicates removed, since equal centres span the same functions."""
+    from factcli.core.nystrom import factor_centers
+
+    g = torch.Generator().manual_seed(11)
+    n, d = 400, 5
+    X = torch.randn(n, d, generator=g)
+    X[:, 1:] = X[:, 1:].round()  # coarse coordinates, so many rows agree outside the first one
+    Y = torch.randn(n, 2, generator=g)
+    M = torch.zeros(d, d)
+    M[1:, 1:] = torch.eye(d - 1)  # the first coordinate learned away
+    C = X[sample_centers(X, 120, seed=0)]
+    kernel = Kernel("laplace", 3.0)
+    K_mm = kernel.gram(C, C, M)
+    assert torch.linalg.eigvalsh(K_mm).min() < 1e-10  # coincident centres: singular (or worse)
+    distinct = torch.unique(C @ M, dim=0)  # the distinct centres in M's metric (M is a projection)
+    T, kept, jitter = factor_centers(K_mm)
+    assert kept is not None and len(kept) == len(distinct) < len(C)
+    assert len(torch.unique(C[kept] @ M, dim=0)) == len(kept)  # one of each
+    torch.testing.assert_close(T.T @ T, K_mm[kept][:, kept], rtol=0, atol=10 * jitter)
+
+    ridge = 1e-3
+    alpha, fitted, report = nystrom_solve(kernel, X, Y, C, M, ridge, tol=1e-10, max_iters=300)
+    assert report.converged and torch.isfinite(alpha).all()
+    K_nd = kernel.gram(X, distinct, M)
+    best = torch.linalg.lstsq(
+        K_nd.T @ K_nd + ridge * kernel.gram(distinct, distinct, M), K_nd.T @ Y, driver="gelsd"
+    ).solution
+    torch.testing.assert_close(fitted, K_nd @ best, rtol=1e-4, atol=1e-4)
+
+
+def test_a_kernel_matrix_far_from_positive_definite_is_refused_in_one_line():
+    from factcli.core import InvalidInput
+    from factcli.core.nystrom import factor_centers
+
+    K_mm = torch.ones(4, 4) - 2 * torch.eye(4)  # eigenvalue −2: no small jitter repairs it
+    with pytest.raises(InvalidInput, match="fewer rfm.centers"):
+        factor_centers(K_mm)

@@ -64,6 +64,24 @@ class Kernel:
             return l1kernel.gram(X, Z, M, self.bandwidth, out)
         return self._fill(X, Z, M, out, self._kernel_of)
 
+    def gram_by_differences(self, X: torch.Tensor, Z: torch.Tensor, M: torch.Tensor | None) -> torch.Tensor:
+        """K_ij = k_M(x_i, z_j) with D²_ij = ‖(x_i − z_j)R‖², M = RRᵀ, from the differences themselves.
+
+        ``gram``'s one-GEMM D² cancels and is shifted down by its rounding bound (see _gemm_factors),
+        which perturbs entries of near points by up to √(noise)/L: harmless in a solve with a ridge,
+        but enough to make a matrix that is factored without one (Nyström's K_mm) indefinite. Here a
+        positive definite kernel stays so to rounding. O(|X|·|Z|·d) work: for small matrices only.
+        """
+        if not self.translation_invariant or self.name == "l1":  # no cancellation in these
+            return self.gram(X, Z, M)
+        if M is not None:
+            values, vectors = torch.linalg.eigh(M)
+            R = vectors * values.clamp_min(0.0).sqrt()
+            X, Z = X @ R, Z @ R
+        squared = torch.cdist(X, Z, compute_mode="donot_use_mm_for_euclid_dist").square_()
+        self._kernel_of(squared)
+        return squared
+
     def _kernel_of(self, block: torch.Tensor) -> None:
         """κ applied in place to a block of D² (or xᵀMz)."""
         if self.name == "laplace":

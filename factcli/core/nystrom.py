@@ -33,6 +33,11 @@ from .linalg import SolveReport
 # Rows per block × centres: a 4M-entry block (16 MB in float32) keeps every temporary of a pass
 # around 100 MB while each GEMM is still large enough for every core.
 BLOCK_ELEMENTS = 1 << 22
+# Largest jitter (relative to max K_ii) added to K_mm before its factorization is refused: 1e-6 is
+# far below any ridge the grid tries and above the √eps ≈ 1e-8 errors of a Laplace kernel's entries.
+MAX_RELATIVE_JITTER = 1e-6
+# Pivots of K_mm's factor below this (relative to max K_ii) mark a centre as dependent on the others.
+DEPENDENT_PIVOT = 1e-7
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -110,12 +115,17 @@ def nystrom_solve(
     over the data (one more pass at the end gives f at the training points); None: when the blocks
     are not kept and m < worth_forming_normal_matrix(d).
     """
-    n, m = X.shape[0], C.shape[0]
+    n, all_centers = X.shape[0], C.shape[0]
+    K_mm = kernel.gram_by_differences(C.double(), C.double(), None if M is None else M.double())
+    T, kept, jitter = factor_centers(K_mm)
+    if kept is not None:  # centres dependent on the others (in M's metric) get α = 0
+        C, K_mm = C[kept], K_mm[kept][:, kept]
+        initial = None if initial is None else initial[kept]
+    m = C.shape[0]
+    A = preconditioner_factor(T, n, ridge, jitter)
     rows = KernelRows(kernel, X, C, M, block_elements, cache_bytes)
     if form_normal_matrix is None:
         form_normal_matrix = rows.cached is None and m < worth_forming_normal_matrix(X.shape[1])
-    K_mm = kernel.gram(C.double(), C.double(), None if M is None else M.double())
-    T, A = falkon_factors(K_mm, n, ridge)
     Yd = Y.double()
 
     def precondition(v):  # B v = T⁻¹ A⁻¹ v
@@ -183,6 +193,8 @@ def nystrom_solve(
         alpha_w = alpha.to(X.dtype)
         for rows_, block in rows.blocks():
             fitted[rows_] = block @ alpha_w
+    if kept is not None:
+        alpha = alpha.new_zeros(all_centers, alpha.shape[1]).index_copy_(0, kept, alpha)
     report = CGReport(relative, X.dtype, iterations=iterations, converged=relative <= tol, centers=m)
     return alpha, fitted, report
 
@@ -193,14 +205,47 @@ def worth_forming_normal_matrix(d: int, cg_steps: int = 20) -> int:
     return (cg_steps - 2) * (d + 15)
 
 
-def falkon_factors(K_mm: torch.Tensor, n: int, ridge: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Upper Cholesky factors T of K_mm (+ a jitter of m·eps·max K_ii) and A of (n/m) T Tᵀ + λI."""
+def factor_centers(K_mm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+    """(T, kept, jitter): the upper Cholesky factor T of K_mm + jitter·I restricted to the centres that
+    are numerically independent of the others (``kept``, row indices; None when all are).
+
+    A learned M makes centres that differ only where M is (nearly) zero coincide in its metric, so
+    K_mm has (nearly) equal rows; the Laplace kernel also turns rounding errors ε in the squared
+    distances into errors √ε in its entries. Both defeat a fixed jitter, and a preconditioner built
+    on nearly singular T makes CG stall. So the jitter starts at m·eps·max K_ii and grows tenfold
+    while the factorization fails (up to MAX_RELATIVE_JITTER·max K_ii), and then every centre whose
+    pivot T_jj² (its squared RKHS distance to the span of the centres before it) is below
+    DEPENDENT_PIVOT·max K_ii is dropped and the rest factored again: the functions they span lose
+    nothing measurable, and the solve becomes well posed (the minimiser with those α_j = 0).
+    """
     m = K_mm.shape[0]
-    jitter = m * torch.finfo(torch.float64).eps * float(K_mm.diagonal().max())
-    T = torch.linalg.cholesky(K_mm + jitter * torch.eye(m, dtype=K_mm.dtype, device=K_mm.device), upper=True)
-    inner = (n / m) * (T @ T.T)
+    scale = float(K_mm.diagonal().max())
+    jitter = m * torch.finfo(torch.float64).eps * scale
+    identity = torch.eye(m, dtype=K_mm.dtype, device=K_mm.device)
+    while True:
+        T, info = torch.linalg.cholesky_ex(K_mm + jitter * identity, upper=True)
+        if int(info) == 0:
+            break
+        if jitter >= MAX_RELATIVE_JITTER * scale:
+            raise InvalidInput(
+                f"the {m} centres' kernel matrix is not positive definite even with a jitter of"
+                f" {jitter:.1e}; use fewer rfm.centers or a larger bandwidth"
+            )
+        jitter *= 10
+    independent = T.diagonal().square() > max(DEPENDENT_PIVOT * scale, 10 * jitter)
+    if bool(independent.all()):
+        return T, None, jitter
+    kept = independent.nonzero().squeeze(1)
+    sub = K_mm[kept][:, kept]
+    sub.diagonal().add_(jitter)
+    return torch.linalg.cholesky(sub, upper=True), kept, jitter
+
+
+def preconditioner_factor(T: torch.Tensor, n: int, ridge: float, jitter: float) -> torch.Tensor:
+    """Upper Cholesky factor A of (n/m) T Tᵀ + λI (λ at least the jitter put on K_mm)."""
+    inner = (n / T.shape[0]) * (T @ T.T)
     inner.diagonal().add_(max(ridge, jitter))
-    return T, torch.linalg.cholesky(inner, upper=True)
+    return torch.linalg.cholesky(inner, upper=True)
 
 
 def _upper_solve(U, v, transpose: bool = False):
