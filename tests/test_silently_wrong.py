@@ -135,6 +135,28 @@ def test_benchmark_results_remember_data_standardize(fact_cli, shared_data, tmp_
     assert not (tmp_path / "c").exists()
 
 
+def test_benchmark_results_from_before_the_nystrom_path_count_as_exact_solves(
+    fact_cli, shared_data, tmp_path
+):
+    """Results stored before rfm.solver existed carry none of its keys: they were exact solves, so a
+    rerun with rfm.solver=exact reuses them and one that may switch to Nyström (auto) is refused."""
+    results = tmp_path / "results"
+    common = [*BENCH, f"data.root={shared_data}", "benchmark.datasets=[balloons]",
+              "benchmark.methods=[laplace]", f"benchmark.results_dir={results}"]  # fmt: skip
+    assert fact_cli(*common, "rfm.solver=exact", f"hydra.run.dir={tmp_path / 'a'}").exit_code == 0
+    path = results / "results" / "balloons__laplace.json"
+    stored = json.loads(path.read_text())
+    for key in ("solver", "centers", "exact_max_rows", "cg_max_iters"):
+        del stored["settings"]["rfm"][key]  # as written before issue 14
+    path.write_text(json.dumps(stored))
+    before = path.read_bytes()
+    again = fact_cli(*common, "rfm.solver=exact", f"hydra.run.dir={tmp_path / 'b'}")
+    assert again.exit_code == 0, again.stderr
+    assert summary_of(tmp_path / "b")["status"] == "finished" and path.read_bytes() == before  # reused
+    auto = fact_cli(*common, f"hydra.run.dir={tmp_path / 'c'}")
+    assert "made with other settings (rfm.solver)" in error_line(auto)
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A short train-net run's checkpoint payload and its directory."""

@@ -35,6 +35,7 @@ from factcli.errors import FactError
 from factcli.progress import track
 from factcli.rundir import write_csv, write_json
 from factcli.runtime import resolve_device
+from factcli.schema.rfm import SolverFields
 
 from ..common.rfm import check_kernel_memory
 from .compare import report, with_leak
@@ -211,8 +212,13 @@ def result_settings(cfg) -> dict:
     return {**groups, "data": {"standardize": standardizes(cfg, uci)}}
 
 
-# Results stored before a group was part of their settings were made as these say.
-SETTINGS_BEFORE_RECORDED = {"data": {"standardize": False}}
+# Results stored before a setting existed were made as these say: before `data.standardize` the UCI
+# data was used as shipped, and before the Nyström path (issue 14) every fit was an exact solve (the
+# path's other keys do not act on an exact solve; they read as their defaults).
+SETTINGS_BEFORE_RECORDED = {
+    "data": {"standardize": False},
+    "rfm": {**dataclasses.asdict(SolverFields()), "solver": "exact"},
+}
 
 
 def finished_earlier(path: Path, protocols, settings: dict) -> bool:
@@ -221,7 +227,11 @@ def finished_earlier(path: Path, protocols, settings: dict) -> bool:
     Results from before settings were recorded carry none and are reused as they are.
     """
     stored = json.loads(path.read_text())
-    made_with = {**SETTINGS_BEFORE_RECORDED, **stored.get("settings", settings)}
+    recorded = stored.get("settings", settings)
+    made_with = {
+        group: {**SETTINGS_BEFORE_RECORDED.get(group, {}), **recorded.get(group, {})}
+        for group in {*SETTINGS_BEFORE_RECORDED, *recorded}
+    }
     if made_with != settings:
         changed = sorted(
             f"{group}.{key}"
