@@ -181,6 +181,47 @@ def test_inplace_solve_matches_direct_solve_and_reports_true_residual(dtype):
     )
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("route", ["lapack", "torch"])
+def test_a_kept_kernel_matrix_is_restored_exactly_and_serves_the_next_ridge(dtype, route):
+    from factcli.core import linalg
+
+    g = torch.Generator().manual_seed(5)
+    X = torch.randn(120, 4, generator=g, dtype=dtype)
+    Y = torch.randn(120, 2, generator=g, dtype=dtype)
+    K = Kernel("l1", 2.0).gram(X, X, None)
+    solve = linalg._solve_inplace_lapack if route == "lapack" else linalg._solve_torch
+    # the LAPACK route works on K made exactly symmetric from its upper triangle; the torch one on K
+    expected = mirror_upper_triangle(K.clone()) if route == "lapack" else K.clone()
+    for ridge in (1.0, 0.1, 0.01):  # the same K, kept from one ridge to the next
+        fresh, fresh_report = solve(K.clone(), Y, ridge, False)
+        alpha, report = solve(K, Y, ridge, True)
+        assert torch.equal(K, expected)  # bit for bit
+        assert torch.equal(alpha, fresh) and report == fresh_report  # the same solve as on a fresh K
+
+
+def test_l1_path_reusing_the_solves_kernel_matrix_equals_the_recomputed_weights():
+    """The L1 path's statistic takes W = K from the solve's restored buffer; the path written out with
+    W made again from the data (as before that reuse) gives the same iterates."""
+    g = torch.Generator().manual_seed(8)
+    X = torch.randn(90, 5, generator=g)
+    Y = torch.nn.functional.one_hot((X[:, 0] - X[:, 2] > 0).long(), 2).double()
+    Xc = X - X.mean(0, keepdim=True)
+    kernel = Kernel("l1", 3.0)
+    for method, form in (("fact", "diagonal"), ("nfa", "diagonal"), ("fact", "full")):
+        options = RFMOptions(
+            kernel=kernel, method=method, form=form, ridge=1e-3, iters=3, precision="float64"
+        )
+        M = torch.eye(5)
+        for iterate in rfm_path(X, Y, options):
+            torch.testing.assert_close(iterate.M, M, rtol=1e-10, atol=1e-12)
+            K = kernel.gram(Xc, Xc, M)
+            alpha = torch.linalg.solve(K + 1e-3 * torch.eye(90), Y)
+            W = kernel.derivative_weights(Xc, M)
+            statistic = (agop_matrix if method == "nfa" else fact_matrix)(kernel, Xc, alpha, M, W)
+            M = update_feature_matrix(options, statistic, M)
+
+
 def test_solve_raises_on_indefinite_matrix():
     K = torch.tensor([[1.0, 2.0], [2.0, 1.0]])
     with pytest.raises(NotPositiveDefinite):

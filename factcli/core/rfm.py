@@ -272,8 +272,12 @@ def rfm_path(
         if buffer is None or buffer.dtype != dtype:
             buffer = None  # release a float32 buffer before allocating its float64 replacement
             buffer = torch.empty(X.shape[0], X.shape[0], dtype=dtype, device=X.device)
+        # The L1 kernel's derivative weights are K itself: the solve keeps it for the statistic.
+        kept = options.kernel.name == "l1" and not (t == 0 and first is not None)
         try:
-            alpha, report = first if t == 0 and first is not None else _solve(options, Xw, Yw, Mw, buffer)
+            alpha, report = (
+                first if t == 0 and first is not None else _solve(options, Xw, Yw, Mw, buffer, kept)
+            )
         except InaccurateSolve:
             if options.precision == "auto" and dtype == torch.float32:
                 dtype = torch.float64
@@ -283,7 +287,7 @@ def rfm_path(
         yield Iterate(t, M.clone(), predictor, report)
         if t == last_t:
             break
-        W = options.kernel.derivative_weights(Xw, Mw, out=buffer)
+        W = buffer if kept else options.kernel.derivative_weights(Xw, Mw, out=buffer)
         if options.method == "nfa":
             statistic = agop_matrix(options.kernel, Xw, alpha, Mw, W, centered=options.centered_agop)
         else:
@@ -292,10 +296,10 @@ def rfm_path(
         t += 1
 
 
-def _solve(options: RFMOptions, X, Y, M, buffer) -> tuple[torch.Tensor, SolveReport]:
+def _solve(options: RFMOptions, X, Y, M, buffer, keep: bool = False) -> tuple[torch.Tensor, SolveReport]:
     K = options.kernel.gram(X, X, M, out=buffer)
     try:
-        alpha, report = solve_kernel_system(K, Y, options.ridge)
+        alpha, report = solve_kernel_system(K, Y, options.ridge, keep=keep)
     except NotPositiveDefinite as error:
         raise InaccurateSolve(
             f"kernel matrix is not positive definite in {dtype_name(X.dtype)} ({error})"

@@ -171,22 +171,28 @@ def _solve_all_ridges(
 ) -> dict:
     """ridge -> (α, report), or the InaccurateSolve it raised.
 
-    Cholesky: one n×n buffer, refilled with the Gram matrix for every ridge and factored in place
-    (a Gram matrix is O(n²d), a factorization O(n³): refilling costs a few percent and keeps the peak
-    at one n×n matrix, as an RFM iteration's). Eigen: K and its eigenvectors, two n×n matrices.
+    Cholesky: one n×n buffer holding the Gram matrix, factored in place for each ridge and restored
+    from the triangle the factorization leaves untouched (O(n²), against O(n²d) to make it again:
+    the L1 kernel's is a distance pass without a GEMM); the peak stays one n×n matrix, as an RFM
+    iteration's. Eigen: K and its eigenvectors, two n×n matrices.
     """
     out = {}
     if solver == "eigen":
         spectrum = spectral.decompose(kernel.gram(A, A, None), Y)
     else:
         buffer = torch.empty(A.shape[0], A.shape[0], dtype=A.dtype, device=A.device)
+        intact = False
     for ridge in ridges:
         try:
             if solver == "eigen":
                 out[ridge] = _checked(*spectral.solve(spectrum, ridge), tol)
             else:
-                K = kernel.gram(A, A, None, out=buffer)
-                out[ridge] = _checked(*solve_kernel_system(K, Y, ridge), tol)
+                if not intact:
+                    kernel.gram(A, A, None, out=buffer)
+                intact = False  # until the solve has restored it
+                alpha, report = solve_kernel_system(buffer, Y, ridge, keep=True)
+                intact = True
+                out[ridge] = _checked(alpha, report, tol)
         except NotPositiveDefinite as error:
             out[ridge] = InaccurateSolve(
                 f"kernel matrix is not positive definite in {dtype_name(A.dtype)} ({error})"
