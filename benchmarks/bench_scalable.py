@@ -152,7 +152,8 @@ def run_uci(args) -> None:
     payload = load(path)
     done = {(r["dataset"], r["method"], r["solver"]) for r in payload["rows"] if "error" not in r}
     payload["rows"] = [r for r in payload["rows"] if "error" not in r]
-    jobs = [(d, m, s) for s in args.solvers for d in args.datasets for m in args.methods]  # fast ones first
+    # each (dataset, method) pair side by side before the next, so a stopped run leaves comparisons
+    jobs = [(d, m, s) for d in args.datasets for m in args.methods for s in args.solvers]
     for dataset, method, solver in jobs:
         if (dataset, method, solver) in done:
             continue
