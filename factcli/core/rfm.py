@@ -272,12 +272,11 @@ def rfm_path(
         if buffer is None or buffer.dtype != dtype:
             buffer = None  # release a float32 buffer before allocating its float64 replacement
             buffer = torch.empty(X.shape[0], X.shape[0], dtype=dtype, device=X.device)
+        given = t == 0 and first is not None  # the caller's t = 0 solve: nothing in the buffer
         # The L1 kernel's derivative weights are K itself: the solve keeps it for the statistic.
-        kept = options.kernel.name == "l1" and not (t == 0 and first is not None)
+        kept = options.kernel.name == "l1" and not given
         try:
-            alpha, report = (
-                first if t == 0 and first is not None else _solve(options, Xw, Yw, Mw, buffer, kept)
-            )
+            alpha, report = first if given else _solve(options, Xw, Yw, Mw, buffer, kept)
         except InaccurateSolve:
             if options.precision == "auto" and dtype == torch.float32:
                 dtype = torch.float64
