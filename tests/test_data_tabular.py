@@ -176,14 +176,14 @@ def test_csv_string_target_is_classification_with_sorted_classes(tmp_path):
 
 
 def test_csv_few_distinct_integers_are_classes_many_are_regression(tmp_path):
-    n = 250  # 50 classes of 5 rows each: the most classes the guess allows
+    n = 500  # 50 classes of 10 rows each: the most classes the guess allows
     frame = pd.DataFrame({"x": np.arange(n, dtype=float), "y": np.arange(n) % 50 * 2 + 10})
     data = load_tabular(str(write_csv(tmp_path, frame)), target="y")
     assert data.task == "classification" and data.n_classes == 50 and data.task_source == "guessed"
     assert data.class_names[:3] == ["10", "12", "14"] and data.y[:3].tolist() == [0, 1, 2]
     assert data.task_reason == (
-        "classification guessed: target 'y' has 50 distinct integers in 250 rows (at most 50, at least "
-        "5 rows each on average); set data.task=regression to override"
+        "classification guessed: target 'y' has 50 distinct integers in 500 rows (at most 50, at least "
+        "5 rows each on average, at most 10% of the rows); set data.task=regression to override"
     )
     frame["y"] = np.arange(n) % 51
     data = load_tabular(str(write_csv(tmp_path, frame)), target="y")
@@ -191,6 +191,28 @@ def test_csv_few_distinct_integers_are_classes_many_are_regression(tmp_path):
     assert "more than 50" in data.task_reason and "data.task=classification" in data.task_reason
     given = load_tabular(str(write_csv(tmp_path, frame)), target="y", task="classification")
     assert given.task == "classification" and given.n_classes == 51 and given.task_source == "given"
+
+
+@pytest.mark.parametrize(
+    "n, distinct, task",
+    [
+        (250, 50, "regression"),  # 5 rows per value, but values are 20% of the rows: a quantity
+        (300, 30, "classification"),  # 10% of the rows
+        (300, 31, "regression"),
+        (40, 10, "regression"),  # 4 rows each
+        (50, 10, "classification"),  # few values: 5 rows each suffice
+        (7, 2, "classification"),  # two values are always classes
+    ],
+)
+def test_integer_target_with_many_values_for_its_rows_is_a_quantity(tmp_path, n, distinct, task):
+    rng = np.random.default_rng(0)
+    y = np.concatenate([np.arange(distinct), rng.integers(0, distinct, n - distinct)])
+    frame = pd.DataFrame({"x": rng.normal(size=n), "y": y})
+    data = load_tabular(str(write_csv(tmp_path, frame)), target="y")
+    assert data.task == task and data.task_source == "guessed"
+    assert f"{distinct} distinct integers in {n} rows" in data.task_reason
+    other = "regression" if task == "classification" else "classification"
+    assert data.task_reason.endswith(f"set data.task={other} to override")
 
 
 def test_csv_float_target_regression_and_explicit_classification(tmp_path):
@@ -252,7 +274,7 @@ def test_csv_target_required_and_must_exist(tmp_path):
     "column, match",
     [
         ("age", r"column 'age' has 2 missing values in .*; fill or drop them before fitting"),
-        ("y", r"column 'y' has 1 missing value in "),
+        ("y", r"target 'y' has 1 missing value in .*; fill or drop those rows before fitting"),
     ],
 )
 def test_csv_missing_values_are_refused(tmp_path, column, match):

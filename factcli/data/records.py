@@ -4,7 +4,7 @@ the data root is."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ class TabularData:
     source: str = ""  # "builtin" | "uci" | "file:<path>"
     task_reason: str = ""  # one sentence: how the task was decided
     task_source: str = "dataset"  # dataset (it fixes the task) | guessed (from the target) | given
+    read_as: dict[str, str] = field(default_factory=dict)  # column → how its text became numbers
 
     @property
     def n(self) -> int:

@@ -1,9 +1,10 @@
-"""A training table and the user's own test table (data.test): one encoding, learned from training rows.
-
-Both files must have the same columns. They are read and encoded together, training rows first, so
-numbers, one-hot columns and classes line up; then every one-hot column whose category never occurs in
-the training file is dropped: a test row with such a category has all zeros in that column's block (it
-matches no training category), and the summary counts these cells per column.
+"""A training table and the user's own test table (data.test): the encoding is learned from the
+training file alone (table_file.py) and applied to both, so nothing in the test file — its rows, a
+fractional label, a category or a text cell — changes the task, the columns, the categories or the
+classes. Both files must have the same columns (in any order). A test cell the training encoding
+cannot read (text in a number column) is refused in one line naming the cells; a category the
+training file never had is encoded as none of its categories (all zeros in that column's block) and
+counted per column in the summary; a class it never had is refused.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from factcli.data.records import TabularData
-from factcli.data.table_file import _read_frame, load_table_file
+from factcli.data.table_file import learn_encoding, read_frame, training_cells
 from factcli.errors import FactError
 
 
@@ -30,12 +31,10 @@ class HeldOut:
 def load_with_test_file(
     train_path, test_path, *, target: str | None, task: str = "auto", missing: str = "refuse"
 ) -> tuple[TabularData, HeldOut]:
-    import pandas as pd
-
     train_path, test_path = Path(train_path), Path(test_path)
     if not test_path.is_file():
         raise FactError(f"data.test: file not found: {test_path}")
-    train, test = _read_frame(train_path), _read_frame(test_path)
+    train, test = read_frame(train_path), read_frame(test_path)
     train.columns, test.columns = [str(c) for c in train.columns], [str(c) for c in test.columns]
     only_train = [c for c in train.columns if c not in test.columns]
     only_test = [c for c in test.columns if c not in train.columns]
@@ -45,41 +44,13 @@ def load_with_test_file(
         raise FactError(f"data.test={test_path} has other columns than {train_path.name}: {'; '.join(parts)}")
     if len(test) < 1:
         raise FactError(f"data.test={test_path} has no data rows")
-    frame = pd.concat([train, test[list(train.columns)]], ignore_index=True)
-    data = load_table_file(train_path, target=target, task=task, missing=missing, frame=frame)
-    n_train = len(train)
-    data.name, data.source = train_path.stem, f"file:{train_path} + test:{test_path}"
-    if data.task == "classification":
-        seen = np.zeros(len(data.class_names), dtype=bool)
-        seen[np.unique(data.y[:n_train])] = True
-        if not seen.all():
-            unseen = [data.class_names[k] for k in np.flatnonzero(~seen)]
-            raise FactError(
-                f"data.test={test_path} has classes never seen in {train_path.name}: {', '.join(unseen)}"
-            )
-    text_columns = [
-        c
-        for c in frame.columns
-        if c != target
-        and not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
-    ]
-    unseen = _drop_unseen_levels(data, n_train, text_columns)
+    encoding = learn_encoding(train, train_path, target=target, task=task, missing=missing)
+    X_train, y_train, _ = encoding.apply(train, str(train_path), training_cells(encoding))
+    X_test, y_test, unseen = encoding.apply(test[list(train.columns)], f"the test file {test_path}")
+    data = encoding.tabular(
+        np.vstack([X_train, X_test]),
+        np.concatenate([y_train, y_test]),
+        train_path.stem,
+        f"file:{train_path} + test:{test_path}",
+    )
     return data, HeldOut(str(test_path), len(test), unseen)
-
-
-def _drop_unseen_levels(data: TabularData, n_train: int, text_columns: list[str]) -> dict[str, int]:
-    """Drop one-hot columns of categories absent from the training rows (in place); count their cells."""
-    owner = {}
-    for column in text_columns:
-        for j, name in enumerate(data.feature_names):
-            if name.startswith(f"{column}="):
-                owner.setdefault(j, column)
-    keep = np.ones(data.d, dtype=bool)
-    unseen: dict[str, int] = {}
-    for j, column in owner.items():
-        if not data.X[:n_train, j].any():
-            keep[j] = False
-            unseen[column] = unseen.get(column, 0) + int(data.X[n_train:, j].sum())
-    data.X = data.X[:, keep]
-    data.feature_names = [n for n, k in zip(data.feature_names, keep, strict=True) if k]
-    return unseen

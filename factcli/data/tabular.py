@@ -1,13 +1,18 @@
 """The one entry point that finds a tabular dataset by name (the record types are in records.py).
 
 A name resolves, in order, to: a built-in scikit-learn dataset; a .csv / .parquet / .pq file;
-a folder of the UCI collection under the data root. ``uci:<name>`` skips the first two (the
-collection also holds an ``iris`` and a ``wine``, which the built-ins would otherwise shadow).
+a folder of the UCI collection under the data root. The collection also holds an ``iris``, a
+``wine`` and a ``breast-cancer`` (not scikit-learn's ``breast_cancer``): ``builtin:<name>`` and
+``uci:<name>`` name one source only, ``fact datasets`` lists every dataset once under a name that
+means it alone (the collection's clashing ones as ``uci:<name>``), a bare name that the other source
+also has (up to ``-``/``_``) says in the log which one it took, and the record of a UCI dataset
+that clashes is named ``uci:<name>``.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from pathlib import Path
 
@@ -21,8 +26,11 @@ from .records import TabularData, resolve_data_root
 from .table_file import load_table_file
 from .uci import list_uci, load_uci
 
+log = logging.getLogger("fact")
+
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 UCI_PREFIX = "uci:"
+BUILTIN_PREFIX = "builtin:"
 DATA_ROOT_HINT = "set FACT_DATA or data.root"
 
 
@@ -38,10 +46,22 @@ def uci_dir(data_root: str | os.PathLike | None) -> Path | None:
     return None
 
 
+def _same_name(name: str) -> str:
+    return name.lower().replace("-", "_")
+
+
+def _clashes(uci_name: str) -> str | None:
+    """The built-in dataset a UCI name could be taken for (same name up to case and -/_), or None."""
+    return next((b for b in BUILTIN_DATASETS if _same_name(b) == _same_name(uci_name)), None)
+
+
 def known_datasets(data_root: str | os.PathLike | None = None) -> list[str]:
-    """Built-in names, then the UCI collection's names (files are not listed: any path works)."""
+    """Built-in names, then the UCI collection's, each dataset once under a name that means it alone:
+    a UCI name that a built-in one shadows or resembles is listed as ``uci:<name>`` (files are not
+    listed: any path works)."""
     uci = uci_dir(data_root)
-    return sorted(BUILTIN_DATASETS) + (list_uci(uci) if uci is not None else [])
+    names = list_uci(uci) if uci is not None else []
+    return sorted(BUILTIN_DATASETS) + [UCI_PREFIX + n if _clashes(n) else n for n in names]
 
 
 def load_tabular(
@@ -60,19 +80,44 @@ def load_tabular(
     if task not in TASKS:
         raise FactError(f"unknown task '{task}'; set data.task to one of: {', '.join(TASKS)}")
     name = str(name)
+    uci = uci_dir(data_root) if not name.startswith(BUILTIN_PREFIX) else None
+    if name.startswith(BUILTIN_PREFIX):
+        bare = name.removeprefix(BUILTIN_PREFIX)
+        if bare not in BUILTIN_DATASETS:
+            raise FactError(
+                f"unknown built-in dataset '{bare}' in dataset={name}; "
+                f"built-in: {', '.join(sorted(BUILTIN_DATASETS))}"
+            )
+        return _builtin(bare, target, task, uci)
     if not name.startswith(UCI_PREFIX):
         if name in BUILTIN_DATASETS:
-            _refuse_target(name, target, "a built-in dataset")
-            return _check_fixed_task(load_builtin(name), task)
+            return _builtin(name, target, task, uci)
         table = _as_table_path(name)
         if table is not None:
             return load_table_file(table, target=target, task=task, missing=missing)
     uci_name = name.removeprefix(UCI_PREFIX)
-    uci = uci_dir(data_root)
     if uci is not None and (uci / uci_name).is_dir():
         _refuse_target(uci_name, target, "a UCI dataset")
-        return _check_fixed_task(load_uci(uci, uci_name), task)
+        data = _check_fixed_task(load_uci(uci, uci_name), task)
+        twin = _clashes(uci_name)
+        if twin is not None:
+            data.name = UCI_PREFIX + uci_name
+            if not name.startswith(UCI_PREFIX):
+                log.info(
+                    "dataset=%s: the UCI collection's %s (scikit-learn's is builtin:%s)", name, name, twin
+                )
+        return data
     raise FactError(_unknown_dataset_message(name, data_root, uci))
+
+
+def _builtin(name: str, target: str | None, task: str, uci: Path | None) -> TabularData:
+    _refuse_target(name, target, "a built-in dataset")
+    twins = [n for n in (list_uci(uci) if uci is not None else []) if _clashes(n) == name]
+    if twins:
+        log.info(
+            "dataset=%s: scikit-learn's built-in %s (the UCI collection's is uci:%s)", name, name, twins[0]
+        )
+    return _check_fixed_task(load_builtin(name), task)
 
 
 def _as_table_path(name: str) -> Path | None:
@@ -120,7 +165,8 @@ def _unknown_dataset_message(name: str, data_root, uci: Path | None) -> str:
             parts.append(f"no UCI data under {root} (expected {root / 'uci'}/<name>/; {DATA_ROOT_HINT})")
     else:
         parts.append(f"UCI under {uci}: {', '.join(uci_names)} ({len(uci_names)})")
-    close = difflib.get_close_matches(name.removeprefix(UCI_PREFIX), builtin + uci_names, n=1)
+    bare = name.removeprefix(UCI_PREFIX).removeprefix(BUILTIN_PREFIX)
+    close = difflib.get_close_matches(bare, builtin + uci_names, n=1)
     if close:
         parts.append(f"did you mean '{close[0]}'?")
     return "; ".join(parts)
