@@ -143,6 +143,7 @@ def run(cfg, run) -> dict:
         "device": str(device),
         "solver": {"name": choice.solver, "reason": choice.reason, "centers": choice.centers},
         "imputed_missing": imputed,
+        "read_as": data.read_as,
         **held_out_summary(held_out),
     }
 
@@ -170,7 +171,7 @@ def estimate_fit(cfg, choice, options, data, n: int, folds: int, device) -> tupl
 
 
 def load_with_test_file(cfg):
-    """data.test: the training file and the user's test file, encoded together (table_pair.py)."""
+    """data.test: the user's test file, encoded as the training file was learned (table_pair.py)."""
     from factcli.data.table_pair import load_with_test_file as load_pair
 
     if not str(cfg.dataset).lower().endswith((".csv", ".parquet", ".pq")):
