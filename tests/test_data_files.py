@@ -360,3 +360,35 @@ def test_fit_rfm_records_what_the_training_file_taught(fact_cli, tmp_path):
         "colour": (colour == "violet").sum()
     }
     assert summary["test_accuracy"] > 0.8  # a linear boundary, dollars or not
+
+
+def test_parquet_dates_and_categories_are_read_like_their_csv_text(tmp_path):
+    pytest.importorskip("pyarrow")
+    frame = pd.DataFrame(
+        {
+            "when": pd.to_datetime(["2024-03-05", "1970-01-02 12:00", "2000-01-01"], format="ISO8601"),
+            "colour": pd.Categorical(["red", "blue", "red"]),
+            "y": [0, 1, 0],
+        }
+    )
+    frame.to_parquet(tmp_path / "t.parquet")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    parquet = load_tabular(str(tmp_path / "t.parquet"), target="y")
+    text = load_tabular(str(tmp_path / "t.csv"), target="y")
+    assert (
+        parquet.feature_names
+        == text.feature_names
+        == ["when (days since 1970-01-01)", "colour=blue", "colour=red"]
+    )
+    np.testing.assert_array_equal(parquet.X, text.X)
+    assert parquet.X[:, 0].tolist() == [19787, 1.5, 10957]
+
+
+def test_imputation_takes_the_training_rows_median_only(tmp_path):
+    from factcli.experiments.rfm.fit import impute_missing
+
+    train = write(tmp_path, "train.csv", ["x,y", "1,0", "2,1", "?,0", "4,1", "100,0"])
+    test = write(tmp_path, "test.csv", ["x,y", "?,0", "1000,1", "1000,0", "1000,1"])
+    data, _ = load_with_test_file(train, test, target="y", missing="median")
+    assert impute_missing(data, training_rows=np.arange(5)) == {"x": 2}
+    assert data.X[:, 0].tolist() == [1, 2, 3, 4, 100, 3, 1000, 1000, 1000]  # median of 1, 2, 4, 100

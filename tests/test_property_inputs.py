@@ -10,13 +10,21 @@
    and nothing written, or a finished run whose summary agrees with its config.
 3. The estimators on random small tables: a ValueError (scikit-learn's kind), or a fit whose
    predictions have the right shape, classes and probabilities.
+4. Table files as users write them: random CSV text (separators, quoting, BOM, CRLF, numbers with
+   currency, percent and thousands marks, ISO dates, '?' markers, stray cells, duplicate headers)
+   reads as written or is refused in one line; a training file and a test file that differ in one
+   cell (shuffled rows, another format) leave everything learned from the training file as it is,
+   encode every unchanged test row as its training row, or are refused in one line naming the test
+   file; fit-rfm on such pairs records what ran.
 
 The default run draws a few examples (derandomized, so the same ones every time); ``-m slow`` draws many.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import math
 import tempfile
@@ -397,3 +405,305 @@ def _estimator_property(count, slow=False):
 
 test_estimators_on_random_tables = _estimator_property(40)
 test_estimators_on_random_tables_many = pytest.mark.slow(_estimator_property(1500, slow=True))
+
+
+# --- 4. table files as users write them -----------------------------------------------------
+
+FEATURE_KINDS = ["number", "money", "percent", "thousands", "date", "text", "unknowns", "stray"]
+TARGET_KINDS = ["binary", "labels", "floats", "one_point_zero", "counts"]
+SEPARATORS = [",", ";", "\t", "|"]
+QUOTING = [csv.QUOTE_MINIMAL, csv.QUOTE_ALL]
+# What one changed test cell can be: unreadable, missing, out of range, another form, a new category.
+TEST_CELLS = [
+    "?",
+    "",
+    "oops",
+    "1e400",
+    "-inf",
+    "0.5",
+    "2024-01-01",
+    "$5",
+    "12%",
+    "violet",
+    "1.0",
+    " 3 ",
+    "NA",
+]
+
+
+@dataclasses.dataclass
+class CsvTable:
+    header: list[str]
+    rows: list[list[str]]
+    kinds: dict[str, str]  # column → kind
+    expected: dict[str, np.ndarray]  # number-like column → its values (NaN = missing)
+    duplicate: bool = False
+
+    def column(self, name: str) -> list[str]:
+        j = self.header.index(name)
+        return [row[j] for row in self.rows]
+
+
+@st.composite
+def csv_format(draw):
+    return {
+        "sep": draw(st.sampled_from(SEPARATORS)),
+        "quoting": draw(st.sampled_from(QUOTING)),
+        "bom": draw(st.booleans()),
+        "crlf": draw(st.booleans()),
+    }
+
+
+def write_csv_text(path: Path, table: CsvTable, fmt: dict) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(
+        buffer, delimiter=fmt["sep"], quoting=fmt["quoting"], lineterminator="\r\n" if fmt["crlf"] else "\n"
+    )
+    writer.writerow(table.header)
+    writer.writerows(table.rows)
+    path.write_bytes(("\ufeff" * fmt["bom"] + buffer.getvalue()).encode())
+
+
+def _number_cells(kind, values, rng):
+    """(cells, expected values) of one number-like column, the expected values read independently."""
+    if kind == "money":
+        cells = [f"{'-' if v < 0 else ''}${abs(v):,.2f}" for v in values]
+    elif kind == "percent":
+        cells = [f"{v:.1f}%" for v in values]
+    elif kind == "thousands":
+        cells = [f"{v:,.0f}" for v in values]
+    elif kind == "date":
+        days = rng.integers(-20000, 30000, len(values))
+        cells = [str(np.datetime64("1970-01-01") + int(k)) for k in days]
+        return cells, days.astype(float)
+    else:
+        cells = [repr(round(float(v), 4)) for v in values]
+        if kind == "unknowns":
+            cells = [c if i % 4 else "?" for i, c in enumerate(cells)]
+    expected = [
+        math.nan
+        if c == "?"
+        else float(c.replace("$", "").replace(",", "").rstrip("%")) / (100 if "%" in c else 1)
+        for c in cells
+    ]
+    return cells, np.array(expected)
+
+
+@st.composite
+def csv_table(draw, clean=False):
+    """A random table as text: number-like columns in several written forms, text, '?' markers, a stray
+    cell, a target of several kinds; ``clean``: nothing a careful reader must refuse."""
+    n = draw(st.integers(2, 30))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    pool = [k for k in FEATURE_KINDS if not (clean and k in ("stray", "unknowns"))]
+    kinds = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=4))
+    header, columns, expected = [], [], {}
+    for j, kind in enumerate(kinds):
+        name = f"{kind}{j}"
+        header.append(name)
+        if kind == "text":
+            columns.append(list(rng.choice(["red", "blue", "green"], n)))
+            continue
+        values = rng.normal(size=n) * 10 ** float(rng.integers(0, 6))
+        cells, numbers = _number_cells("number" if kind == "stray" else kind, values, rng)
+        if kind == "stray":
+            cells[int(rng.integers(n))] = "oops"
+        else:
+            expected[name] = numbers
+        columns.append(cells)
+    target = draw(st.sampled_from(TARGET_KINDS))
+    labels = {
+        "binary": lambda: [str(i % 2) for i in range(n)],
+        "labels": lambda: ["cat", "dog"] + list(rng.choice(["cat", "dog", "eel"], n - 2)),
+        "floats": lambda: [repr(float(v)) for v in rng.normal(size=n) + 0.5],
+        "one_point_zero": lambda: [["1", "2.0", "1.0", "2"][i % 4] for i in range(n)],
+        "counts": lambda: ["0", "999"] + [str(k) for k in rng.integers(0, 1000, n - 2)],
+    }[target]()
+    header.append("y")
+    columns.append(labels)
+    table = CsvTable(
+        header,
+        [list(row) for row in zip(*columns, strict=True)],
+        dict(zip(header, [*kinds, target], strict=True)),
+        expected,
+    )
+    if not clean and len(header) > 2 and draw(st.integers(0, 9)) == 0:
+        table.header[1] = table.header[0]
+        table.duplicate = True
+    return table
+
+
+def _check_encoded(data, table: CsvTable, missing: str) -> None:
+    """A loaded table holds what its text says: every number-like column one feature with the values
+    written, every text column one block of its levels, the task its target asks for."""
+    n = len(table.rows)
+    assert data.X.shape == (n, data.d) and data.X.dtype == np.float64 and len(data.feature_names) == data.d
+    if missing == "refuse":
+        assert not np.isnan(data.X).any()
+    for name, values in table.expected.items():
+        label = f"{name} (days since 1970-01-01)" if table.kinds[name] == "date" else name
+        column = data.X[:, data.feature_names.index(label)]
+        np.testing.assert_allclose(column, values, rtol=1e-12, atol=0)  # NaN where '?'
+    for name, kind in table.kinds.items():
+        if kind == "text":
+            block = [j for j, f in enumerate(data.feature_names) if f.startswith(f"{name}=")]
+            assert [data.feature_names[j] for j in block] == [
+                f"{name}={v}" for v in sorted(set(table.column(name)))
+            ]
+            assert (data.X[:, block].sum(1) == 1).all()
+        elif kind == "stray":  # a typo in a number column: refused, or (few rows) a few categories
+            assert sum(f.startswith(f"{name}=") for f in data.feature_names) <= 10
+    target = table.kinds["y"]
+    if target in ("binary", "labels", "one_point_zero"):
+        assert data.task == "classification"
+        names = {"binary": ["0", "1"], "one_point_zero": ["1", "2"]}.get(
+            target, sorted(set(table.column("y")))
+        )
+        assert data.class_names == names
+        assert [names[k] for k in data.y] == [
+            str(int(float(v))) if target == "one_point_zero" else v for v in table.column("y")
+        ]
+    elif target == "floats" or len(set(table.column("y"))) > 10:
+        assert data.task == "regression"
+        np.testing.assert_array_equal(data.y, [float(v) for v in table.column("y")])
+
+
+def _one_line(error: FactError) -> str:
+    message = str(error)
+    assert message.strip() == message and message and "\n" not in message, repr(message)
+    return message
+
+
+def _csv_property(count, slow=False):
+    @examples(count, slow)
+    @given(table=csv_table(), fmt=csv_format(), missing=st.sampled_from(["refuse", "median"]))
+    def check(table, fmt, missing):
+        from factcli.data import load_tabular
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "table.csv"
+            write_csv_text(path, table, fmt)
+            try:
+                data = load_tabular(str(path), target="y", missing=missing)
+            except FactError as error:
+                message = _one_line(error)
+                event("refused")
+                has_missing = any(np.isnan(v).any() for v in table.expected.values())
+                stray = "stray" in table.kinds.values()
+                assert table.duplicate or stray or (missing == "refuse" and has_missing), message
+                return
+        event("loaded")
+        assert not table.duplicate
+        _check_encoded(data, table, missing)
+
+    return check
+
+
+test_csv_text_reads_as_written = _csv_property(60)
+test_csv_text_reads_as_written_many = pytest.mark.slow(_csv_property(2000, slow=True))
+
+
+@st.composite
+def table_pair(draw):
+    """A clean training table and a test table: the same rows, shuffled, one cell changed."""
+    train = draw(csv_table(clean=True))
+    order = draw(st.permutations(range(len(train.rows))))
+    rows = [list(train.rows[i]) for i in order]
+    row, column = draw(st.integers(0, len(rows) - 1)), draw(st.integers(0, len(train.header) - 1))
+    rows[row][column] = draw(st.sampled_from(TEST_CELLS))
+    test = CsvTable(list(train.header), rows, train.kinds, {})
+    return train, test, list(order), (row, column)
+
+
+def _pair_property(count, slow=False):
+    @examples(count, slow)
+    @given(
+        pair=table_pair(),
+        formats=st.tuples(csv_format(), csv_format()),
+        missing=st.sampled_from(["refuse", "median"]),
+    )
+    def check(pair, formats, missing):
+        from factcli.data import load_tabular
+        from factcli.data.table_pair import load_with_test_file
+
+        train, test, order, (row, column) = pair
+        with tempfile.TemporaryDirectory() as folder:
+            train_path, test_path = Path(folder) / "train.csv", Path(folder) / "test.csv"
+            write_csv_text(train_path, train, formats[0])
+            write_csv_text(test_path, test, formats[1])
+            alone = load_tabular(str(train_path), target="y", missing=missing)  # a clean table loads
+            try:
+                data, held_out = load_with_test_file(train_path, test_path, target="y", missing=missing)
+            except FactError as error:
+                message = _one_line(error)
+                assert str(test_path) in message and str(train_path) not in message, message
+                event("test file refused")
+                return
+        event("test file read")
+        n = alone.n
+        # Nothing learned from data moved: the training rows, columns, task and classes are as alone.
+        assert data.feature_names == alone.feature_names and data.class_names == alone.class_names
+        assert (data.task, data.task_reason, data.task_source) == (
+            alone.task,
+            alone.task_reason,
+            alone.task_source,
+        )
+        np.testing.assert_array_equal(data.X[:n], alone.X)
+        np.testing.assert_array_equal(data.y[:n], alone.y)
+        assert held_out.rows == len(test.rows) and data.n == n + len(test.rows)
+        # Every unchanged test row is encoded exactly as its training row.
+        for r, source in enumerate(order):
+            if r != row:
+                np.testing.assert_array_equal(data.X[n + r], alone.X[source])
+                assert data.y[n + r] == alone.y[source]
+        assert sum(held_out.unseen_categories.values()) <= 1
+        if missing == "refuse":
+            assert not np.isnan(data.X).any()
+
+    return check
+
+
+test_train_test_pairs_differing_in_one_cell = _pair_property(60)
+test_train_test_pairs_differing_in_one_cell_many = pytest.mark.slow(_pair_property(2000, slow=True))
+
+
+def _pair_cli_property(count, slow=False):
+    @examples(count, slow)
+    @given(pair=table_pair(), fmt=csv_format())
+    def check(pair, fmt):
+        from factcli.data import load_tabular
+
+        train, test, _, _ = pair
+        with tempfile.TemporaryDirectory() as folder:
+            train_path, test_path = Path(folder) / "train.csv", Path(folder) / "test.csv"
+            write_csv_text(train_path, train, fmt)
+            write_csv_text(test_path, test, fmt)
+            alone = load_tabular(str(train_path), target="y", missing="median")
+            args = [
+                "fit-rfm",
+                f"dataset={train_path}",
+                "data.target=y",
+                f"data.test={test_path}",
+                "data.missing=median",
+            ]
+            args += [
+                "rfm.iters=1",
+                "grid.ridges=[0.1]",
+                "grid.normalize_rows=[false]",
+                "plots=false",
+                "threads=1",
+            ]
+
+            def consistent(summary):
+                assert (summary["n"], summary["d"]) == (alone.n + len(test.rows), alone.d)
+                assert summary["test_rows"] == len(test.rows) and summary["test_file"] == str(test_path)
+                assert (summary["task"], summary["task_reason"]) == (alone.task, alone.task_reason)
+                assert summary["read_as"] == alone.read_as
+
+            _check_cli(args, Path(folder) / "run", consistent)
+
+    return check
+
+
+test_fit_rfm_on_train_test_pairs = _pair_cli_property(3)
+test_fit_rfm_on_train_test_pairs_many = pytest.mark.slow(_pair_cli_property(100, slow=True))
