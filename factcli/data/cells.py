@@ -179,7 +179,7 @@ def _read_cell(cell) -> _Cell:
     if isinstance(cell, bool | np.bool_):
         return _Cell(str(bool(cell)))
     if isinstance(cell, int | float | np.integer | np.floating):  # a number pandas left in a text column
-        return _Cell(number_text(float(cell)), float(cell), number_like=True)
+        return _Cell(canonical_label(cell), float(cell), number_like=True)
     text = str(cell).strip()
     if text in MISSING_MARKERS:
         return _Cell(None)
@@ -236,14 +236,14 @@ class _TextCells:
         chosen = [j for j, c in enumerate(self.cells) if c.text is not None and test(c)]
         return np.flatnonzero(np.isin(self.codes, chosen))
 
-    def refuse(self, rows: np.ndarray, problem: str, advice: str) -> None:
-        """'{what} {problem} {where}: k cells (row i: 'x', ...); {advice} (rows counted ...)'."""
+    def listed(self, rows: np.ndarray) -> str:
+        """'k cells (row i: 'x', row j: 'y', row l: 'z' and m more)', rows counted from 1."""
         shown = ", ".join(f"row {i + 1}: {self.values.iloc[i]!r}" for i in rows[:3])
         more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
-        raise FactError(
-            f"{self.what} {problem} {self.where}: {len(rows)} cell{'s' * (len(rows) > 1)} ({shown}{more}); "
-            f"{advice} ({ROWS_NOTE})"
-        )
+        return f"{len(rows)} cell{'s' * (len(rows) > 1)} ({shown}{more})"
+
+    def refuse(self, rows: np.ndarray, problem: str, advice: str) -> None:
+        raise FactError(f"{self.what} {problem} {self.where}: {self.listed(rows)}; {advice} ({ROWS_NOTE})")
 
     def refuse_unreadable(self) -> None:
         """Numbers or dates but for a few cells, or numbers in a form not read: refused, never exploded."""
@@ -254,12 +254,9 @@ class _TextCells:
         covered = sum(k for _, k in readable)
         if covered >= STRAY_SHARE * present or (covered >= present / 2 and len(readable) > MANY_VALUES):
             other = self.rows_where(lambda c: (c.number is None) if kind == "numbers" else not c.date)
-            shown = ", ".join(f"row {i + 1}: {self.values.iloc[i]!r}" for i in other[:3])
-            more = f" and {len(other) - 3} more" if len(other) > 3 else ""
             raise FactError(
-                f"{self.what} in {self.where} holds {kind} except {len(other)} cell{'s' * (len(other) > 1)} "
-                f"({shown}{more}); fix or remove those cells, or leave a missing value empty or '?' "
-                f"({ROWS_NOTE})"
+                f"{self.what} in {self.where} holds {kind} except {self.listed(other)}; fix or remove those "
+                f"cells, or leave a missing value empty or '?' ({ROWS_NOTE})"
             )
         unread = [c.text for c, _ in self.present if c.number_like and c.number is None and not c.date]
         like = sum(k for c, k in self.present if c.number_like or c.date)

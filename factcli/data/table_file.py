@@ -44,7 +44,7 @@ def load_table_file(
     path = Path(path)
     frame = read_frame(path)
     encoding = learn_encoding(frame, path, target=target, task=task, missing=missing)
-    X, y, _ = encoding.apply(frame, str(path), training_cells(encoding))
+    X, y, _ = encoding.apply(frame, str(path), training=True)
     return encoding.tabular(X, y, path.stem, f"file:{path}")
 
 
@@ -73,7 +73,6 @@ class TableEncoding:
     target_cells: ColumnCells
     classes: list | None  # classification: the training labels (floats or text), sorted
     missing: str
-    columns: list[str]
 
     @property
     def feature_names(self) -> list[str]:
@@ -100,12 +99,14 @@ class TableEncoding:
         )
 
     def apply(
-        self, frame, where: str, cells: dict | None = None
+        self, frame, where: str, training: bool = False
     ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
         """(X, y, unseen) of ``frame`` under this encoding; unseen counts, per text column, the cells
-        whose category the training file never had (all zeros in that column's block). ``cells``:
-        the columns already read (the training file's own)."""
-        cells = cells or {}
+        whose category the training file never had (all zeros in that column's block). ``training``:
+        ``frame`` is the training file, whose columns learn_encoding has already read."""
+        cells = (
+            {f.column: f.cells for f in self.features} | {self.target: self.target_cells} if training else {}
+        )
         blocks, unseen = [], {}
         for feature in self.features:
             read = cells.get(feature.column) or read_as(
@@ -192,18 +193,10 @@ def learn_encoding(frame, path: Path, *, target: str | None, task: str, missing:
         target_cells=target_cells,
         classes=classes,
         missing=missing,
-        columns=columns,
     )
     for column, note in encoding.read_as.items():
         log.info("column '%s' of %s: %s", column, path.name, note)
     return encoding
-
-
-def training_cells(encoding: TableEncoding) -> dict[str, ColumnCells]:
-    """The training file's columns as learn_encoding read them (apply need not read them twice)."""
-    cells = {f.column: f.cells for f in encoding.features}
-    cells[encoding.target] = encoding.target_cells
-    return cells
 
 
 def read_frame(path: Path):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from factcli.data.records import TabularData
-from factcli.data.table_file import learn_encoding, read_frame, training_cells
+from factcli.data.table_file import learn_encoding, read_frame
 from factcli.errors import FactError
 
 
@@ -45,7 +45,7 @@ def load_with_test_file(
     if len(test) < 1:
         raise FactError(f"data.test={test_path} has no data rows")
     encoding = learn_encoding(train, train_path, target=target, task=task, missing=missing)
-    X_train, y_train, _ = encoding.apply(train, str(train_path), training_cells(encoding))
+    X_train, y_train, _ = encoding.apply(train, str(train_path), training=True)
     X_test, y_test, unseen = encoding.apply(test[list(train.columns)], f"the test file {test_path}")
     data = encoding.tabular(
         np.vstack([X_train, X_test]),
