@@ -392,3 +392,14 @@ def test_imputation_takes_the_training_rows_median_only(tmp_path):
     data, _ = load_with_test_file(train, test, target="y", missing="median")
     assert impute_missing(data, training_rows=np.arange(5)) == {"x": 2}
     assert data.X[:, 0].tolist() == [1, 2, 3, 4, 100, 3, 1000, 1000, 1000]  # median of 1, 2, 4, 100
+
+
+def test_fit_rfm_takes_a_qualified_name_and_records_which_dataset_ran(fact_cli, tmp_path, shared_data):
+    fast = ["rfm.iters=1", "grid.ridges=[0.1]", "grid.normalize_rows=[false]", "plots=false", "threads=1"]
+    out = tmp_path / "run"
+    result = fact_cli(
+        "fit-rfm", "dataset=uci:iris", f"data.root={shared_data}", *fast, f"hydra.run.dir={out}"
+    )
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dataset"] == "uci:iris" and summary["n"] == 150

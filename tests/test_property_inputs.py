@@ -44,6 +44,8 @@ from typer.testing import CliRunner
 
 from factcli.cli import app
 from factcli.commands import COMMANDS
+from factcli.data import load_tabular
+from factcli.data.table_pair import load_with_test_file
 from factcli.errors import FactError
 from factcli.job import validate
 from factcli.schema._checks import SEED_LIMIT
@@ -578,8 +580,6 @@ def _csv_property(count, slow=False):
     @examples(count, slow)
     @given(table=csv_table(), fmt=csv_format(), missing=st.sampled_from(["refuse", "median"]))
     def check(table, fmt, missing):
-        from factcli.data import load_tabular
-
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "table.csv"
             write_csv_text(path, table, fmt)
@@ -623,9 +623,6 @@ def _pair_property(count, slow=False):
         missing=st.sampled_from(["refuse", "median"]),
     )
     def check(pair, formats, missing):
-        from factcli.data import load_tabular
-        from factcli.data.table_pair import load_with_test_file
-
         train, test, order, (row, column) = pair
         with tempfile.TemporaryDirectory() as folder:
             train_path, test_path = Path(folder) / "train.csv", Path(folder) / "test.csv"
@@ -671,8 +668,6 @@ def _pair_cli_property(count, slow=False):
     @examples(count, slow)
     @given(pair=table_pair(), fmt=csv_format())
     def check(pair, fmt):
-        from factcli.data import load_tabular
-
         train, test, _, _ = pair
         with tempfile.TemporaryDirectory() as folder:
             train_path, test_path = Path(folder) / "train.csv", Path(folder) / "test.csv"
