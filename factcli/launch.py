@@ -1,18 +1,25 @@
-"""The only place Hydra meets Typer.
+"""The only place Hydra meets Typer: one command of the registry (commands.py), run through ``hydra.main``.
 
-``launch`` runs one command of the registry (commands.py) through ``hydra.main``, with its family's
-config folder and ``sys.argv`` replaced by the command's own overrides for that call only, so
-everything Hydra offers keeps working (run directories with ``.hydra/``, ``-m`` sweeps, ``--cfg job``,
-``-cd``, ``-h``) and the real argv is never read.
+A command's way from its arguments to its jobs:
 
-Errors reach the user as one line: config typos are caught by composing the config once before
-Hydra starts (exit 2, nothing written); an unknown launcher, the SLURM launcher without SLURM and
-``device=cuda`` without a GPU (launchers.py), bad values and unusable run directories
-(``job.preflight``) are refused before Hydra writes anything (exit 1); a failure inside a job, whatever
-its kind, is caught by the job wrapper (job.py), recorded in the job's directory as ``error.txt`` and
-turned into exit status 1 after the run or sweep ends, so one failing job does not stop a sweep. Jobs
-may run in other processes (``hydra/launcher=joblib``, ``submitit_*``), so a sweep's failures are read
-back from its job directories (sweep.py), never from memory.
+1. ``prepare`` parses the overrides once (Hydra's public override parser) and composes the config once
+   (with its ``hydra`` node), in one ``initialize_config_dir``: an unknown key, a preset or launcher
+   that does not exist, a key given twice or a ``+key`` the schema lacks is refused there as one
+   line (exit 2, nothing written). Each other value of a ``-m`` sweep is composed once more, so a typo
+   in the last value stops the sweep before its first job. The launcher, the device and the run (or
+   sweep) directory are read from that one composition (launchers.plan_sweep, job.preflight): refused
+   in one line before Hydra starts (exit 1).
+2. ``job.preflight`` validates a single run's values, locks the run (or sweep) directory and pins its
+   path, so the directory Hydra uses is the one checked and held.
+3. ``hydra.main`` runs the job(s), with ``sys.argv`` replaced by the command's overrides for that call
+   only (``_run_hydra``, the one place: Hydra has no public way to hand overrides to ``hydra.main``).
+   Everything Hydra offers keeps working (``-m``, launchers, ``--cfg job``, ``-cd``, ``--hydra-help``).
+4. The job wrapper (job.py) records a failure in the job's directory as ``error.txt``; after the run
+   or sweep the exit status is read back from the directories (sweep.py), since jobs may have run in
+   other processes (``hydra/launcher=joblib``, ``submitit_*``).
+
+Nothing is kept between calls in this module: what one step hands the next is passed (``Prepared``,
+``job.Preflight``, the ``job.Job`` object Hydra calls).
 """
 
 from __future__ import annotations
@@ -21,59 +28,85 @@ import difflib
 import logging
 import os
 import sys
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
 from unittest import mock
 
 import typer
 
 from . import job
 from .commands import COMMANDS, CONF_DIR, Command
-from .launchers import check_launcher_name, plan_sweep
+from .errors import FactError
+from .launchers import SweepPlan, job_choices, plan_sweep
 from .rundir import write_sweep_table
-from .sweep import failed_jobs, take_started_sweep
+from .sweep import failed_jobs
 
 log = logging.getLogger("fact")
 
-# Flags handed to Hydra untouched; any other leading "-" argument disables the pre-check.
+# Flags handed to Hydra untouched; any other leading "-" argument (--cfg, -cd, --info, --hydra-help)
+# leaves the run to Hydra without the pre-check.
 _MULTIRUN_FLAGS = {"-m", "--multirun"}
+HYDRA_KEYS = ("hydra.", "hydra/")
 
 
-def launch(command_path: str, command: Command, overrides: list[str]) -> None:
-    """Run ``command`` (an entry of commands.COMMANDS) with ``overrides``."""
+@dataclass(frozen=True)
+class Prepared:
+    """One invocation parsed and composed: what the pre-flight and the launch read."""
+
+    cfg: Any  # the first job's config, with its hydra node
+    task_overrides: list[str]  # the user's own non-Hydra overrides as typed (they identify a sweep)
+    multirun: bool
+    plan: SweepPlan
+
+
+def launch(command_path: str, command: Command, arguments: list[str]) -> None:
+    """Run ``command`` (an entry of commands.COMMANDS) with ``arguments`` (overrides and Hydra flags)."""
+    register()
+    flags = [arg for arg in arguments if arg.startswith("-")]
+    if not set(flags) <= _MULTIRUN_FLAGS:  # Hydra's own flags: no pre-check, Hydra reports
+        task_function = job.Job(command.name, command_path)
+        _run_hydra(command, task_function, arguments)
+        _exit_on_failures(task_function.failures, multirun=False)
+        return
+
+    prepared = prepare(command, [arg for arg in arguments if not arg.startswith("-")], bool(flags))
+    with ExitStack() as cleanup:
+        checked = job.preflight(command, prepared.cfg, prepared.task_overrides, prepared.multirun)
+        cleanup.callback(checked.release)
+        # A module-level class, not a closure: the joblib and submitit launchers ship it to other processes.
+        task_function = job.Job(
+            command.name,
+            command_path,
+            default_threads=prepared.plan.threads,
+            held_dir=None if prepared.multirun else str(checked.path),
+            fresh_dir=str(checked.path) if checked.fresh and not prepared.multirun else None,
+        )
+        try:
+            _run_hydra(command, task_function, [*arguments, *checked.pin])
+        except BaseException:
+            if prepared.multirun and checked.path.is_dir():  # interrupted: the table of what is done
+                write_sweep_table(checked.path)
+            raise
+    failures = failed_jobs(checked.path) if prepared.multirun else task_function.failures
+    _exit_on_failures(failures, multirun=prepared.multirun)
+
+
+def _run_hydra(command: Command, task_function: job.Job, arguments: list[str]) -> None:
+    """``hydra.main`` over ``task_function``, with ``sys.argv`` replaced for this call only."""
     import hydra
 
-    register()
-    flags = [arg for arg in overrides if arg.startswith("-")]
-    pinned: list[str] = []
-    plan = None
-    if set(flags) <= _MULTIRUN_FLAGS:
-        plain = [arg for arg in overrides if not arg.startswith("-")]
-        check_launcher_name(command, plain)
-        first_variant = _check_composes(command, plain)
-        task = [arg for arg in plain if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
-        plan = plan_sweep(command, plain, multirun=bool(flags))  # launcher and device: nothing started yet
-        first = compose(command, first_variant, with_hydra=True)
-        pinned = job.preflight(command, first, task, multirun=bool(flags))
-
-    # A module-level object, not a closure: the joblib and submitit launchers ship it to other processes.
-    task_function = job.Job(command.name, command_path, default_threads=plan.threads if plan else None)
-    argv = [command_path, *overrides, *pinned]
     main = hydra.main(
         version_base="1.3", config_path=str(command.config_dir), config_name=command.config_name
     )(task_function)
-    take_started_sweep()
-    try:  # HYDRA_FULL_ERROR: Hydra re-raises its own errors, so the CLI turns them into one line
-        with mock.patch.object(sys, "argv", argv), mock.patch.dict(os.environ, {"HYDRA_FULL_ERROR": "1"}):
-            main()
-    except BaseException:
-        sweep_dir = take_started_sweep()
-        if sweep_dir is not None and sweep_dir.is_dir():  # interrupted: the table of what is done
-            write_sweep_table(sweep_dir)
-        raise
-    finally:
-        job.end()
-    sweep_dir = take_started_sweep()
-    failures = failed_jobs(sweep_dir) if sweep_dir is not None else task_function.failures
-    if len(failures) == 1 and not flags:
+    argv = [command.name, *arguments]
+    # HYDRA_FULL_ERROR: Hydra re-raises its own errors, so the CLI turns them into one line
+    with mock.patch.object(sys, "argv", argv), mock.patch.dict(os.environ, {"HYDRA_FULL_ERROR": "1"}):
+        main()
+
+
+def _exit_on_failures(failures: list[str], multirun: bool) -> None:
+    if len(failures) == 1 and not multirun:
         typer.echo(f"error: {failures[0]}", err=True)
         raise typer.Exit(1)
     if failures:
@@ -96,7 +129,128 @@ def register() -> None:
 def compose(command: Command, overrides: list[str] = (), with_hydra: bool = False):
     """The command's config with ``overrides``, composed as a run would compose it (no run made);
     ``with_hydra`` keeps the ``hydra`` node (sweeper parameters, callbacks)."""
-    from hydra import compose as hydra_compose
+    with _hydra_context(command):
+        return _compose(command, list(overrides), with_hydra)
+
+
+# --- parse once, compose once ----------------------------------------------------------------
+
+
+def prepare(command: Command, overrides: list[str], multirun: bool) -> Prepared:
+    """Parse ``overrides`` (no flags) once, compose the first job once; refuse what cannot run."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    parsed = _parse(overrides)
+    _refuse_repeated_keys(parsed)
+    try:
+        choices = job_choices(parsed)
+    except FactError as error:
+        _usage_error(str(error))
+    first = [values[0] for values in choices]
+    with _hydra_context(command) as loader:
+        _check_group_choices(loader, parsed)
+        try:
+            cfg = _compose(command, first, with_hydra=True)
+            for i, values in enumerate(choices):  # each other sweep value, the rest at their first
+                for value in values[1:]:
+                    _compose(command, [*first[:i], value, *first[i + 1 :]], with_hydra=False)
+        except (HydraException, OmegaConfBaseException, ValueError) as error:
+            _usage_error(explain(error, command))
+    _refuse_unknown_added_keys(command, parsed, cfg)
+    multirun = multirun or str(cfg.hydra.mode).endswith("MULTIRUN")
+    from_config = _parse([f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()])
+    plan = plan_sweep(cfg, [*from_config, *parsed], multirun)
+    task = [arg for arg in overrides if not arg.lstrip("+~").startswith(HYDRA_KEYS)]
+    return Prepared(cfg=cfg, task_overrides=task, multirun=multirun, plan=plan)
+
+
+def _parse(overrides: list[str]):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return OverridesParser.create().parse_overrides(overrides)
+    except HydraException as error:
+        _usage_error(explain(error, None))
+
+
+def _refuse_repeated_keys(parsed) -> None:
+    """``seed=1 seed=2`` (or ``--dataset wine dataset=iris``) would run the last without a word."""
+    seen: dict[str, str] = {}
+    for override in parsed:
+        key = override.key_or_group
+        if key in seen:
+            _usage_error(
+                f"{key} is given twice ({seen[key]} and {override.input_line}); give it once "
+                "(sweep several values with -m key=a,b)"
+            )
+        seen[key] = override.input_line
+
+
+def _check_group_choices(loader, parsed) -> None:
+    """``group=option`` for a group of the config (a preset, a launcher): an option that exists."""
+    groups = set(_groups(loader, ""))
+    for override in parsed:
+        group = override.key_or_group
+        if group not in groups or override.is_delete():
+            continue
+        known = _options(loader, group)
+        values = override.sweep_string_iterator() if override.is_sweep_override() else [override.value()]
+        for value in values:
+            if value is not None and str(value) not in known:
+                hint = "; hydra/launcher=joblib runs the jobs in parallel on this machine"
+                _usage_error(
+                    f"unknown {_group_name(group)} {str(value)!r}; choose one of {', '.join(known)} "
+                    f"(typed as {group}={known[0]})" + (hint if group == "hydra/launcher" else "")
+                )
+
+
+def _group_name(group: str) -> str:
+    return {"hydra/launcher": "launcher", "experiment": "preset"}.get(group, group)
+
+
+def _groups(loader, parent: str):
+    for name in loader.list_groups(parent):
+        group = f"{parent}/{name}" if parent else name
+        yield group
+        yield from _groups(loader, group)
+
+
+def _options(loader, group: str) -> list[str]:
+    """A group's options as typed: ``experiment`` → ``grokking/mul``, … (subfolders included)."""
+    options = list(loader.get_group_options(group))
+    for sub in loader.list_groups(group):
+        options += [f"{sub}/{option}" for option in _options(loader, f"{group}/{sub}")]
+    return options
+
+
+def group_options(command: Command, group: str) -> list[str]:
+    """The options of one config group of ``command`` as typed (``experiment=<option>``)."""
+    with _hydra_context(command) as loader:
+        return _options(loader, group) if group in set(_groups(loader, "")) else []
+
+
+def _refuse_unknown_added_keys(command: Command, parsed, cfg) -> None:
+    """``+key=value`` (or ``++``) on a key the schema lacks would be stored and never read."""
+    from omegaconf import OmegaConf
+
+    schema = OmegaConf.structured(command.schema)
+    groups = set(cfg.hydra.runtime.choices)
+    for override in parsed:
+        key = override.key_or_group
+        if not (override.is_add() or override.is_force_add()) or key.startswith(HYDRA_KEYS) or key in groups:
+            continue
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(schema, parent) if parent else schema
+        if OmegaConf.is_dict(node) and OmegaConf.get_type(node) is not dict and leaf not in node:
+            _usage_error(_unknown_key(key, command, added=True))
+
+
+@contextmanager
+def _hydra_context(command: Command):
+    """``initialize_config_dir`` for one command, yielding its config loader; Hydra's global state is
+    cleared before and after, so nothing of this composition outlives it."""
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -104,80 +258,49 @@ def compose(command: Command, overrides: list[str] = (), with_hydra: bool = Fals
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(command.config_dir), version_base="1.3"):
-            return hydra_compose(
-                config_name=command.config_name, overrides=list(overrides), return_hydra_config=with_hydra
-            )
+            yield GlobalHydra.instance().config_loader()
     finally:
         GlobalHydra.instance().clear()
 
 
-def _check_composes(command: Command, overrides: list[str]) -> list[str]:
-    """Compose the config once (every sweep value too) so a typo fails before any work, as one line;
-    return the first variant's plain overrides."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
+def _compose(command: Command, overrides: list[str], with_hydra: bool):
+    from hydra import compose as hydra_compose
 
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException as error:
-        _usage_error(str(error))
-    # The first value of every sweep, then each other value of each sweep on its own.
-    choices = [list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.input_line] for o in parsed]
-    base = [values[0] for values in choices]
-    variants = [base] + [
-        base[:i] + [value] + base[i + 1 :] for i, values in enumerate(choices) for value in values[1:]
-    ]
-    for variant in variants:
-        plain = [_as_assignment(parsed[i], value) for i, value in enumerate(variant)]
-        try:
-            compose(command, plain)
-        except (HydraException, OmegaConfBaseException, ValueError) as error:
-            _usage_error(_explain(error, command))
-    return [_as_assignment(parsed[i], value) for i, value in enumerate(base)]  # the first variant
+    return hydra_compose(config_name=command.config_name, overrides=overrides, return_hydra_config=with_hydra)
 
 
-def _as_assignment(override, value: str) -> str:
-    if not override.is_sweep_override():
-        return value
-    prefix = {"ADD": "+", "FORCE_ADD": "++", "DEL": "~"}.get(override.type.name, "")
-    return f"{prefix}{override.get_key_element()}={value}"
+# --- one line from Hydra's errors ------------------------------------------------------------
 
 
-def _explain(error: BaseException, command: Command) -> str:
+def explain(error: BaseException, command: Command | None) -> str:
     """One line from Hydra's multi-line message; for an unknown key, the closest real keys."""
     import re
 
     text = f"{error}\n{error.__cause__ or ''}"
     override = re.search(r"Could not (?:override|append to config\. An item is already at) '([^']+)'", text)
-    if override:
-        key = override.group(1)
-        keys = _config_keys(command)
-        if key not in keys:
-            hint = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
-            suggestion = f" (did you mean {', '.join(hint)}?)" if hint else ""
-            return f"unknown config key '{key}'{suggestion}; --cfg job prints every key"
+    if override and command is not None and override.group(1) not in schema_keys(command):
+        return _unknown_key(override.group(1), command)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     skip = ("full_key:", "object_type", "reference_type", "To append to your config", "Set the environment")
     keep = list(dict.fromkeys(line for line in lines if not line.startswith(skip)))
     return " ".join(keep).split(" Config search path")[0] or type(error).__name__
 
 
-def _config_keys(command: Command) -> list[str]:
-    """Every dotted key of the composed default config (for suggestions)."""
-    from omegaconf import OmegaConf
+def _unknown_key(key: str, command: Command, added: bool = False) -> str:
+    hint = difflib.get_close_matches(key, schema_keys(command), n=3, cutoff=0.6)
+    suggestion = f" (did you mean {', '.join(hint)}?)" if hint else ""
+    how = " (added with +, it would be stored and never read)" if added else ""
+    return f"unknown config key '{key}'{how}{suggestion}; `fact {command.name} --help` lists the keys"
 
-    cfg = OmegaConf.to_container(compose(command), resolve=False)
 
-    def walk(node, prefix=""):
-        for key, value in node.items():
-            yield f"{prefix}{key}"
-            if isinstance(value, dict):
-                yield from walk(value, f"{prefix}{key}.")
+def schema_keys(command: Command) -> list[str]:
+    """Every dotted key of the command's schema (for suggestions)."""
+    from .schema import describe
 
-    return list(walk(cfg))
+    return [entry.key for entry in describe(command.schema, leaves_only=False)]
 
 
 def _usage_error(message: str):
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
+

@@ -20,24 +20,11 @@ from .rundir import collect_sweep, write_sweep_table
 
 log = logging.getLogger("fact")
 
-# The sweep directory of the multirun this process started last (launch.py reads it afterwards).
-_started: dict[str, Path | None] = {"dir": None}
-
-
 class SweepTable(Callback):
-    def on_multirun_start(self, config, **kwargs) -> None:
-        _started["dir"] = Path(config.hydra.sweep.dir)
-
     def on_multirun_end(self, config, **kwargs) -> None:
         path = write_sweep_table(Path(config.hydra.sweep.dir))
         if path is not None:
             log.info("sweep table: %s", path)
-
-
-def take_started_sweep() -> Path | None:
-    """The directory of the sweep started since the last call (None: no sweep ran)."""
-    directory, _started["dir"] = _started["dir"], None
-    return directory
 
 
 def failed_jobs(sweep_dir: Path) -> list[str]:
