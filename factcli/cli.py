@@ -101,8 +101,15 @@ def fit_rfm(
 ) -> None:
     # Written out for its two shortcut options; the other experiment commands come from the registry.
     # `--dataset ''` is passed on (and refused there), never dropped for the default.
-    extra = [f"dataset={dataset}"] if dataset is not None else []
-    extra += [f"method={method}"] if method is not None else []
+    extra = []
+    for key, value in (("dataset", dataset), ("method", method)):
+        if value is None:
+            continue
+        twice = [arg for arg in overrides or [] if arg.lstrip("+~").split("=", 1)[0] == key]
+        if twice:
+            typer.echo(f"error: --{key} {value} and {twice[0]} both give {key}; give it once", err=True)
+            raise typer.Exit(2)
+        extra.append(f"{key}={value}")
     _run(ctx, COMMANDS["fit-rfm"], overrides, extra)
 
 
@@ -154,10 +161,13 @@ def sweep_table(directory: Annotated[str, typer.Argument(help="The sweep directo
     from .sweep import rebuild
 
     try:
-        typer.echo(str(rebuild(directory)))
+        path, problems = rebuild(directory)
     except FactError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
+    for problem in problems:
+        typer.echo(f"warning: {problem}", err=True)
+    typer.echo(str(path))
 
 
 @app.command(

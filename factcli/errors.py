@@ -22,6 +22,8 @@ _ENVIRONMENT = {
     errno.EROFS: "the filesystem is read-only",
     errno.ENOSPC: "no space left on the device",
     errno.EDQUOT: "the disk quota is exceeded",
+    errno.ENOTDIR: "a part of that path is a file, not a directory",
+    errno.ENAMETOOLONG: "the name is too long for the filesystem",
 }
 
 
@@ -32,5 +34,5 @@ def environment_problem(error: BaseException) -> str | None:
     where = error.filename or "a file"
     return (
         f"cannot write {where}: {_ENVIRONMENT[error.errno]}; this is the machine's filesystem, "
-        "not fact: choose a directory you can write to (hydra.run.dir=DIR) or free the space"
+        "not fact: choose a directory you can write to (hydra.run.dir=DIR), or free the space"
     )

@@ -121,7 +121,9 @@ def preflight(command, cfg, task_overrides: list[str], multirun: bool) -> Prefli
     fresh = not path.exists()
     lock = rundir_lock.hold(path)
     # A timestamp is resolved anew by every composition: pin the one checked here.
-    return Preflight(path=path, pin=[f"{key}={quoted(str(path))}"] if "${" in str(raw) else [], fresh=fresh, lock=lock)
+    return Preflight(
+        path=path, pin=[f"{key}={quoted(str(path))}"] if "${" in str(raw) else [], fresh=fresh, lock=lock
+    )
 
 
 def quoted(text: str) -> str:
@@ -239,8 +241,11 @@ def _run_held(command, job: Job, cfg, path: Path, multirun: bool, label: str, fr
     except (FactError, InvalidInput) as error:  # core's input errors reach the user as one line too
         reason = _reason(error)
         _record_or_roll_back(path, reason, multirun, snapshot)
-    except (KeyboardInterrupt, SystemExit) as error:  # Ctrl-C, or user code that exits the process
-        interrupted = error
+    except KeyboardInterrupt as error:  # Ctrl-C, or user code raising it: stop, resumable
+        interrupted, reason = error, _abnormal_exit(error)
+        if not multirun:  # a sweep's interrupted job stays unfinished (no error.txt): its rerun resumes
+            _record_or_roll_back(path, reason, multirun, snapshot)
+    except SystemExit as error:  # user code that exits the process: a failure like any other
         reason = _abnormal_exit(error)
         _record_or_roll_back(path, reason, multirun, snapshot)
     except OSError as error:
@@ -278,7 +283,10 @@ def _record_bug(path: Path) -> str:
 
 def _abnormal_exit(error: BaseException) -> str:
     if isinstance(error, KeyboardInterrupt):
-        return "interrupted (Ctrl-C, or KeyboardInterrupt raised inside the job); rerun the same command to resume"
+        return (
+            "interrupted (Ctrl-C, or KeyboardInterrupt raised inside the job); "
+            "rerun the same command to resume"
+        )
     return (
         f"the job's code called sys.exit({error.code!r}), which ends a run before it finishes; "
         "raise an exception instead (its message becomes this line)"

@@ -142,7 +142,7 @@ def prepare(command: Command, overrides: list[str], multirun: bool) -> Prepared:
     from omegaconf.errors import OmegaConfBaseException
 
     parsed = _parse(overrides)
-    _refuse_repeated_keys(parsed)
+    _say_repeated_keys(parsed)
     try:
         choices = job_choices(parsed)
     except FactError as error:
@@ -175,15 +175,17 @@ def _parse(overrides: list[str]):
         _usage_error(explain(error, None))
 
 
-def _refuse_repeated_keys(parsed) -> None:
-    """``seed=1 seed=2`` (or ``--dataset wine dataset=iris``) would run the last without a word."""
+def _say_repeated_keys(parsed) -> None:
+    """``seed=1 seed=2``: Hydra takes the last without a word; say which one runs (appending an
+    override to a command is common, so this is said, not refused)."""
     seen: dict[str, str] = {}
     for override in parsed:
         key = override.key_or_group
-        if key in seen:
-            _usage_error(
-                f"{key} is given twice ({seen[key]} and {override.input_line}); give it once "
-                "(sweep several values with -m key=a,b)"
+        if key in seen and seen[key] != override.input_line:
+            typer.echo(
+                f"warning: {key} is given twice ({seen[key]}, then {override.input_line}): "
+                f"the last, {override.input_line}, is used",
+                err=True,
             )
         seen[key] = override.input_line
 
@@ -226,9 +228,22 @@ def _options(loader, group: str) -> list[str]:
 
 
 def group_options(command: Command, group: str) -> list[str]:
-    """The options of one config group of ``command`` as typed (``experiment=<option>``)."""
+    """The options of one config group of ``command`` as typed (``experiment=<option>``), those
+    that compose with this command (train-net and verify-fact share a folder of presets)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     with _hydra_context(command) as loader:
-        return _options(loader, group) if group in set(_groups(loader, "")) else []
+        if group not in set(_groups(loader, "")):
+            return []
+        usable = []
+        for option in _options(loader, group):
+            try:
+                _compose(command, [f"{group}={option}"], with_hydra=False)
+            except (HydraException, OmegaConfBaseException, ValueError):
+                continue
+            usable.append(option)
+        return usable
 
 
 def _refuse_unknown_added_keys(command: Command, parsed, cfg) -> None:
@@ -303,4 +318,3 @@ def schema_keys(command: Command) -> list[str]:
 def _usage_error(message: str):
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
-

@@ -43,7 +43,7 @@ def plan_sweep(cfg, parsed, multirun: bool) -> SweepPlan:
     launcher = cfg.hydra.runtime.choices.get(LAUNCHER_GROUP) or "basic"
     devices = {str(cfg.get("device", "cpu"))} | {
         value.split("=", 1)[1]
-        for override, values in zip(parsed, job_choices(parsed))
+        for override, values in zip(parsed, job_choices(parsed), strict=True)
         if override.key_or_group == "device"
         for value in values
     }
@@ -100,7 +100,10 @@ def job_choices(parsed) -> list[list[str]]:
 def job_count(parsed) -> int:
     """Jobs Hydra's basic sweeper makes: the product of the sweeps' sizes, a key given later replacing
     an earlier one (the sweeper's own parameters come first, then the command line)."""
-    per_key = {override.get_key_element(): len(values) for override, values in zip(parsed, job_choices(parsed))}
+    per_key = {
+        override.get_key_element(): len(values)
+        for override, values in zip(parsed, job_choices(parsed), strict=True)
+    }
     return math.prod(per_key.values())
 
 

@@ -171,18 +171,24 @@ def finished_summary(directory: Path) -> dict | None:
     A summary.json that is empty or not a JSON object (a disk filled up, a hand edit) does not make a
     run finished: it is named in one warning and the run counts as unfinished, to be run again.
     """
+    summary, problem = read_summary(directory)
+    if problem is not None:
+        log.warning("%s", problem)
+    return summary
+
+
+def read_summary(directory: Path) -> tuple[dict | None, str | None]:
+    """(the finished run's summary or None, one line naming an unreadable summary.json or None)."""
     path = Path(directory) / SUMMARY
     if not path.is_file():
-        return None
+        return None, None
     try:
         summary = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        log.warning("%s is unreadable (%s); counted as unfinished", path, _first_line(error))
-        return None
+        return None, f"{path} is unreadable ({_first_line(error)}); its job counts as unfinished"
     if not isinstance(summary, dict):
-        log.warning("%s holds no summary (a JSON object); counted as unfinished", path)
-        return None
-    return summary
+        return None, f"{path} holds no summary (a JSON object); its job counts as unfinished"
+    return summary, None
 
 
 def _first_line(error: BaseException) -> str:
@@ -222,46 +228,47 @@ def git_commit() -> str | None:
 def collect_sweep(sweep_dir: Path) -> list[dict]:
     """One row per job directory of a sweep: job, its overrides as columns, status, summary scalars.
 
-    A job whose overrides.yaml is unreadable is named in one warning and left out (its overrides are
-    unknown); one whose summary.json is unreadable counts as unfinished (``finished_summary``).
+    A job whose summary.json or overrides.yaml is unreadable counts as unfinished; its row's
+    ``problem`` names the file (``fact sweep-table`` prints it).
     """
     rows = []
     for job in sorted((p for p in Path(sweep_dir).iterdir() if p.is_dir()), key=_job_order):
         overrides_file = job / ".hydra" / "overrides.yaml"
         if not overrides_file.exists():
             continue
-        overrides = _read_overrides(overrides_file)
-        if overrides is None:
-            continue
         row: dict[str, Any] = {"job": job.name}
+        overrides, problem = _read_overrides(overrides_file)
         for override in overrides:
             key, _, value = str(override).partition("=")
             row[key.lstrip("+~")] = value
-        summary, error_file = finished_summary(job), job / ERROR
-        if summary is not None:
+        summary, summary_problem = read_summary(job)
+        problem = problem or summary_problem
+        error_file = job / ERROR
+        if summary is not None and problem is None:
             row.update(_flatten_scalars(summary))
         else:
-            row["status"] = "failed" if error_file.exists() else "unfinished"
-            if error_file.exists():
+            row["status"] = "failed" if error_file.exists() and problem is None else "unfinished"
+            if row["status"] == "failed":
                 row["error"] = error_file.read_text().strip()
+        if problem is not None:
+            row["problem"] = problem
         rows.append(row)
     return rows
 
 
-def _read_overrides(path: Path) -> list | None:
+def _read_overrides(path: Path) -> tuple[list, str | None]:
+    """(a job's overrides, None), or ([], one line naming the file) when it is not a YAML list."""
     import yaml
 
     try:
         overrides = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        log.warning("%s is unreadable (%s); that job is left out", path, _first_line(error))
-        return None
+        return [], f"{path} is unreadable ({_first_line(error)}); its job counts as unfinished"
     if overrides is None:
-        return []
+        return [], None
     if not isinstance(overrides, list):
-        log.warning("%s holds no list of overrides; that job is left out", path)
-        return None
-    return overrides
+        return [], f"{path} holds no list of overrides; its job counts as unfinished"
+    return overrides, None
 
 
 def _job_order(path: Path):
