@@ -36,7 +36,7 @@ from unittest import mock
 import typer
 
 from . import job
-from .commands import COMMANDS, CONF_DIR, Command
+from .commands import CONF_DIR, Command
 from .errors import FactError
 from .launchers import SweepPlan, job_choices, plan_sweep
 from .rundir import write_sweep_table
@@ -62,7 +62,7 @@ class Prepared:
 
 def launch(command_path: str, command: Command, arguments: list[str]) -> None:
     """Run ``command`` (an entry of commands.COMMANDS) with ``arguments`` (overrides and Hydra flags)."""
-    register()
+    register(command)
     flags = [arg for arg in arguments if arg.startswith("-")]
     if not set(flags) <= _MULTIRUN_FLAGS:  # Hydra's own flags: no pre-check, Hydra reports
         task_function = job.Job(command.name, command_path)
@@ -114,16 +114,22 @@ def _exit_on_failures(failures: list[str], multirun: bool) -> None:
         raise typer.Exit(1)
 
 
-def register() -> None:
-    """Give Hydra every command's schema (``<config_name>_schema``) and the shared ``hydra/fact``
-    settings (run directories, sweeps, logging), which each family's config folder finds here."""
+def register(command: Command) -> None:
+    """Give Hydra ``command``'s schema (``<config_name>_schema``) and the shared ``hydra/fact``
+    settings (run directories, sweeps, logging), which each family's config folder finds here.
+
+    Stored once per process: building a structured config from a dataclass costs a tenth of a
+    second, and Hydra's ConfigStore keeps what it was given (the store is Hydra's, not ours).
+    """
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
     store = ConfigStore.instance()
-    for command in COMMANDS.values():
-        store.store(name=f"{command.config_name}_schema", node=command.schema)
-    store.store(group="hydra", name="fact", node=OmegaConf.load(CONF_DIR / "hydra" / "fact.yaml"))
+    name = f"{command.config_name}_schema"
+    if f"{name}.yaml" not in store.repo:
+        store.store(name=name, node=command.schema)
+    if "fact.yaml" not in store.repo.get("hydra", {}):
+        store.store(group="hydra", name="fact", node=OmegaConf.load(CONF_DIR / "hydra" / "fact.yaml"))
 
 
 def compose(command: Command, overrides: list[str] = (), with_hydra: bool = False):
@@ -149,13 +155,13 @@ def prepare(command: Command, overrides: list[str], multirun: bool) -> Prepared:
         _usage_error(str(error))
     first = [values[0] for values in choices]
     with _hydra_context(command) as loader:
-        _check_group_choices(loader, parsed)
         try:
             cfg = _compose(command, first, with_hydra=True)
             for i, values in enumerate(choices):  # each other sweep value, the rest at their first
                 for value in values[1:]:
                     _compose(command, [*first[:i], value, *first[i + 1 :]], with_hydra=False)
         except (HydraException, OmegaConfBaseException, ValueError) as error:
+            _check_group_choices(loader, parsed)  # listing a group's options is slow: only on failure
             _usage_error(explain(error, command))
     _refuse_unknown_added_keys(command, parsed, cfg)
     multirun = multirun or str(cfg.hydra.mode).endswith("MULTIRUN")
@@ -250,12 +256,13 @@ def _refuse_unknown_added_keys(command: Command, parsed, cfg) -> None:
     """``+key=value`` (or ``++``) on a key the schema lacks would be stored and never read."""
     from omegaconf import OmegaConf
 
-    schema = OmegaConf.structured(command.schema)
     groups = set(cfg.hydra.runtime.choices)
+    schema = None
     for override in parsed:
         key = override.key_or_group
         if not (override.is_add() or override.is_force_add()) or key.startswith(HYDRA_KEYS) or key in groups:
             continue
+        schema = OmegaConf.structured(command.schema) if schema is None else schema
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(schema, parent) if parent else schema
         if OmegaConf.is_dict(node) and OmegaConf.get_type(node) is not dict and leaf not in node:
@@ -269,7 +276,7 @@ def _hydra_context(command: Command):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    register()
+    register(command)
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(command.config_dir), version_base="1.3"):

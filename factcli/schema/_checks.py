@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import math
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
-
 from factcli.errors import FactError
 
 # NumPy's legacy seeding and scikit-learn's random_state take 0 ≤ seed < 2**32, and the loaders derive
@@ -42,6 +40,8 @@ def check_every_value(cfg) -> None:
 
 
 def _leaves(node, prefix: str = ""):
+    from omegaconf import DictConfig, ListConfig, OmegaConf  # here, so `fact --help` never loads it
+
     if isinstance(node, DictConfig):
         for key in node.keys():
             if prefix == "" and key == "hydra":
@@ -56,6 +56,8 @@ def _leaves(node, prefix: str = ""):
 
 
 def _values(cfg, keys):
+    from omegaconf import OmegaConf
+
     for key in keys:
         value = OmegaConf.select(cfg, key)
         if value is not None:
@@ -94,6 +96,8 @@ def each_positive(cfg, *keys: str) -> None:
 
 
 def nonempty(cfg, *keys: str) -> None:
+    from omegaconf import OmegaConf
+
     for key in keys:
         values = OmegaConf.select(cfg, key)
         if values is not None and len(values) == 0:
