@@ -319,3 +319,15 @@ def _leaves(node, prefix=""):
             yield from _leaves(value, f"{prefix}{key}.")
         else:
             yield f"{prefix}{key}", value
+
+
+def test_log_lines_read_as_sentences_not_python_values(fact_cli, tmp_path):
+    """A parity run that never reaches 95%: its closing line says so, never "at None" or "True"."""
+    out = tmp_path / "run"
+    result = fact_cli("parity", "d=10", "k=3", "n=20", "rfm.iters=1", "threads=1", "plots=false",
+                      f"hydra.run.dir={out}")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["first_95_at"] is None  # the case that printed "95% at iteration None"
+    assert "95% never reached, 99% never reached" in result.stderr
+    assert not re.search(r"\b(None|True|False)\b", result.stderr), result.stderr
