@@ -161,7 +161,7 @@ def prepare(command: Command, overrides: list[str], multirun: bool) -> Prepared:
                 for value in values[1:]:
                     _compose(command, [*first[:i], value, *first[i + 1 :]], with_hydra=False)
         except (HydraException, OmegaConfBaseException, ValueError) as error:
-            _check_group_choices(loader, parsed)  # listing a group's options is slow: only on failure
+            _check_group_choices(loader, command, parsed)  # listing options is slow: only on failure
             _usage_error(explain(error, command))
     _refuse_unknown_added_keys(command, parsed, cfg)
     multirun = multirun or str(cfg.hydra.mode).endswith("MULTIRUN")
@@ -196,21 +196,24 @@ def _say_repeated_keys(parsed) -> None:
         seen[key] = override.input_line
 
 
-def _check_group_choices(loader, parsed) -> None:
+def _check_group_choices(loader, command: Command, parsed) -> None:
     """``group=option`` for a group of the config (a preset, a launcher): an option that exists."""
     groups = set(_groups(loader, ""))
     for override in parsed:
         group = override.key_or_group
         if group not in groups or override.is_delete():
             continue
-        known = _options(loader, group)
+        known = _usable_options(loader, command, group)
         values = override.sweep_string_iterator() if override.is_sweep_override() else [override.value()]
         for value in values:
             if value is not None and str(value) not in known:
                 hint = "; hydra/launcher=joblib runs the jobs in parallel on this machine"
+                other = str(value) in _options(loader, group)  # another command's preset
+                what = f"{_group_name(group)} {str(value)!r}"
                 _usage_error(
-                    f"unknown {_group_name(group)} {str(value)!r}; choose one of {', '.join(known)} "
-                    f"(typed as {group}={known[0]})" + (hint if group == "hydra/launcher" else "")
+                    (f"{what} is not one of fact {command.name}'s" if other else f"unknown {what}")
+                    + f"; choose one of {', '.join(known)} (typed as {group}={known[0]})"
+                    + (hint if group == "hydra/launcher" else "")
                 )
 
 
@@ -234,22 +237,27 @@ def _options(loader, group: str) -> list[str]:
 
 
 def group_options(command: Command, group: str) -> list[str]:
-    """The options of one config group of ``command`` as typed (``experiment=<option>``), those
-    that compose with this command (train-net and verify-fact share a folder of presets)."""
+    """The options of one config group of ``command`` as typed (``experiment=<option>``)."""
+    with _hydra_context(command) as loader:
+        return _usable_options(loader, command, group) if group in set(_groups(loader, "")) else []
+
+
+def _usable_options(loader, command: Command, group: str) -> list[str]:
+    """A group's options that compose with ``command`` (train-net and verify-fact share a folder of
+    presets, some of which set verify-fact's own keys)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    with _hydra_context(command) as loader:
-        if group not in set(_groups(loader, "")):
-            return []
-        usable = []
-        for option in _options(loader, group):
-            try:
-                _compose(command, [f"{group}={option}"], with_hydra=False)
-            except (HydraException, OmegaConfBaseException, ValueError):
-                continue
-            usable.append(option)
-        return usable
+    if group != "experiment":
+        return _options(loader, group)
+    usable = []
+    for option in _options(loader, group):
+        try:
+            _compose(command, [f"{group}={option}"], with_hydra=False)
+        except (HydraException, OmegaConfBaseException, ValueError):
+            continue
+        usable.append(option)
+    return usable
 
 
 def _refuse_unknown_added_keys(command: Command, parsed, cfg) -> None:

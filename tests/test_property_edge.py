@@ -70,6 +70,11 @@ def test_a_wrong_preset_lists_the_presets_as_they_are_typed(fact_cli, tmp_path):
         "(typed as experiment=grokking/mul)"
     )
     assert not (tmp_path / "run").exists()
+    line = one_error(fact_cli("train-net", "experiment=nets/nfa_counterexample"), 2)  # verify-fact's
+    assert line.startswith(
+        "error: preset 'nets/nfa_counterexample' is not one of fact train-net's; choose one of"
+    )
+    assert "nets/mnist_cpu" in line and "nfa_counterexample, " not in line
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
