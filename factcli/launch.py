@@ -4,11 +4,13 @@ A command's way from its arguments to its jobs:
 
 1. ``prepare`` parses the overrides once (Hydra's public override parser) and composes the config once
    (with its ``hydra`` node), in one ``initialize_config_dir``: an unknown key, a preset or launcher
-   that does not exist, a key given twice or a ``+key`` the schema lacks is refused there as one
-   line (exit 2, nothing written). Each other value of a ``-m`` sweep is composed once more, so a typo
-   in the last value stops the sweep before its first job. The launcher, the device and the run (or
-   sweep) directory are read from that one composition (launchers.plan_sweep, job.preflight): refused
-   in one line before Hydra starts (exit 1).
+   that does not exist, or a ``+key`` the schema lacks is refused there as one line (exit 2, nothing
+   written); a key given twice is said (Hydra would take the last without a word). Each other
+   value of a ``-m`` sweep is composed once more, so a typo in the last value stops the sweep before
+   its first job. The launcher, the device and the run (or sweep) directory are read from that one
+   composition (launchers.plan_sweep, job.preflight): refused in one line before Hydra starts (exit 1).
+   ``hydra.main`` then composes again itself (twice: once for the run mode, once for the run), which
+   no public Hydra API avoids.
 2. ``job.preflight`` validates a single run's values, locks the run (or sweep) directory and pins its
    path, so the directory Hydra uses is the one checked and held.
 3. ``hydra.main`` runs the job(s), with ``sys.argv`` replaced by the command's overrides for that call
@@ -66,7 +68,7 @@ def launch(command_path: str, command: Command, arguments: list[str]) -> None:
     flags = [arg for arg in arguments if arg.startswith("-")]
     if not set(flags) <= _MULTIRUN_FLAGS:  # Hydra's own flags: no pre-check, Hydra reports
         task_function = job.Job(command.name, command_path)
-        _run_hydra(command, task_function, arguments)
+        _run_hydra(command_path, command, task_function, arguments)
         _exit_on_failures(task_function.failures, multirun=False)
         return
 
@@ -83,7 +85,7 @@ def launch(command_path: str, command: Command, arguments: list[str]) -> None:
             fresh_dir=str(checked.path) if checked.fresh and not prepared.multirun else None,
         )
         try:
-            _run_hydra(command, task_function, [*arguments, *checked.pin])
+            _run_hydra(command_path, command, task_function, [*arguments, *checked.pin])
         except BaseException:
             if prepared.multirun and checked.path.is_dir():  # interrupted: the table of what is done
                 write_sweep_table(checked.path)
@@ -92,14 +94,14 @@ def launch(command_path: str, command: Command, arguments: list[str]) -> None:
     _exit_on_failures(failures, multirun=prepared.multirun)
 
 
-def _run_hydra(command: Command, task_function: job.Job, arguments: list[str]) -> None:
+def _run_hydra(command_path: str, command: Command, task_function: job.Job, arguments: list[str]) -> None:
     """``hydra.main`` over ``task_function``, with ``sys.argv`` replaced for this call only."""
     import hydra
 
     main = hydra.main(
         version_base="1.3", config_path=str(command.config_dir), config_name=command.config_name
     )(task_function)
-    argv = [command.name, *arguments]
+    argv = [command_path, *arguments]
     # HYDRA_FULL_ERROR: Hydra re-raises its own errors, so the CLI turns them into one line
     with mock.patch.object(sys, "argv", argv), mock.patch.dict(os.environ, {"HYDRA_FULL_ERROR": "1"}):
         main()
