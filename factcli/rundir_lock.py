@@ -6,7 +6,7 @@ is simply taken. That is the stale-lock rule — a lock is live exactly while it
 Linux implements flock with the server's POSIX locks, which the server frees when a client dies.)
 The file also records the holder's pid, host and start time, so a refusal can say who holds it.
 
-``hold`` returns the ``Lock``; whoever took it gives it back (``release``, or ``with``). Nothing is
+``hold`` returns the ``Lock``; whoever took it gives it back (``release``). Nothing is
 remembered here between calls: flock conflicts between two descriptors even in one process, so the
 launching process tells the job which directory it already holds (job.Job.held_dir) instead.
 """
@@ -38,12 +38,6 @@ class Lock:
         if self.fd is not None:
             os.close(self.fd)  # closing the descriptor drops the flock
             self.fd = None
-
-    def __enter__(self) -> Lock:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
 
 
 def hold(directory: Path) -> Lock:
