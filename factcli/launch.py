@@ -60,6 +60,7 @@ class Prepared:
     task_overrides: list[str]  # the user's own non-Hydra overrides as typed (they identify a sweep)
     multirun: bool
     plan: SweepPlan
+    said: list[str]  # warnings, printed once the pre-flight passed (a refusal stays one line)
 
 
 def launch(command_path: str, command: Command, arguments: list[str]) -> None:
@@ -76,6 +77,8 @@ def launch(command_path: str, command: Command, arguments: list[str]) -> None:
     with ExitStack() as cleanup:
         checked = job.preflight(command, prepared.cfg, prepared.task_overrides, prepared.multirun)
         cleanup.callback(checked.release)
+        for line in prepared.said:
+            typer.echo(line, err=True)
         # A module-level class, not a closure: the joblib and submitit launchers ship it to other processes.
         task_function = job.Job(
             command.name,
@@ -150,7 +153,6 @@ def prepare(command: Command, overrides: list[str], multirun: bool) -> Prepared:
     from omegaconf.errors import OmegaConfBaseException
 
     parsed = _parse(overrides)
-    _say_repeated_keys(parsed)
     try:
         choices = job_choices(parsed)
     except FactError as error:
@@ -170,7 +172,7 @@ def prepare(command: Command, overrides: list[str], multirun: bool) -> Prepared:
     from_config = _parse([f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()])
     plan = plan_sweep(cfg, [*from_config, *parsed], multirun)
     task = [arg for arg in overrides if not arg.lstrip("+~").startswith(HYDRA_KEYS)]
-    return Prepared(cfg=cfg, task_overrides=task, multirun=multirun, plan=plan)
+    return Prepared(cfg=cfg, task_overrides=task, multirun=multirun, plan=plan, said=_repeated_keys(parsed))
 
 
 def _parse(overrides: list[str]):
@@ -183,19 +185,20 @@ def _parse(overrides: list[str]):
         _usage_error(explain(error, None))
 
 
-def _say_repeated_keys(parsed) -> None:
-    """``seed=1 seed=2``: Hydra takes the last without a word; say which one runs (appending an
-    override to a command is common, so this is said, not refused)."""
+def _repeated_keys(parsed) -> list[str]:
+    """``seed=1 seed=2``: Hydra takes the last without a word; one line saying which one runs
+    (appending an override to a command is common, so this is said, not refused)."""
     seen: dict[str, str] = {}
+    said = []
     for override in parsed:
         key = override.key_or_group
         if key in seen and seen[key] != override.input_line:
-            typer.echo(
+            said.append(
                 f"warning: {key} is given twice ({seen[key]}, then {override.input_line}): "
-                f"the last, {override.input_line}, is used",
-                err=True,
+                f"the last, {override.input_line}, is used"
             )
         seen[key] = override.input_line
+    return said
 
 
 def _check_group_choices(loader, command: Command, parsed) -> None:
