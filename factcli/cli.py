@@ -2,8 +2,9 @@
 configuration (see launch.py).
 
 Every experiment command takes Hydra overrides (key=value), `-m` sweeps, `hydra.run.dir=...`,
-`--cfg job` (print the config) and `-h` (Hydra's help). Imports of torch, pandas and Hydra happen
-inside commands so `fact --help` answers instantly.
+`--cfg job` (print the config) and `--hydra-help` (Hydra's own help); `-h` / `--help` is this CLI's
+help, which lists the command's presets and keys (read from its schema, ``schema.describe``).
+Imports of torch, pandas and Hydra happen inside commands so `fact --help` answers instantly.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+import typer.core
 
 from .choices import METHODS
 from .commands import COMMANDS, Command
@@ -23,14 +25,45 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-HYDRA = {"ignore_unknown_options": True, "allow_extra_args": True}
+HYDRA = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": ["-h", "--help"]}
 Overrides = Annotated[list[str] | None, typer.Argument(help="Hydra overrides (key=value), -m for sweeps.")]
 COMMON = (
-    "\n\nOverrides: `key=value` (see `--cfg job`), `-m` to sweep comma-separated values, "
-    "`hydra.run.dir=DIR` to choose the run directory, `-h` for Hydra's help."
+    "\n\nOverrides: `key=value` (every key and its default below), `-m` to sweep comma-separated values, "
+    "`hydra.run.dir=DIR` to choose the run directory, `--cfg job` to print the composed config, "
+    "`--hydra-help` for Hydra's own help."
 )
+
+
+class ExperimentCommand(typer.core.TyperCommand):
+    """An experiment's help ends with what it can be given: its presets and config groups as typed
+    (``experiment=grokking/mul``), then every key of its schema with its default and the schema's
+    comment, each a ``key=value`` that can be typed as it stands."""
+
+    def format_help(self, ctx, formatter) -> None:
+        super().format_help(ctx, formatter)
+        typer.echo(keys_help(COMMANDS[self.name]))
+
+
+def keys_help(command: Command) -> str:
+    from .launch import group_options
+    from .schema import describe
+
+    lines = []
+    for group in ("experiment", "model", "optim", "benchmark"):
+        options = group_options(command, group)
+        if options:
+            title = "Presets" if group == "experiment" else f"Config group {group}"
+            lines += [f"{title} (type one as it stands):", *(f"  {group}={option}" for option in options), ""]
+    keys = describe(command.schema)
+    width = min(34, max(len(f"{k.key}={k.default}") for k in keys))
+    lines.append(f"Keys (key=default; e.g. `fact {command.name} {keys[0].key}={keys[0].default}`):")
+    for key in keys:
+        typed = f"{key.key}={key.default}"
+        lines.append(f"  {typed:<{width}}  {key.comment}".rstrip())
+    return "\n".join(lines)
 
 
 def _run(ctx: typer.Context, command: Command, overrides: list[str] | None, extra: list[str] = ()) -> None:
@@ -43,6 +76,9 @@ def _run(ctx: typer.Context, command: Command, overrides: list[str] | None, extr
         raise typer.Exit(1) from None
     except typer.Exit:
         raise
+    except KeyboardInterrupt:  # Ctrl-C (or user code raising it): the job recorded it; what finished stays
+        typer.echo("error: interrupted; what finished is kept, rerun the same command to resume", err=True)
+        raise typer.Exit(130) from None
     except BrokenPipeError:  # the reader went away (`fact ... | head`): nothing to report
         import os
         import sys
@@ -56,7 +92,7 @@ def _run(ctx: typer.Context, command: Command, overrides: list[str] | None, extr
         raise typer.Exit(1) from None
 
 
-@app.command("fit-rfm", context_settings=HYDRA, help=COMMANDS["fit-rfm"].help + COMMON)
+@app.command("fit-rfm", cls=ExperimentCommand, context_settings=HYDRA, help=COMMANDS["fit-rfm"].help + COMMON)
 def fit_rfm(
     ctx: typer.Context,
     overrides: Overrides = None,
@@ -64,8 +100,16 @@ def fit_rfm(
     method: Annotated[str | None, typer.Option(help=" | ".join(METHODS) + ".")] = None,
 ) -> None:
     # Written out for its two shortcut options; the other experiment commands come from the registry.
-    extra = [f"dataset={dataset}"] if dataset else []
-    extra += [f"method={method}"] if method else []
+    # `--dataset ''` is passed on (and refused there), never dropped for the default.
+    extra = []
+    for key, value in (("dataset", dataset), ("method", method)):
+        if value is None:
+            continue
+        twice = [arg for arg in overrides or [] if arg.lstrip("+~").split("=", 1)[0] == key]
+        if twice:
+            typer.echo(f"error: --{key} {value} and {twice[0]} both give {key}; give it once", err=True)
+            raise typer.Exit(2)
+        extra.append(f"{key}={value}")
     _run(ctx, COMMANDS["fit-rfm"], overrides, extra)
 
 
@@ -73,7 +117,9 @@ def _add(command: Command) -> None:
     def experiment(ctx: typer.Context, overrides: Overrides = None) -> None:
         _run(ctx, command, _user_network_alias(command, overrides))
 
-    app.command(command.name, context_settings=HYDRA, help=command.help + COMMON)(experiment)
+    app.command(command.name, cls=ExperimentCommand, context_settings=HYDRA, help=command.help + COMMON)(
+        experiment
+    )
 
 
 def _user_network_alias(command: Command, overrides: list[str] | None) -> list[str] | None:
@@ -115,10 +161,13 @@ def sweep_table(directory: Annotated[str, typer.Argument(help="The sweep directo
     from .sweep import rebuild
 
     try:
-        typer.echo(str(rebuild(directory)))
+        path, problems = rebuild(directory)
     except FactError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
+    for problem in problems:
+        typer.echo(f"warning: {problem}", err=True)
+    typer.echo(str(path))
 
 
 @app.command(

@@ -7,7 +7,8 @@ Before Hydra starts (``preflight``, called by launch.py), with the composed conf
 - the run directory (or a sweep's directory) is resolved and pinned, so Hydra uses exactly the one
   checked; a path that is a file, a finished run, a directory another process holds, or a sweep
   directory holding a sweep of other overrides is refused in one line;
-- the directory's lock is taken (rundir_lock) and kept until the process ends.
+- the directory's lock is taken (rundir_lock); launch.py gives it back when the run or sweep ends,
+  and removes the directory again when this invocation created it and left nothing but the lock.
 
 Inside the job (``Job``, Hydra's task function; ``run_job`` its body). ``Job`` is a plain module-level
 class, so launchers that run jobs in other processes can ship it: the joblib launcher sends it to loky
@@ -18,7 +19,9 @@ job does reaches the parent process except through the job's directory (``summar
   files once the job holds its directory, so a refused rerun cannot replace them;
 - a sweep job whose directory holds a finished run of the same config is reported done (so an
   interrupted sweep's rerun finishes with status 0); of another config, refused with nothing written;
-- any exception becomes a one-line reason. A single run that fails before producing anything is rolled
+- any exception becomes a one-line reason, including user code that exits (``sys.exit``, a
+  ``KeyboardInterrupt``, which then stops the run or sweep) and a filesystem that refuses a write
+  (said to be the machine's, not a bug). A single run that fails before producing anything is rolled
   back: the records it replaced (config.yaml, .hydra/, error.txt) are restored, a directory it created
   is removed, and the CLI prints the reason. A run that produced something, and every sweep job, keeps
   ``error.txt`` beside its results; an unexpected exception (a bug) also leaves ``traceback.txt``.
@@ -26,7 +29,6 @@ job does reaches the parent process except through the job's directory (``summar
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -35,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import rundir_lock
-from .errors import FactError
-from .rundir import CONFIG, ERROR, SUMMARY, write_atomic
+from .errors import FactError, environment_problem
+from .rundir import CONFIG, ERROR, finished_summary, write_atomic
 
 log = logging.getLogger("fact")
 
@@ -44,8 +46,6 @@ HYDRA_DIR = ".hydra"
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 TRACEBACK = "traceback.txt"
 RECORDS = (CONFIG, ERROR, TRACEBACK, *(f"{HYDRA_DIR}/{name}" for name in HYDRA_FILES))
-
-_fresh: set[Path] = set()  # run directories this process created (a refused run removes them again)
 
 # What joblib's loky workers find set to cores / n_jobs when they start. BLAS libraries size
 # themselves when they load, and scipy's OpenBLAS loaded for one thread factors in another order
@@ -79,17 +79,32 @@ def restore_thread_environment(environment: dict[str, str]) -> None:
 # --- before Hydra ----------------------------------------------------------------------------
 
 
-def preflight(command, cfg, task_overrides: list[str], multirun: bool) -> list[str]:
-    """Check and lock the run (or sweep) directory of ``command`` (an entry of commands.COMMANDS);
-    return overrides that pin it for Hydra.
+@dataclass
+class Preflight:
+    """The run (or sweep) directory checked and locked before Hydra starts."""
 
-    ``cfg`` is the composed config with its ``hydra`` node (a sweep's first variant);
+    path: Path
+    pin: list[str]  # overrides that make Hydra use exactly this directory
+    fresh: bool  # this invocation created it (a refused run removes it again)
+    lock: rundir_lock.Lock
+
+    def release(self) -> None:
+        """Give the lock back; a directory this invocation created and left holding only the lock
+        (a run refused after the pre-flight) is removed, so a refusal leaves nothing behind."""
+        self.lock.release()
+        if self.fresh and self.path.is_dir() and {p.name for p in self.path.iterdir()} <= {rundir_lock.LOCK}:
+            (self.path / rundir_lock.LOCK).unlink(missing_ok=True)
+            self.path.rmdir()
+
+
+def preflight(command, cfg, task_overrides: list[str], multirun: bool) -> Preflight:
+    """Check and lock the run (or sweep) directory of ``command`` (an entry of commands.COMMANDS).
+
+    ``cfg`` is the composed config with its ``hydra`` node (a sweep's first job);
     ``task_overrides`` are the user's own non-Hydra overrides as typed (they identify a sweep).
     """
     from omegaconf import OmegaConf
 
-    _fresh.clear()
-    multirun = multirun or str(cfg.hydra.mode).endswith("MULTIRUN")
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     raw = OmegaConf.to_container(cfg.hydra.sweep if multirun else cfg.hydra.run, resolve=False)["dir"]
     path = Path(str(OmegaConf.select(cfg, key)))
@@ -99,28 +114,23 @@ def preflight(command, cfg, task_overrides: list[str], multirun: bool) -> list[s
         raise FactError(f"{key}={path} is a file, not a directory; choose a directory")
     if multirun:
         _refuse_other_sweep(path, task_overrides)
-    elif (path / SUMMARY).exists():
+    elif finished_summary(path) is not None:
         raise FactError(
             f"{path} already holds a finished run; choose another {key} (or delete that directory to redo it)"
         )
-    pin = _pinned(key, str(path)) if "${now:" in str(raw) else []
-    if pin or "${now:" not in str(raw):  # an unpinnable timestamped path is locked inside the job
-        fresh = not path.exists()
-        rundir_lock.hold(path)
-        if fresh:
-            _fresh.add(path.resolve())
-    return pin
+    fresh = not path.exists()
+    lock = rundir_lock.hold(path)
+    # A timestamp is resolved anew by every composition: pin the one checked here.
+    return Preflight(
+        path=path, pin=[f"{key}={quoted(str(path))}"] if "${" in str(raw) else [], fresh=fresh, lock=lock
+    )
 
 
-def end() -> None:
-    """After the run or sweep: give every lock back and forget which directories were new."""
-    rundir_lock.release_all()
-    _fresh.clear()
-
-
-def _pinned(key: str, path: str) -> list[str]:
-    """``key='path'``, when the path can be quoted for Hydra's override grammar (else not pinned)."""
-    return [f"{key}='{path}'"] if re.fullmatch(r"[^'\"\\$]*", path) else []
+def quoted(text: str) -> str:
+    """``text`` as a quoted value of Hydra's override grammar, read back exactly (quotes, ``${``,
+    backslashes before either or at the end are escaped)."""
+    text = re.sub(r"(\\+)(?='|\$\{|$)", lambda m: m.group(1) * 2, text)
+    return "'" + text.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
 def _refuse_other_sweep(sweep_dir: Path, task_overrides: list[str]) -> None:
@@ -159,6 +169,8 @@ class Job:
     command_name: str  # the command's entry in commands.COMMANDS
     command_path: str  # as typed (`fact fit-rfm`), recorded in summary.json
     default_threads: int | None = None  # this job's share of the cores when jobs run side by side
+    held_dir: str | None = None  # the run directory the launching process locked (a single run)
+    fresh_dir: str | None = None  # that directory, when the launch created it (a refusal removes it)
     # The launching process's thread variables, restored in worker processes before BLAS loads.
     environment: dict[str, str] = field(default_factory=thread_environment)
     # Failures of jobs that ran in this process (a single run); a sweep reads its job directories.
@@ -166,42 +178,46 @@ class Job:
 
     def __call__(self, cfg) -> dict | None:
         restore_thread_environment(self.environment)
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
         from .commands import COMMANDS
 
-        try:
-            summary, failure = run_job(
-                COMMANDS[self.command_name], self.command_path, cfg, self.default_threads
-            )
-        finally:
-            # A sweep's job is over: give its directory back. Worker processes of the joblib launcher
-            # live on after the sweep and would otherwise hold it against a rerun that resumes it.
-            hydra_cfg = HydraConfig.get()
-            if hydra_cfg.mode == RunMode.MULTIRUN:
-                rundir_lock.release(Path(hydra_cfg.runtime.output_dir))
+        summary, failure = run_job(COMMANDS[self.command_name], self, cfg)
         if failure is not None:
             self.failures.append(failure)
         return summary
 
 
-def run_job(
-    command, command_path: str, cfg, default_threads: int | None = None
-) -> tuple[dict | None, str | None]:
+def run_job(command, job: Job, cfg) -> tuple[dict | None, str | None]:
     """Run one job; return (its summary, None) or (None, one line: why it failed, "job N: ..." in a sweep)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-
-    from .core import InvalidInput
-    from .rundir import RunDir
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     path = Path(hydra_cfg.runtime.output_dir)
     label = f"job {hydra_cfg.job.num}" if multirun else str(path)
+    held = job.held_dir is not None and path.resolve() == Path(job.held_dir).resolve()
     try:
-        rundir_lock.hold(path)
+        # The job's own directory, given back when the job ends: worker processes of the joblib
+        # launcher live on after the sweep and would otherwise hold it against a rerun that resumes it.
+        lock = None if held else rundir_lock.hold(path)
+    except FactError as error:  # not this job's directory: write nothing into it
+        return None, _labelled(multirun, label, _reason(error))
+    try:
+        fresh = job.fresh_dir is not None and path.resolve() == Path(job.fresh_dir).resolve()
+        return _run_held(command, job, cfg, path, multirun, label, fresh)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_held(command, job: Job, cfg, path: Path, multirun: bool, label: str, fresh: bool):
+    from hydra.core.hydra_config import HydraConfig
+
+    from .core import InvalidInput
+    from .rundir import RunDir
+
+    hydra_cfg = HydraConfig.get()
+    try:
         done = _finished_already(path, cfg, multirun)
     except FactError as error:  # not this job's directory: write nothing into it
         return None, _labelled(multirun, label, _reason(error))
@@ -209,31 +225,79 @@ def run_job(
         log.info("%s already finished in %s", label, path)
         return done, None
 
-    snapshot = Snapshot(path, fresh=path.resolve() in _fresh, job_log=f"{hydra_cfg.job.name}.log")
+    snapshot = Snapshot(path, fresh=fresh, job_log=f"{hydra_cfg.job.name}.log")
+    interrupted = None
     try:
         _write_hydra_files(path, cfg)
         validate(command, cfg)
         run = RunDir.start(path, _resolved_yaml(cfg))
         run.sweep_dir = Path(hydra_cfg.sweep.dir) if multirun else None
-        threads = prepare_process(cfg, default_threads)
-        words = [command_path.split()[-1], *hydra_cfg.overrides.task]
+        threads = prepare_process(cfg, job.default_threads)
+        words = [job.command_path.split()[-1], *hydra_cfg.overrides.task]
         result = {**command.run(cfg, run), "threads": threads}
         summary = run.finish(result, seed=cfg.get("seed"), command=words)
         log.info("finished: %s", run.path)
         return summary, None
     except (FactError, InvalidInput) as error:  # core's input errors reach the user as one line too
         reason = _reason(error)
-        if multirun or snapshot.produced_results():
-            write_atomic(path / ERROR, reason + "\n")
-        else:  # refused or failed before producing anything: leave the directory as it was
-            snapshot.roll_back()
-    except Exception as error:  # a bug: keep its traceback beside the one-line reason
-        write_atomic(path / TRACEBACK, traceback.format_exc())
-        reason = f"unexpected {type(error).__name__}: {_first_line(error)} (traceback in {path / TRACEBACK})"
-        write_atomic(path / ERROR, reason + "\n")
+        _record_or_roll_back(path, reason, multirun, snapshot)
+    except KeyboardInterrupt as error:  # Ctrl-C, or user code raising it: stop, resumable
+        interrupted, reason = error, _abnormal_exit(error)
+        if not multirun:  # a sweep's interrupted job stays unfinished (no error.txt): its rerun resumes
+            _record_or_roll_back(path, reason, multirun, snapshot)
+    except SystemExit as error:  # user code that exits the process: a failure like any other
+        reason = _abnormal_exit(error)
+        _record_or_roll_back(path, reason, multirun, snapshot)
+    except OSError as error:
+        problem = environment_problem(error)
+        if problem is None:
+            reason = _record_bug(path)
+        else:  # the user's filesystem refused: say so; error.txt is written where it still can be
+            reason = problem
+            _try(lambda: write_atomic(path / ERROR, reason + "\n"))
+    except Exception:  # a bug: keep its traceback beside the one-line reason
+        reason = _record_bug(path)
     if multirun:
         log.error("%s failed: %s", label, reason)
+    if isinstance(interrupted, KeyboardInterrupt):
+        raise interrupted  # stop here (a sweep too); what finished is kept, a rerun resumes
     return None, _labelled(multirun, label, reason)
+
+
+def _record_or_roll_back(path: Path, reason: str, multirun: bool, snapshot: Snapshot) -> None:
+    if multirun or snapshot.produced_results():
+        write_atomic(path / ERROR, reason + "\n")
+    else:  # refused or failed before producing anything: leave the directory as it was
+        snapshot.roll_back()
+
+
+def _record_bug(path: Path) -> str:
+    import sys
+
+    error = sys.exc_info()[1]
+    write_atomic(path / TRACEBACK, traceback.format_exc())
+    reason = f"unexpected {type(error).__name__}: {_first_line(error)} (traceback in {path / TRACEBACK})"
+    write_atomic(path / ERROR, reason + "\n")
+    return reason
+
+
+def _abnormal_exit(error: BaseException) -> str:
+    if isinstance(error, KeyboardInterrupt):
+        return (
+            "interrupted (Ctrl-C, or KeyboardInterrupt raised inside the job); "
+            "rerun the same command to resume"
+        )
+    return (
+        f"the job's code called sys.exit({error.code!r}), which ends a run before it finishes; "
+        "raise an exception instead (its message becomes this line)"
+    )
+
+
+def _try(action) -> None:
+    try:
+        action()
+    except OSError:
+        pass
 
 
 def _labelled(multirun: bool, label: str, reason: str) -> str:
@@ -242,10 +306,11 @@ def _labelled(multirun: bool, label: str, reason: str) -> str:
 
 def _finished_already(path: Path, cfg, multirun: bool) -> dict | None:
     """A sweep job's stored summary when its directory finished this very config; refusals otherwise."""
-    if not (path / SUMMARY).exists():
+    summary = finished_summary(path)
+    if summary is None:
         return None
     if multirun and (path / CONFIG).is_file() and (path / CONFIG).read_text() == _resolved_yaml(cfg):
-        return json.loads((path / SUMMARY).read_text())
+        return summary
     raise FactError(
         f"{path} already holds a finished run; choose another run directory (or delete it to redo it)"
     )

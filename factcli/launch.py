@@ -1,18 +1,27 @@
-"""The only place Hydra meets Typer.
+"""The only place Hydra meets Typer: one command of the registry (commands.py), run through ``hydra.main``.
 
-``launch`` runs one command of the registry (commands.py) through ``hydra.main``, with its family's
-config folder and ``sys.argv`` replaced by the command's own overrides for that call only, so
-everything Hydra offers keeps working (run directories with ``.hydra/``, ``-m`` sweeps, ``--cfg job``,
-``-cd``, ``-h``) and the real argv is never read.
+A command's way from its arguments to its jobs:
 
-Errors reach the user as one line: config typos are caught by composing the config once before
-Hydra starts (exit 2, nothing written); an unknown launcher, the SLURM launcher without SLURM and
-``device=cuda`` without a GPU (launchers.py), bad values and unusable run directories
-(``job.preflight``) are refused before Hydra writes anything (exit 1); a failure inside a job, whatever
-its kind, is caught by the job wrapper (job.py), recorded in the job's directory as ``error.txt`` and
-turned into exit status 1 after the run or sweep ends, so one failing job does not stop a sweep. Jobs
-may run in other processes (``hydra/launcher=joblib``, ``submitit_*``), so a sweep's failures are read
-back from its job directories (sweep.py), never from memory.
+1. ``prepare`` parses the overrides once (Hydra's public override parser) and composes the config once
+   (with its ``hydra`` node), in one ``initialize_config_dir``: an unknown key, a preset or launcher
+   that does not exist, or a ``+key`` the schema lacks is refused there as one line (exit 2, nothing
+   written); a key given twice is said (Hydra would take the last without a word). Each other
+   value of a ``-m`` sweep is composed once more, so a typo in the last value stops the sweep before
+   its first job. The launcher, the device and the run (or sweep) directory are read from that one
+   composition (launchers.plan_sweep, job.preflight): refused in one line before Hydra starts (exit 1).
+   ``hydra.main`` then composes again itself (twice: once for the run mode, once for the run), which
+   no public Hydra API avoids.
+2. ``job.preflight`` validates a single run's values, locks the run (or sweep) directory and pins its
+   path, so the directory Hydra uses is the one checked and held.
+3. ``hydra.main`` runs the job(s), with ``sys.argv`` replaced by the command's overrides for that call
+   only (``_run_hydra``, the one place: Hydra has no public way to hand overrides to ``hydra.main``).
+   Everything Hydra offers keeps working (``-m``, launchers, ``--cfg job``, ``-cd``, ``--hydra-help``).
+4. The job wrapper (job.py) records a failure in the job's directory as ``error.txt``; after the run
+   or sweep the exit status is read back from the directories (sweep.py), since jobs may have run in
+   other processes (``hydra/launcher=joblib``, ``submitit_*``).
+
+Nothing is kept between calls in this module: what one step hands the next is passed (``Prepared``,
+``job.Preflight``, the ``job.Job`` object Hydra calls).
 """
 
 from __future__ import annotations
@@ -21,59 +30,88 @@ import difflib
 import logging
 import os
 import sys
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
 from unittest import mock
 
 import typer
 
 from . import job
-from .commands import COMMANDS, CONF_DIR, Command
-from .launchers import check_launcher_name, plan_sweep
+from .commands import CONF_DIR, Command
+from .errors import FactError
+from .launchers import SweepPlan, job_choices, plan_sweep
 from .rundir import write_sweep_table
-from .sweep import failed_jobs, take_started_sweep
+from .sweep import failed_jobs
 
 log = logging.getLogger("fact")
 
-# Flags handed to Hydra untouched; any other leading "-" argument disables the pre-check.
+# Flags handed to Hydra untouched; any other leading "-" argument (--cfg, -cd, --info, --hydra-help)
+# leaves the run to Hydra without the pre-check.
 _MULTIRUN_FLAGS = {"-m", "--multirun"}
+HYDRA_KEYS = ("hydra.", "hydra/")
 
 
-def launch(command_path: str, command: Command, overrides: list[str]) -> None:
-    """Run ``command`` (an entry of commands.COMMANDS) with ``overrides``."""
+@dataclass(frozen=True)
+class Prepared:
+    """One invocation parsed and composed: what the pre-flight and the launch read."""
+
+    cfg: Any  # the first job's config, with its hydra node
+    task_overrides: list[str]  # the user's own non-Hydra overrides as typed (they identify a sweep)
+    multirun: bool
+    plan: SweepPlan
+    said: list[str]  # warnings, printed once the pre-flight passed (a refusal stays one line)
+
+
+def launch(command_path: str, command: Command, arguments: list[str]) -> None:
+    """Run ``command`` (an entry of commands.COMMANDS) with ``arguments`` (overrides and Hydra flags)."""
+    register(command)
+    flags = [arg for arg in arguments if arg.startswith("-")]
+    if not set(flags) <= _MULTIRUN_FLAGS:  # Hydra's own flags: no pre-check, Hydra reports
+        task_function = job.Job(command.name, command_path)
+        _run_hydra(command_path, command, task_function, arguments)
+        _exit_on_failures(task_function.failures, multirun=False)
+        return
+
+    prepared = prepare(command, [arg for arg in arguments if not arg.startswith("-")], bool(flags))
+    with ExitStack() as cleanup:
+        checked = job.preflight(command, prepared.cfg, prepared.task_overrides, prepared.multirun)
+        cleanup.callback(checked.release)
+        for line in prepared.said:
+            typer.echo(line, err=True)
+        # A module-level class, not a closure: the joblib and submitit launchers ship it to other processes.
+        task_function = job.Job(
+            command.name,
+            command_path,
+            default_threads=prepared.plan.threads,
+            held_dir=None if prepared.multirun else str(checked.path),
+            fresh_dir=str(checked.path) if checked.fresh and not prepared.multirun else None,
+        )
+        try:
+            _run_hydra(command_path, command, task_function, [*arguments, *checked.pin])
+        except BaseException:
+            if prepared.multirun and checked.path.is_dir():  # interrupted: the table of what is done
+                write_sweep_table(checked.path)
+            raise
+    failures = failed_jobs(checked.path) if prepared.multirun else task_function.failures
+    _exit_on_failures(failures, multirun=prepared.multirun)
+
+
+def _run_hydra(command_path: str, command: Command, task_function: job.Job, arguments: list[str]) -> None:
+    """``hydra.main`` over ``task_function``, with ``sys.argv`` replaced for this call only."""
     import hydra
 
-    register()
-    flags = [arg for arg in overrides if arg.startswith("-")]
-    pinned: list[str] = []
-    plan = None
-    if set(flags) <= _MULTIRUN_FLAGS:
-        plain = [arg for arg in overrides if not arg.startswith("-")]
-        check_launcher_name(command, plain)
-        first_variant = _check_composes(command, plain)
-        task = [arg for arg in plain if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
-        plan = plan_sweep(command, plain, multirun=bool(flags))  # launcher and device: nothing started yet
-        first = compose(command, first_variant, with_hydra=True)
-        pinned = job.preflight(command, first, task, multirun=bool(flags))
-
-    # A module-level object, not a closure: the joblib and submitit launchers ship it to other processes.
-    task_function = job.Job(command.name, command_path, default_threads=plan.threads if plan else None)
-    argv = [command_path, *overrides, *pinned]
     main = hydra.main(
         version_base="1.3", config_path=str(command.config_dir), config_name=command.config_name
     )(task_function)
-    take_started_sweep()
-    try:  # HYDRA_FULL_ERROR: Hydra re-raises its own errors, so the CLI turns them into one line
-        with mock.patch.object(sys, "argv", argv), mock.patch.dict(os.environ, {"HYDRA_FULL_ERROR": "1"}):
-            main()
-    except BaseException:
-        sweep_dir = take_started_sweep()
-        if sweep_dir is not None and sweep_dir.is_dir():  # interrupted: the table of what is done
-            write_sweep_table(sweep_dir)
-        raise
-    finally:
-        job.end()
-    sweep_dir = take_started_sweep()
-    failures = failed_jobs(sweep_dir) if sweep_dir is not None else task_function.failures
-    if len(failures) == 1 and not flags:
+    argv = [command_path, *arguments]
+    # HYDRA_FULL_ERROR: Hydra re-raises its own errors, so the CLI turns them into one line
+    with mock.patch.object(sys, "argv", argv), mock.patch.dict(os.environ, {"HYDRA_FULL_ERROR": "1"}):
+        main()
+
+
+def _exit_on_failures(failures: list[str], multirun: bool) -> None:
+    if len(failures) == 1 and not multirun:
         typer.echo(f"error: {failures[0]}", err=True)
         raise typer.Exit(1)
     if failures:
@@ -81,101 +119,220 @@ def launch(command_path: str, command: Command, overrides: list[str]) -> None:
         raise typer.Exit(1)
 
 
-def register() -> None:
-    """Give Hydra every command's schema (``<config_name>_schema``) and the shared ``hydra/fact``
-    settings (run directories, sweeps, logging), which each family's config folder finds here."""
+def register(command: Command) -> None:
+    """Give Hydra ``command``'s schema (``<config_name>_schema``) and the shared ``hydra/fact``
+    settings (run directories, sweeps, logging), which each family's config folder finds here.
+
+    Stored once per process: building a structured config from a dataclass costs a tenth of a
+    second, and Hydra's ConfigStore keeps what it was given (the store is Hydra's, not ours).
+    """
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
     store = ConfigStore.instance()
-    for command in COMMANDS.values():
-        store.store(name=f"{command.config_name}_schema", node=command.schema)
-    store.store(group="hydra", name="fact", node=OmegaConf.load(CONF_DIR / "hydra" / "fact.yaml"))
+    name = f"{command.config_name}_schema"
+    if f"{name}.yaml" not in store.repo:
+        store.store(name=name, node=command.schema)
+    if "fact.yaml" not in store.repo.get("hydra", {}):
+        store.store(group="hydra", name="fact", node=OmegaConf.load(CONF_DIR / "hydra" / "fact.yaml"))
 
 
 def compose(command: Command, overrides: list[str] = (), with_hydra: bool = False):
     """The command's config with ``overrides``, composed as a run would compose it (no run made);
     ``with_hydra`` keeps the ``hydra`` node (sweeper parameters, callbacks)."""
-    from hydra import compose as hydra_compose
+    with _hydra_context(command):
+        return _compose(command, list(overrides), with_hydra)
+
+
+# --- parse once, compose once ----------------------------------------------------------------
+
+
+def prepare(command: Command, overrides: list[str], multirun: bool) -> Prepared:
+    """Parse ``overrides`` (no flags) once, compose the first job once; refuse what cannot run."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    parsed = _parse(overrides)
+    try:
+        choices = job_choices(parsed)
+    except FactError as error:
+        _usage_error(str(error))
+    first = [values[0] for values in choices]
+    with _hydra_context(command) as loader:
+        try:
+            cfg = _compose(command, first, with_hydra=True)
+            for i, values in enumerate(choices):  # each other sweep value, the rest at their first
+                for value in values[1:]:
+                    _compose(command, [*first[:i], value, *first[i + 1 :]], with_hydra=False)
+        except (HydraException, OmegaConfBaseException, ValueError) as error:
+            _check_group_choices(loader, command, parsed)  # listing options is slow: only on failure
+            _usage_error(explain(error, command))
+    _refuse_unknown_added_keys(command, parsed, cfg)
+    multirun = multirun or str(cfg.hydra.mode).endswith("MULTIRUN")
+    from_config = _parse([f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()])
+    plan = plan_sweep(cfg, [*from_config, *parsed], multirun)
+    task = [arg for arg in overrides if not arg.lstrip("+~").startswith(HYDRA_KEYS)]
+    return Prepared(cfg=cfg, task_overrides=task, multirun=multirun, plan=plan, said=_repeated_keys(parsed))
+
+
+def _parse(overrides: list[str]):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return OverridesParser.create().parse_overrides(overrides)
+    except HydraException as error:
+        _usage_error(explain(error, None))
+
+
+def _repeated_keys(parsed) -> list[str]:
+    """``seed=1 seed=2``: Hydra takes the last without a word; one line saying which one runs
+    (appending an override to a command is common, so this is said, not refused)."""
+    seen: dict[str, str] = {}
+    said = []
+    for override in parsed:
+        key = override.key_or_group
+        if key in seen and seen[key] != override.input_line:
+            said.append(
+                f"warning: {key} is given twice ({seen[key]}, then {override.input_line}): "
+                f"the last, {override.input_line}, is used"
+            )
+        seen[key] = override.input_line
+    return said
+
+
+def _check_group_choices(loader, command: Command, parsed) -> None:
+    """``group=option`` for a group of the config (a preset, a launcher): an option that exists."""
+    groups = set(_groups(loader, ""))
+    for override in parsed:
+        group = override.key_or_group
+        if group not in groups or override.is_delete():
+            continue
+        known = _usable_options(loader, command, group)
+        values = override.sweep_string_iterator() if override.is_sweep_override() else [override.value()]
+        for value in values:
+            if value is not None and str(value) not in known:
+                hint = "; hydra/launcher=joblib runs the jobs in parallel on this machine"
+                other = str(value) in _options(loader, group)  # another command's preset
+                what = f"{_group_name(group)} {str(value)!r}"
+                _usage_error(
+                    (f"{what} is not one of fact {command.name}'s" if other else f"unknown {what}")
+                    + f"; choose one of {', '.join(known)} (typed as {group}={known[0]})"
+                    + (hint if group == "hydra/launcher" else "")
+                )
+
+
+def _group_name(group: str) -> str:
+    return {"hydra/launcher": "launcher", "experiment": "preset"}.get(group, group)
+
+
+def _groups(loader, parent: str):
+    for name in loader.list_groups(parent):
+        group = f"{parent}/{name}" if parent else name
+        yield group
+        yield from _groups(loader, group)
+
+
+def _options(loader, group: str) -> list[str]:
+    """A group's options as typed: ``experiment`` → ``grokking/mul``, … (subfolders included)."""
+    options = list(loader.get_group_options(group))
+    for sub in loader.list_groups(group):
+        options += [f"{sub}/{option}" for option in _options(loader, f"{group}/{sub}")]
+    return options
+
+
+def group_options(command: Command, group: str) -> list[str]:
+    """The options of one config group of ``command`` as typed (``experiment=<option>``)."""
+    with _hydra_context(command) as loader:
+        return _usable_options(loader, command, group) if group in set(_groups(loader, "")) else []
+
+
+def _usable_options(loader, command: Command, group: str) -> list[str]:
+    """A group's options that compose with ``command`` (train-net and verify-fact share a folder of
+    presets, some of which set verify-fact's own keys)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if group != "experiment":
+        return _options(loader, group)
+    usable = []
+    for option in _options(loader, group):
+        try:
+            _compose(command, [f"{group}={option}"], with_hydra=False)
+        except (HydraException, OmegaConfBaseException, ValueError):
+            continue
+        usable.append(option)
+    return usable
+
+
+def _refuse_unknown_added_keys(command: Command, parsed, cfg) -> None:
+    """``+key=value`` (or ``++``) on a key the schema lacks would be stored and never read."""
+    from omegaconf import OmegaConf
+
+    groups = set(cfg.hydra.runtime.choices)
+    schema = None
+    for override in parsed:
+        key = override.key_or_group
+        if not (override.is_add() or override.is_force_add()) or key.startswith(HYDRA_KEYS) or key in groups:
+            continue
+        schema = OmegaConf.structured(command.schema) if schema is None else schema
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(schema, parent) if parent else schema
+        if OmegaConf.is_dict(node) and OmegaConf.get_type(node) is not dict and leaf not in node:
+            _usage_error(_unknown_key(key, command, added=True))
+
+
+@contextmanager
+def _hydra_context(command: Command):
+    """``initialize_config_dir`` for one command, yielding its config loader; Hydra's global state is
+    cleared before and after, so nothing of this composition outlives it."""
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    register()
+    register(command)
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(command.config_dir), version_base="1.3"):
-            return hydra_compose(
-                config_name=command.config_name, overrides=list(overrides), return_hydra_config=with_hydra
-            )
+            yield GlobalHydra.instance().config_loader()
     finally:
         GlobalHydra.instance().clear()
 
 
-def _check_composes(command: Command, overrides: list[str]) -> list[str]:
-    """Compose the config once (every sweep value too) so a typo fails before any work, as one line;
-    return the first variant's plain overrides."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
+def _compose(command: Command, overrides: list[str], with_hydra: bool):
+    from hydra import compose as hydra_compose
 
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException as error:
-        _usage_error(str(error))
-    # The first value of every sweep, then each other value of each sweep on its own.
-    choices = [list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.input_line] for o in parsed]
-    base = [values[0] for values in choices]
-    variants = [base] + [
-        base[:i] + [value] + base[i + 1 :] for i, values in enumerate(choices) for value in values[1:]
-    ]
-    for variant in variants:
-        plain = [_as_assignment(parsed[i], value) for i, value in enumerate(variant)]
-        try:
-            compose(command, plain)
-        except (HydraException, OmegaConfBaseException, ValueError) as error:
-            _usage_error(_explain(error, command))
-    return [_as_assignment(parsed[i], value) for i, value in enumerate(base)]  # the first variant
+    return hydra_compose(config_name=command.config_name, overrides=overrides, return_hydra_config=with_hydra)
 
 
-def _as_assignment(override, value: str) -> str:
-    if not override.is_sweep_override():
-        return value
-    prefix = {"ADD": "+", "FORCE_ADD": "++", "DEL": "~"}.get(override.type.name, "")
-    return f"{prefix}{override.get_key_element()}={value}"
+# --- one line from Hydra's errors ------------------------------------------------------------
 
 
-def _explain(error: BaseException, command: Command) -> str:
+def explain(error: BaseException, command: Command | None) -> str:
     """One line from Hydra's multi-line message; for an unknown key, the closest real keys."""
     import re
 
     text = f"{error}\n{error.__cause__ or ''}"
     override = re.search(r"Could not (?:override|append to config\. An item is already at) '([^']+)'", text)
-    if override:
-        key = override.group(1)
-        keys = _config_keys(command)
-        if key not in keys:
-            hint = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
-            suggestion = f" (did you mean {', '.join(hint)}?)" if hint else ""
-            return f"unknown config key '{key}'{suggestion}; --cfg job prints every key"
+    if override and command is not None and override.group(1) not in schema_keys(command):
+        return _unknown_key(override.group(1), command)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     skip = ("full_key:", "object_type", "reference_type", "To append to your config", "Set the environment")
     keep = list(dict.fromkeys(line for line in lines if not line.startswith(skip)))
     return " ".join(keep).split(" Config search path")[0] or type(error).__name__
 
 
-def _config_keys(command: Command) -> list[str]:
-    """Every dotted key of the composed default config (for suggestions)."""
-    from omegaconf import OmegaConf
+def _unknown_key(key: str, command: Command, added: bool = False) -> str:
+    hint = difflib.get_close_matches(key, schema_keys(command), n=3, cutoff=0.6)
+    suggestion = f" (did you mean {', '.join(hint)}?)" if hint else ""
+    how = " (added with +, it would be stored and never read)" if added else ""
+    return f"unknown config key '{key}'{how}{suggestion}; `fact {command.name} --help` lists the keys"
 
-    cfg = OmegaConf.to_container(compose(command), resolve=False)
 
-    def walk(node, prefix=""):
-        for key, value in node.items():
-            yield f"{prefix}{key}"
-            if isinstance(value, dict):
-                yield from walk(value, f"{prefix}{key}.")
+def schema_keys(command: Command) -> list[str]:
+    """Every dotted key of the command's schema (for suggestions)."""
+    from .schema import describe
 
-    return list(walk(cfg))
+    return [entry.key for entry in describe(command.schema, leaves_only=False)]
 
 
 def _usage_error(message: str):

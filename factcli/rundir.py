@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import os
 import platform
@@ -23,6 +24,8 @@ from typing import Any
 
 from . import __version__
 from .errors import FactError
+
+log = logging.getLogger("fact")
 
 SUMMARY = "summary.json"
 METRICS = "metrics.csv"
@@ -114,17 +117,15 @@ class RunDir:
         self.sweep_dir: Path | None = None  # the sweep this run is a job of (set by job.Job)
 
     @classmethod
-    def start(cls, path: Path, resolved_config_yaml: str, resume: bool = False) -> RunDir:
+    def start(cls, path: Path, resolved_config_yaml: str) -> RunDir:
         run = cls(path)
-        if (run.path / SUMMARY).exists():
+        if finished_summary(run.path) is not None:
             raise FactError(
                 f"{run.path} already holds a finished run; choose another hydra.run.dir "
                 "(or delete that directory to redo it)"
             )
         run.path.mkdir(parents=True, exist_ok=True)
         (run.path / ERROR).unlink(missing_ok=True)
-        if resume and (run.path / METRICS).exists():
-            run._metrics = read_csv_rows(run.path / METRICS)
         write_atomic(run.path / CONFIG, resolved_config_yaml)
         return run
 
@@ -163,13 +164,36 @@ class RunDir:
         write_json(self.path / SUMMARY, full)
         return full
 
-    def fail(self, message: str) -> None:
-        write_atomic(self.path / ERROR, message + "\n")
+
+def finished_summary(directory: Path) -> dict | None:
+    """The summary of the run that finished in ``directory``; None when it holds none.
+
+    A summary.json that is empty or not a JSON object (a disk filled up, a hand edit) does not make a
+    run finished: it is named in one warning and the run counts as unfinished, to be run again.
+    """
+    summary, problem = read_summary(directory)
+    if problem is not None:
+        log.warning("%s", problem)
+    return summary
 
 
-def read_csv_rows(path: Path) -> list[dict]:
-    with open(path, newline="") as handle:
-        return [dict(row) for row in csv.DictReader(handle)]
+def read_summary(directory: Path) -> tuple[dict | None, str | None]:
+    """(the finished run's summary or None, one line naming an unreadable summary.json or None)."""
+    path = Path(directory) / SUMMARY
+    if not path.is_file():
+        return None, None
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return None, f"{path} is unreadable ({_first_line(error)}); its job counts as unfinished"
+    if not isinstance(summary, dict):
+        return None, f"{path} holds no summary (a JSON object); its job counts as unfinished"
+    return summary, None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def versions() -> dict:
@@ -202,28 +226,49 @@ def git_commit() -> str | None:
 
 
 def collect_sweep(sweep_dir: Path) -> list[dict]:
-    """One row per job directory of a sweep: job, its overrides as columns, status, summary scalars."""
-    import yaml
+    """One row per job directory of a sweep: job, its overrides as columns, status, summary scalars.
 
+    A job whose summary.json or overrides.yaml is unreadable counts as unfinished; its row's
+    ``problem`` names the file (``fact sweep-table`` prints it).
+    """
     rows = []
     for job in sorted((p for p in Path(sweep_dir).iterdir() if p.is_dir()), key=_job_order):
         overrides_file = job / ".hydra" / "overrides.yaml"
         if not overrides_file.exists():
             continue
         row: dict[str, Any] = {"job": job.name}
-        for override in yaml.safe_load(overrides_file.read_text()) or []:
+        overrides, problem = _read_overrides(overrides_file)
+        for override in overrides:
             key, _, value = str(override).partition("=")
             row[key.lstrip("+~")] = value
-        summary_file, error_file = job / SUMMARY, job / ERROR
-        if summary_file.exists():
-            summary = json.loads(summary_file.read_text())
+        summary, summary_problem = read_summary(job)
+        problem = problem or summary_problem
+        error_file = job / ERROR
+        if summary is not None and problem is None:
             row.update(_flatten_scalars(summary))
         else:
-            row["status"] = "failed" if error_file.exists() else "unfinished"
-            if error_file.exists():
+            row["status"] = "failed" if error_file.exists() and problem is None else "unfinished"
+            if row["status"] == "failed":
                 row["error"] = error_file.read_text().strip()
+        if problem is not None:
+            row["problem"] = problem
         rows.append(row)
     return rows
+
+
+def _read_overrides(path: Path) -> tuple[list, str | None]:
+    """(a job's overrides, None), or ([], one line naming the file) when it is not a YAML list."""
+    import yaml
+
+    try:
+        overrides = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        return [], f"{path} is unreadable ({_first_line(error)}); its job counts as unfinished"
+    if overrides is None:
+        return [], None
+    if not isinstance(overrides, list):
+        return [], f"{path} holds no list of overrides; its job counts as unfinished"
+    return overrides, None
 
 
 def _job_order(path: Path):

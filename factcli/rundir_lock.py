@@ -6,8 +6,9 @@ is simply taken. That is the stale-lock rule — a lock is live exactly while it
 Linux implements flock with the server's POSIX locks, which the server frees when a client dies.)
 The file also records the holder's pid, host and start time, so a refusal can say who holds it.
 
-A process may take the same directory's lock more than once (the CLI takes it before Hydra starts, the
-job wrapper again inside the job): later calls are no-ops.
+``hold`` returns the ``Lock``; whoever took it gives it back (``release``). Nothing is
+remembered here between calls: flock conflicts between two descriptors even in one process, so the
+launching process tells the job which directory it already holds (job.Job.held_dir) instead.
 """
 
 from __future__ import annotations
@@ -21,22 +22,31 @@ from .errors import FactError
 
 LOCK = ".fact.lock"
 
-_held: dict[Path, int] = {}  # directory → open file descriptor of its lock file
-
 
 class DirectoryInUse(FactError):
     """Another process holds the directory's lock."""
 
 
-def hold(directory: Path) -> None:
+class Lock:
+    """A held directory lock; ``fd`` is None where the filesystem (or the OS) has no locks."""
+
+    def __init__(self, directory: Path, fd: int | None):
+        self.directory, self.fd = directory, fd
+
+    def release(self) -> None:
+        """Give the lock back (the file stays: removing it would race with a process about to lock it)."""
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
+
+
+def hold(directory: Path) -> Lock:
     """Take ``directory``'s lock (creating the directory) or refuse in one line if another holds it."""
     directory = Path(directory).resolve()
-    if directory in _held:
-        return
     try:
         import fcntl
     except ImportError:  # not a POSIX system: no advisory locks to take
-        return
+        return Lock(directory, None)
     directory.mkdir(parents=True, exist_ok=True)
     fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
     try:
@@ -49,24 +59,8 @@ def hold(directory: Path) -> None:
         ) from None
     except OSError:  # a filesystem without locks: carry on unlocked rather than refuse every run
         os.close(fd)
-        return
+        return Lock(directory, None)
     os.ftruncate(fd, 0)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} (since {started})\n".encode(), 0)
-    _held[directory] = fd
-
-
-def holds(directory: Path) -> bool:
-    return Path(directory).resolve() in _held
-
-
-def release(directory: Path) -> None:
-    """Give the lock back (the file stays: removing it would race with a process about to lock it)."""
-    fd = _held.pop(Path(directory).resolve(), None)
-    if fd is not None:
-        os.close(fd)  # closing the descriptor drops the flock
-
-
-def release_all() -> None:
-    for directory in list(_held):
-        release(directory)
+    return Lock(directory, fd)

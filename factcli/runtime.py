@@ -33,6 +33,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which SLURM and taskset restrict)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def set_threads(count: int | None = None) -> int:
     """torch's intra-op threads: ``count``, else $OMP_NUM_THREADS, else every core this process may use.
 
@@ -44,7 +51,7 @@ def set_threads(count: int | None = None) -> int:
     if count is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
         count = int(os.environ["OMP_NUM_THREADS"])
     if count is None:
-        count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        count = usable_cores()
     if count < 1:
         raise FactError(f"threads must be at least 1 (or null for every core), got {count}")
     torch.set_num_threads(count)

@@ -20,24 +20,12 @@ from .rundir import collect_sweep, write_sweep_table
 
 log = logging.getLogger("fact")
 
-# The sweep directory of the multirun this process started last (launch.py reads it afterwards).
-_started: dict[str, Path | None] = {"dir": None}
-
 
 class SweepTable(Callback):
-    def on_multirun_start(self, config, **kwargs) -> None:
-        _started["dir"] = Path(config.hydra.sweep.dir)
-
     def on_multirun_end(self, config, **kwargs) -> None:
         path = write_sweep_table(Path(config.hydra.sweep.dir))
         if path is not None:
             log.info("sweep table: %s", path)
-
-
-def take_started_sweep() -> Path | None:
-    """The directory of the sweep started since the last call (None: no sweep ran)."""
-    directory, _started["dir"] = _started["dir"], None
-    return directory
 
 
 def failed_jobs(sweep_dir: Path) -> list[str]:
@@ -46,8 +34,9 @@ def failed_jobs(sweep_dir: Path) -> list[str]:
     return [f"job {row['job']}: {row.get('error', '')}" for row in rows if row.get("status") == "failed"]
 
 
-def rebuild(sweep_dir: Path) -> Path:
-    """Rewrite ``sweep.csv`` (and rerun the sweep's other end-of-sweep callbacks) from the job directories."""
+def rebuild(sweep_dir: Path) -> tuple[Path, list[str]]:
+    """Rewrite ``sweep.csv`` (and rerun the sweep's other end-of-sweep callbacks) from the job
+    directories; return its path and one line per job file that could not be read."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FactError(
@@ -61,7 +50,7 @@ def rebuild(sweep_dir: Path) -> Path:
         )
     for callback, config in _other_callbacks(sweep_dir):
         callback.on_multirun_end(config=config)
-    return path
+    return path, [row["problem"] for row in collect_sweep(sweep_dir) if row.get("problem")]
 
 
 def _other_callbacks(sweep_dir: Path):

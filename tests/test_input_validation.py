@@ -1,4 +1,4 @@
-"""Issue 12, inputs: every value checked before work starts; one line naming it, exit 1, nothing written.
+"""Inputs: every value checked before work starts; one line naming it, exit 1, nothing written.
 
 Each case below was a Python traceback (or, for the messages, advice that did not fit the cause).
 """

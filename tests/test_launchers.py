@@ -9,7 +9,7 @@ import pytest
 
 from factcli import launchers
 from factcli.commands import COMMANDS
-from factcli.launch import register
+from factcli.launch import prepare
 
 QUICK = ["dataset=iris", "rfm.iters=1", "grid.ridges=[1.0,0.01]", "plots=false"]
 
@@ -130,8 +130,7 @@ def test_bad_launcher_or_device_is_one_line_and_starts_nothing(
 
 
 def plan(overrides, command="fit-rfm", multirun=True):
-    register()
-    return launchers.plan_sweep(COMMANDS[command], overrides, multirun=multirun)
+    return prepare(COMMANDS[command], overrides, multirun=multirun).plan
 
 
 def test_cores_are_divided_between_the_jobs_running_at_once(monkeypatch):

@@ -1,4 +1,4 @@
-"""Issue 12, records: one writer per run directory, nothing a run recorded rewritten by a refused
+"""Run records: one writer per run directory, nothing a run recorded rewritten by a refused
 invocation, result files as readable as the umask allows."""
 
 import os

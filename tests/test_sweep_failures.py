@@ -1,4 +1,4 @@
-"""Issue 12, sweeps: every failed job recorded where it ran, the sweep going on, honest exit codes."""
+"""Sweeps: every failed job recorded where it ran, the sweep going on, honest exit codes."""
 
 import pandas as pd
 import pytest

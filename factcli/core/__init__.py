@@ -1,7 +1,7 @@
 """The mathematics, pure: tensors in, tensors out; no configs, files or CLI error types.
 
 An argument the mathematics is undefined for raises ``InvalidInput`` (a ValueError, as scikit-learn
-users expect); the job wrapper in launch.py prints it as the CLI's one-line error.
+users expect); the job wrapper in job.py prints it as the CLI's one-line error.
 """
 
 

@@ -1,7 +1,8 @@
 """Checks every subcommand's schema shares. Each failure is one line: the key, the rule, the value.
 
 ``check_every_value`` walks the whole config once: no NaN or infinity anywhere (no setting of any
-subcommand means something at NaN or ±inf), no integer beyond 64 bits (torch and NumPy cannot take
+subcommand means something at NaN or ±inf), no empty string (no name or path is empty; an empty
+``--dataset ''`` must not run the default), no integer beyond 64 bits (torch and NumPy cannot take
 it), a seed inside the range every library here accepts, thread counts torch can take. The other
 helpers state one rule for a list of dotted keys, so a schema's ``validate`` reads as the table of
 its ranges.
@@ -10,8 +11,6 @@ its ranges.
 from __future__ import annotations
 
 import math
-
-from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from factcli.errors import FactError
 
@@ -30,6 +29,8 @@ def check_every_value(cfg) -> None:
             raise FactError(f"{key} = {value}: give a finite number")
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= INT64_LIMIT:
             raise FactError(f"{key} = {value} does not fit in 64 bits; give a smaller number")
+        if isinstance(value, str) and not value.strip():  # `--dataset ''`: never a name, never the default
+            raise FactError(f"{key} is empty; give a value (or leave the key out for its default)")
         if key.split(".")[-1] == "threads" and value is not None and not 1 <= value <= THREADS_LIMIT:
             bound = "be at least 1 (or null for every core)" if value < 1 else f"be at most {THREADS_LIMIT}"
             raise FactError(f"{key} must {bound}, got {value}")
@@ -39,6 +40,8 @@ def check_every_value(cfg) -> None:
 
 
 def _leaves(node, prefix: str = ""):
+    from omegaconf import DictConfig, ListConfig, OmegaConf  # here, so `fact --help` never loads it
+
     if isinstance(node, DictConfig):
         for key in node.keys():
             if prefix == "" and key == "hydra":
@@ -53,6 +56,8 @@ def _leaves(node, prefix: str = ""):
 
 
 def _values(cfg, keys):
+    from omegaconf import OmegaConf
+
     for key in keys:
         value = OmegaConf.select(cfg, key)
         if value is not None:
@@ -91,6 +96,8 @@ def each_positive(cfg, *keys: str) -> None:
 
 
 def nonempty(cfg, *keys: str) -> None:
+    from omegaconf import OmegaConf
+
     for key in keys:
         values = OmegaConf.select(cfg, key)
         if values is not None and len(values) == 0:

@@ -46,7 +46,7 @@ class FitKernelConfig:
 
     # auto (selected on validation: laplace with rfm.form, or l1 with a diagonal M) | laplace | gaussian
     # | l1 (exp(−‖M^½(x − z)‖₁ / L)). auto: chosen on the shipped UCI datasets by the rule in
-    # benchmarks/README.md (issue 15, round 2).
+    # benchmarks/README.md, so the default is the kernel that did best there.
     name: str = "auto"
 
 
@@ -94,8 +94,8 @@ class Config:
     protocol: str = "strict"  # strict: M relearned on each training part; paper: docs/SPEC.md §5 exactly
     data: DataConfig = field(default_factory=DataConfig)
     kernel: FitKernelConfig = field(default_factory=FitKernelConfig)
-    # M ← FFᵀ: chosen on the shipped UCI datasets by the rule in benchmarks/README.md (issue 15).
-    # rfm.solver: exact or Nyström (issue 14; experiments/common/scalable.py decides auto).
+    # M ← FFᵀ: chosen on the shipped UCI datasets by the rule in benchmarks/README.md.
+    # rfm.solver: exact or Nyström (experiments/common/scalable.py decides auto from n and memory).
     rfm: ScalableRfmConfig = field(default_factory=lambda: ScalableRfmConfig(fact_power=2.0))
     grid: GridConfig = field(default_factory=GridConfig)
     benchmark: BenchmarkConfig | None = None

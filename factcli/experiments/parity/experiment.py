@@ -65,15 +65,19 @@ def run(cfg, run) -> dict:
         matrices = {row[unit]: M.numpy() for row, M in zip(trace.rows, trace.matrices, strict=True)}
         plot_run(run, trace.rows, unit, matrices, data.support, summary)
     log.info(
-        "test accuracy %.4f; 95%% at %s %s, 99%% at %s; support recovered: %s (%.1f s)",
+        "test accuracy %.4f; 95%% %s, 99%% %s; support %s (%.1f s)",
         summary["test_accuracy"],
-        unit,
-        summary["first_95_at"],
-        summary["first_99_at"],
-        summary["support_recovered"],
+        reached(summary["first_95_at"], unit),
+        reached(summary["first_99_at"], unit),
+        "recovered" if summary["support_recovered"] else "not recovered",
         seconds,
     )
     return {**summary, **trace.details, "device": str(device)}
+
+
+def reached(at, unit: str) -> str:
+    """``at iteration 3`` or ``never reached``: a log line reads as a sentence, never "at None"."""
+    return f"at {unit} {at}" if at is not None else "never reached"
 
 
 # --------------------------------------------------------------------------------------- RFM
