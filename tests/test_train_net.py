@@ -29,7 +29,7 @@ DIGITS = [
 METRIC_COLUMNS = [
     "step", "phase", "lr", "train_loss", "train_acc", "test_acc", "layer", "module", "shape", "residual",
     "fact", "fact_transpose", "fact_sym", "fact_relerr", "bfact", "bfact_relerr",
-    "fact_per_sample", "nfa", "nfa_centered", "enfa_s0.5",
+    "fact_per_sample", "nfa", "nfa_centered", "enfa_s0.5", "fact_paths_relerr", "lambda", "uses", "form",
 ]  # fmt: skip
 
 

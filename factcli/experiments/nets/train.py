@@ -20,9 +20,9 @@ import torch
 from omegaconf import OmegaConf
 
 from factcli.choices import FULL_BATCH_OPTIMIZERS
-from factcli.core.fact import loss_gradient, stationarity_residual
+from factcli.core.layer_table import adam_preconditioners, layer_table, residuals
 from factcli.core.losses import CONVENTIONS, make_targets, per_sample_loss
-from factcli.core.nets import MLP, ConvNet, weight_layers, weight_matrix
+from factcli.core.nets import MLP, ConvNet, Transformer
 from factcli.errors import FactError
 from factcli.progress import format_duration
 from factcli.runtime import resolve_device
@@ -32,7 +32,7 @@ from ..common.optim import FACT_VALIDITY, make_optimizer, make_scheduler, optimi
 from .checkpoint import CHECKPOINT, check_architecture, load_checkpoint, save_checkpoint
 from .data import NetData, load_net_data
 from .finish import LbfgsFinish
-from .metrics import DTYPES, accuracy, agreement_rows, statistics
+from .metrics import DTYPES, accuracy
 from .plots import plot_training
 from .polish import polish_quadratic_net
 from .reading import convergence_reading
@@ -90,6 +90,17 @@ def _plot(run, tol: float, finish_start: int | None) -> bool:
 
 
 def build_network(model_cfg, data: NetData) -> torch.nn.Module:
+    if model_cfg.kind == "transformer":
+        if data.tokens is None:
+            raise FactError(
+                f"model.kind=transformer reads token sequences (dataset=modular); dataset {data.name} "
+                "has none: use model=mlp"
+            )
+        seq_len, vocab = data.tokens
+        return Transformer(
+            vocab, seq_len, data.outputs, model_cfg.d_model, model_cfg.heads, model_cfg.blocks,
+            model_cfg.mlp_width, model_cfg.activation, model_cfg.tied,
+        )  # fmt: skip
     if model_cfg.kind == "mlp":
         return MLP(
             math.prod(data.input_shape), list(model_cfg.hidden), data.outputs,
@@ -122,11 +133,14 @@ def initial_network(cfg, data: NetData) -> torch.nn.Module:
 
 
 def initialize(model: torch.nn.Module, scheme: str) -> None:
-    """``kaiming``: He-normal weights (std √(2/fan_in)), zero biases; ``default`` keeps PyTorch's."""
+    """``kaiming``: He-normal weights (std √(2/fan_in)) of the Linear and Conv2d layers, zero biases;
+    ``default`` keeps PyTorch's."""
     if scheme == "default":
         return
     with torch.no_grad():
-        for _, layer in weight_layers(model):
+        for layer in model.modules():
+            if not isinstance(layer, torch.nn.Linear | torch.nn.Conv2d):
+                continue
             torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
             if layer.bias is not None:
                 layer.bias.zero_()
@@ -248,27 +262,36 @@ class Training:
         """Every layer's residual ‖∇_W L + λW‖/‖λW‖ on the full training set (the fast path)."""
         if self.finish is not None:  # the same formula, from L-BFGS's own full-batch gradient
             return self.finish.residuals()[1]
-        _, grads = loss_gradient(self.model, self.X, self.Y, self.loss_fn, self.cfg.train.stats_batch_size)
-        weights = [weight_matrix(m).detach() for _, m in weight_layers(self.model)]
-        return [stationarity_residual(w, g, self.lam) for w, g in zip(weights, grads, strict=True)]
+        found = residuals(
+            self.model, (self.X, self.Y), self.loss_fn, self.lam, batch_size=self.cfg.train.stats_batch_size,
+            dtype=None,
+        )  # fmt: skip
+        return list(found.values())
+
+    def table(self, X, Y, batch_size: int):
+        """train-net's per-matrix table: ``layer_table`` with the train.* options; with AdamW (before
+        any L-BFGS finish) also the preconditioned FACT of its fixed points."""
+        train = self.cfg.train
+        adamw = self.cfg.optim.name == "adamw" and self.finish is None
+        return layer_table(
+            self.model, (X, Y), self.loss_fn, self.lam, batch_size=batch_size,
+            dtype=DTYPES[train.stats_dtype], per_sample=True, nfa=True, enfa=True, nfa_power=train.nfa_power,
+            enfa_powers=(train.enfa_power,),
+            preconditioners=adam_preconditioners(self.model, self.optimizer) if adamw else None,
+        )  # fmt: skip
 
     def evaluate(self) -> list[dict]:
         """metrics.csv rows of this step: one per layer (FACT, NFA, eNFA correlations, residual)."""
-        train = self.cfg.train
-        stats = statistics(
-            self.model, self.X, self.Y, self.cfg.loss, self.lam, dtype=train.stats_dtype,
-            batch_size=train.stats_batch_size, per_sample=True, agop=True,
-        )  # fmt: skip
+        table = self.table(self.X, self.Y, self.cfg.train.stats_batch_size)
         network = {
             "step": self.step,
             "phase": self.phase,
             "lr": self.optimizer.param_groups[0]["lr"] if self.finish is None else None,
-            "train_loss": stats.loss,
+            "train_loss": table.loss,
             "train_acc": accuracy(self.model, self.X, self.data.y_train.to(self.device)),
             "test_acc": accuracy(self.model, self.X_test, self.data.y_test.to(self.device)),
         }
-        rows = agreement_rows(stats.layers, train.nfa_power, (train.enfa_power,))
-        return [{**network, **row} for row in rows]
+        return [{**network, **row} for row in table.rows]
 
     def fit(self, run, checkpoint) -> str:
         """Train until every layer is stationary (or a budget is spent, or L-BFGS stalls); says which."""
@@ -389,10 +412,7 @@ class Training:
         per_step = sum(timings[1:]) / steps
         rows = min(len(self.X), self.cfg.train.stats_batch_size)
         start = time.perf_counter()
-        statistics(
-            self.model, self.X[:rows], self.Y[:rows], self.cfg.loss, self.lam,
-            dtype=self.cfg.train.stats_dtype, batch_size=rows, per_sample=True, agop=True,
-        )  # fmt: skip
+        self.table(self.X[:rows], self.Y[:rows], rows)
         per_evaluation = (time.perf_counter() - start) * len(self.X) / rows
         train = self.cfg.train
         remaining = max(0, train.max_steps - self.step)
@@ -430,7 +450,8 @@ class Training:
         return 1.3 * (time.perf_counter() - start)
 
     def summary(self, stop_reason: str, estimate: dict, checkpoint, plots: bool) -> dict:
-        final = self.last_rows or self.metrics[-len(weight_layers(self.model)) :]
+        last_step = max(int(float(r["step"])) for r in self.metrics)
+        final = self.last_rows or [r for r in self.metrics if int(float(r["step"])) == last_step]
         first_step = min(int(float(r["step"])) for r in self.metrics)
         early = [r for r in self.metrics if int(float(r["step"])) == first_step]
         table = [
