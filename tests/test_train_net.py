@@ -68,7 +68,9 @@ def test_run_directory_contract_and_metrics_columns(fact_cli, tmp_path):
     assert names == [
         "checkpoint.pt", "config.yaml", "metrics.csv", "plots", "summary.json", "train_net.log",
     ]  # fmt: skip
-    assert [p.name for p in (out / "plots").iterdir()] == ["fact_vs_nfa_along_training.png"]
+    assert sorted(p.name for p in (out / "plots").iterdir()) == [
+        "correlations_per_layer.png", "fact_vs_nfa_along_training.png",
+    ]  # fmt: skip
     metrics = pd.read_csv(out / "metrics.csv")
     assert list(metrics.columns) == METRIC_COLUMNS
     assert metrics.step.tolist() == [0] * 3 + [20] * 3 + [40] * 3  # one row per layer and log

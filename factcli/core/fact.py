@@ -120,6 +120,7 @@ def network_statistics(
     per_sample: bool = True,
     enfa: bool = True,
     agop: bool = True,
+    preconditioners: dict[str, torch.Tensor] | None = None,
 ) -> NetworkStatistics:
     """FACT (both paths), bFACT, eNFA and AGOP (plain and centered) for every weight matrix the
     forward pass uses (``uses.discover``), in the order it first uses them.
@@ -132,7 +133,7 @@ def network_statistics(
     matrices, _ = discover(model, X[:1])
     return batch_statistics(
         model, _slices(X, Y, batch_size), loss_fn, matrices, lam, per_sample=per_sample, enfa=enfa,
-        agop=agop,
+        agop=agop, preconditioners=preconditioners_by_id(model, preconditioners),
     )  # fmt: skip
 
 
@@ -321,6 +322,34 @@ class _Sums:
         )
 
 
+def adam_preconditioners(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """P = √v̂ + ε per parameter from an Adam / AdamW state (v̂ = v/(1 − β₂ᵗ)): the diagonal
+    preconditioner of its update m̂/P, whose fixed points satisfy λW = −P⁻¹∇_W L (AdamW)."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    found = {}
+    for group in optimizer.param_groups:
+        beta2, eps = group["betas"][1], group["eps"]
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            if "exp_avg_sq" not in state or id(p) not in names:
+                continue
+            step = float(state["step"])
+            v_hat = state["exp_avg_sq"].detach() / (1 - beta2**step)
+            found[names[id(p)]] = v_hat.sqrt() + eps
+    return found
+
+
+def preconditioners_by_id(model: nn.Module, preconditioners: dict[str, torch.Tensor] | None):
+    """Name-keyed preconditioners as ``batch_statistics`` takes them (keyed by the parameter's id)."""
+    if preconditioners is None:
+        return None
+    parameters = dict(model.named_parameters())
+    unknown = sorted(set(preconditioners) - set(parameters))
+    if unknown:
+        raise InvalidInput(f"preconditioners name {unknown[0]!r}, which is not a parameter of the model")
+    return {id(parameters[name]): P.to(parameters[name].device) for name, P in preconditioners.items()}
+
+
 def per_sample_values(losses: torch.Tensor, batch: int) -> torch.Tensor:
     """The loss as one value per sample: a (b, ...) loss is averaged over its other dimensions
     (so its mean is torch's ``reduction='mean'``); a single number is refused."""
@@ -397,10 +426,15 @@ def layer_agreement(
     return row
 
 
-def first_layer_agreement(model, X, targets, loss_fn, lam: float) -> tuple[dict, NetworkStatistics]:
+def first_layer_agreement(
+    model, X, targets, loss_fn, lam: float, preconditioners: dict[str, torch.Tensor] | None = None
+) -> tuple[dict, NetworkStatistics]:
     """W₁'s agreement with FACT and NFA (s = ½) from full-batch passes, and the statistics behind it.
 
-    What the two-layer learners of grokking and parity log; no eNFA, no per-sample check of F.
+    What the learners of grokking and parity log; no eNFA, no per-sample check of F. With
+    ``preconditioners`` (``adam_preconditioners``) also the preconditioned FACT of AdamW.
     """
-    stats = network_statistics(model, X, targets, loss_fn, float(lam), per_sample=False, agop=True)
+    stats = network_statistics(
+        model, X, targets, loss_fn, float(lam), per_sample=False, agop=True, preconditioners=preconditioners
+    )
     return layer_agreement(stats.layers[0], nfa_power=0.5, enfa_powers=()), stats

@@ -42,6 +42,7 @@ from factcli.core.fact import (
     batch_statistics,
     check_weight_decay,
     layer_agreement,
+    preconditioners_by_id,
     relative_error,
 )
 from factcli.core.losses import per_sample_loss
@@ -89,7 +90,7 @@ def layer_table(
     dimension, so its mean is torch's ``reduction='mean'``). ``lam``: the weight decay λ of W.
     ``per_sample`` also computes F from its per-sample definition and reports how far the two
     computations differ (``fact_paths_relerr``). ``dtype=None`` keeps the model's precision.
-    ``preconditioners`` (parameter name → P, the parameter's shape, e.g. ``adam_preconditioners``)
+    ``preconditioners`` (parameter name → P, the parameter's shape, e.g. ``fact.adam_preconditioners``)
     adds the preconditioned FACT −(1/λ)WᵀP⁻¹∇_W L and its residual (docs/SPEC.md §10).
     """
     check_weight_decay(lam)
@@ -111,7 +112,7 @@ def layer_table(
         )
     stats = batch_statistics(
         model, _chain(first, batches), loss_fn, matrices, lam, per_sample=per_sample, enfa=enfa, agop=nfa,
-        preconditioners=_by_id(model, preconditioners),
+        preconditioners=preconditioners_by_id(model, preconditioners),
     )  # fmt: skip
     rows = []
     for index, s in enumerate(stats.layers):
@@ -133,33 +134,6 @@ def residuals(model: nn.Module, data, loss, lam: float, **options) -> dict[str, 
     """Only the residual ‖∇_W L + λW‖/‖λW‖ of every weight layer (one backward pass per batch)."""
     table = layer_table(model, data, loss, lam, per_sample=False, nfa=False, enfa=False, **options)
     return {row["layer"]: row["residual"] for row in table.rows}
-
-
-def adam_preconditioners(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    """P = √v̂ + ε per parameter from an Adam / AdamW state (v̂ = v/(1 − β₂ᵗ)): the diagonal
-    preconditioner of its update m̂/P, whose fixed points satisfy λW = −P⁻¹∇_W L (AdamW)."""
-    names = {id(p): name for name, p in model.named_parameters()}
-    found = {}
-    for group in optimizer.param_groups:
-        beta2, eps = group["betas"][1], group["eps"]
-        for p in group["params"]:
-            state = optimizer.state.get(p, {})
-            if "exp_avg_sq" not in state or id(p) not in names:
-                continue
-            step = float(state["step"])
-            v_hat = state["exp_avg_sq"].detach() / (1 - beta2**step)
-            found[names[id(p)]] = v_hat.sqrt() + eps
-    return found
-
-
-def _by_id(model: nn.Module, preconditioners: dict[str, torch.Tensor] | None):
-    if preconditioners is None:
-        return None
-    parameters = dict(model.named_parameters())
-    unknown = sorted(set(preconditioners) - set(parameters))
-    if unknown:
-        raise InvalidInput(f"preconditioners name {unknown[0]!r}, which is not a parameter of the model")
-    return {id(parameters[name]): P.to(parameters[name].device) for name, P in preconditioners.items()}
 
 
 def _check_finite(model: nn.Module, X: torch.Tensor) -> None:

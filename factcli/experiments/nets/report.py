@@ -59,21 +59,53 @@ def report(cfg, run, table: LayerTable, convention: str, validity: str | None):
     return rows, reading, plots
 
 
-def _plots(cfg, run, rows, layers, reading) -> bool:
-    groups = {"FACT (F)": "fact", "FACT (FFᵀ)^½": "fact_sym", "NFA": "nfa"}
-    groups.update({f"eNFA s={s:g}": f"enfa_s{s:g}" for s in cfg.verify.enfa_powers})
+def correlation_bars(path, rows: list[dict], enfa_powers, reading: dict):
+    """The paper's Figure 2 for any network: per weight matrix, the correlation of WᵀW with FACT's F,
+    (FFᵀ)^½, the preconditioned F of AdamW (where computed), NFA and eNFA. A matrix with only the
+    identity form (no NFA / eNFA) shows its FACT bars alone."""
+    groups = {"FACT (F)": "fact", "FACT (FFᵀ)^½": "fact_sym"}
+    if any("preconditioned_fact" in r for r in rows):
+        groups["preconditioned FACT (AdamW's P)"] = "preconditioned_fact"
+    groups["NFA"] = "nfa"
+    groups.update({f"eNFA s={s:g}": f"enfa_s{s:g}" for s in enfa_powers})
     state = (
-        f"at a critical point of L_λ (residual ≤ {reading['tol']:g} in every layer)"
+        f"at a critical point of L_λ (residual ≤ {reading['tol']:g} in every matrix)"
         if reading["at_critical_point"]
         else f"NOT at a critical point (residual up to {reading['max_residual']:.2g}): FACT not expected"
     )
-    bar_plot(
-        run.plot_file("correlations_per_layer.png"),
-        [r["layer"] for r in rows],
-        {label: [r.get(key, float("nan")) for r in rows] for label, key in groups.items()},
+    if reading.get("at_adamw_fixed_point"):
+        state += (
+            f";\nat AdamW's fixed point (‖P⁻¹∇L + λW‖/‖λW‖ ≤ {reading['tol']:g}): "
+            "the preconditioned FACT holds"
+        )
+    return bar_plot(
+        path,
+        [f"{r['layer']} {short_name(str(r['module']))}".strip() for r in rows],
+        {label: [_number(r.get(key)) for r in rows] for label, key in groups.items()},
         y_label="Pearson correlation with WᵀW",
         title=f"Correlation of each ansatz with the learned features WᵀW\n{state}",
     )
+
+
+def short_name(module: str) -> str:
+    """The last part of a module path, attention's blocks as W_q, W_k, W_v (bar labels)."""
+    last = module.rsplit(".", 1)[-1]
+    if last.isdigit():  # a layer of a Sequential: its W-number says it all
+        return ""
+    if last.startswith("in_proj_weight[") or last[-3:] in ("[q]", "[k]", "[v]"):
+        return f"W_{last[-2]}"
+    return last
+
+
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _plots(cfg, run, rows, layers, reading) -> bool:
+    correlation_bars(run.plot_file("correlations_per_layer.png"), rows, cfg.verify.enfa_powers, reading)
     for number in cfg.verify.heatmap_layers:
         if number > len(layers):
             raise FactError(f"verify.heatmap_layers asks for layer {number}; the network has {len(layers)}")

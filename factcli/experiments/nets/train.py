@@ -20,7 +20,8 @@ import torch
 from omegaconf import OmegaConf
 
 from factcli.choices import FULL_BATCH_OPTIMIZERS
-from factcli.core.layer_table import adam_preconditioners, layer_table, residuals
+from factcli.core.fact import adam_preconditioners
+from factcli.core.layer_table import layer_table, residuals
 from factcli.core.losses import CONVENTIONS, make_targets, per_sample_loss
 from factcli.core.nets import MLP, ConvNet, Transformer
 from factcli.errors import FactError
@@ -36,6 +37,7 @@ from .metrics import DTYPES, accuracy
 from .plots import plot_training
 from .polish import polish_quadratic_net
 from .reading import convergence_reading
+from .report import correlation_bars
 
 log = logging.getLogger("fact")
 
@@ -68,9 +70,9 @@ def run(cfg, run, announce: bool = True) -> dict:
     if cfg.train.estimate_only:
         return {"stop_reason": "estimate_only", "estimate": estimate, "device": device.type}
     stop_reason = training.fit(run, checkpoint)
-    plots = cfg.plots and _plot(run, cfg.train.tol, training.finish_start)
-    summary = training.summary(stop_reason, estimate, checkpoint, plots=plots)
+    summary = training.summary(stop_reason, estimate, checkpoint, plots=False)
     reading = summary["convergence"]
+    summary["plots"] = cfg.plots and _plot(run, cfg.train, training.finish_start, summary)
     if announce:
         (log.info if reading["at_critical_point"] else log.warning)("%s", reading["reading"])
     return summary
@@ -84,9 +86,16 @@ def fact_validity(optim_name: str, finished: bool) -> str:
     return FACT_VALIDITY[optim_name]
 
 
-def _plot(run, tol: float, finish_start: int | None) -> bool:
+def _plot(run, train, finish_start: int | None, summary: dict) -> bool:
+    """The correlations along training, and per weight matrix at the end (the paper's Figures 3, 2)."""
     path = run.plot_file("fact_vs_nfa_along_training.png")
-    return plot_training(run.metrics, path, tol=tol, finish_start=finish_start) is not None
+    drawn = plot_training(run.metrics, path, tol=train.tol, finish_start=finish_start) is not None
+    last = max(int(float(r["step"])) for r in run.metrics)
+    final = [r for r in run.metrics if int(float(r["step"])) == last]
+    correlation_bars(
+        run.plot_file("correlations_per_layer.png"), final, [train.enfa_power], summary["convergence"]
+    )
+    return drawn
 
 
 def build_network(model_cfg, data: NetData) -> torch.nn.Module:
@@ -336,8 +345,7 @@ class Training:
         log.info(
             "step %d  loss %.4g  train acc %s  max residual %.2e  FACT corr min %.3f  NFA min %.3f",
             self.step, first["train_loss"], _fmt(first["train_acc"]),
-            max(r["residual"] for r in rows), min(r["fact"] for r in rows),
-            min(r["nfa"] for r in rows),
+            max(r["residual"] for r in rows), min(r["fact"] for r in rows), _least(rows, "nfa"),
         )  # fmt: skip
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -454,15 +462,13 @@ class Training:
         final = self.last_rows or [r for r in self.metrics if int(float(r["step"])) == last_step]
         first_step = min(int(float(r["step"])) for r in self.metrics)
         early = [r for r in self.metrics if int(float(r["step"])) == first_step]
-        table = [
-            {k: r[k] for k in ("layer", "shape", "residual", "fact", "fact_sym", "fact_relerr",
-                               "nfa", f"enfa_s{self.cfg.train.enfa_power:g}")}
-            for r in final
-        ]  # fmt: skip
+        enfa = f"enfa_s{self.cfg.train.enfa_power:g}"
+        keys = ("layer", "module", "shape", "residual", "fact", "fact_sym", "fact_relerr", "nfa", enfa)
+        keys += ("preconditioned_residual", "preconditioned_fact", "form")
+        table = [{k: r[k] for k in keys if _number_or_text(r.get(k))} for r in final]
         facts = [r["fact"] for r in table]
-        beats = sum(
-            r["fact"] > r["nfa"] and r["fact"] > r[f"enfa_s{self.cfg.train.enfa_power:g}"] for r in table
-        )
+        compared = [r for r in table if "nfa" in r and enfa in r]  # identity-only rows have neither
+        beats = sum(r["fact"] > r["nfa"] and r["fact"] > r[enfa] for r in compared)
         validity = fact_validity(self.cfg.optim.name, self.finish_start is not None)
         return {
             "convergence": convergence_reading(final, self.cfg.train.tol, validity),
@@ -492,9 +498,9 @@ class Training:
             "fact_corr_min": min(facts),
             "fact_corr_early_min": min(r["fact"] for r in early),
             "early_step": first_step,
-            "layers_where_fact_beats_nfa_and_enfa": f"{beats}/{len(table)}",
+            "layers_where_fact_beats_nfa_and_enfa": f"{beats}/{len(compared)}",
             "layers": table,
-            "early_layers": [{k: r[k] for k in ("layer", "fact", "nfa")} for r in early],
+            "early_layers": [{k: r.get(k) for k in ("layer", "fact", "nfa")} for r in early],
             "estimate": estimate,
             "polish": self.polish,
             "checkpoint": str(checkpoint),
@@ -514,4 +520,15 @@ class Training:
 
 
 def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+    return "n/a" if value is None or value != value else f"{value:.3f}"
+
+
+def _least(rows: list[dict], key: str) -> float:
+    """The smallest ``key`` over the rows that have it (NaN if none: identity-only rows lack NFA)."""
+    values = [r[key] for r in rows if _number_or_text(r.get(key))]
+    return min(values) if values else math.nan
+
+
+def _number_or_text(value) -> bool:
+    """Present in a row: not None, NaN or the empty cell a resumed metrics.csv gives."""
+    return value is not None and value == value and value != ""
