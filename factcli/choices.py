@@ -36,7 +36,8 @@ STANDARDIZE = ("auto", "yes", "no", "True", "False")  # YAML reads yes/no as boo
 # grokking
 OPERATIONS = ("add", "sub", "mul", "div")  # a ∘ b mod p
 GROKKING_RFM_LEARNERS = ("fact", "fact-geo", "nfa")
-GROKKING_LEARNERS = (*GROKKING_RFM_LEARNERS, "net")
+GROKKING_LEARNERS = (*GROKKING_RFM_LEARNERS, "net", "transformer")
+GROKKING_NETWORKS = ("net", "transformer")  # the learners trained by an optimizer
 GROKKING_OPTIMIZERS = ("adamw", "adam", "sgd")  # adamw: decoupled decay, FACT only approximate
 GROKKING_ACTIVATIONS = ("quadratic", "relu")
 

@@ -228,3 +228,38 @@ def test_teacher_task_is_seeded():
     assert not np.array_equal(make_teacher(50, dim=6, rank=2, seed=4).X, a.X)
     regression = make_teacher(40, dim=6, rank=2, classes=3, task="regression", seed=3)
     assert regression.y.shape == (40, 3) and abs(regression.y.mean()) < 1e-12
+
+
+def test_a_resume_refuses_settings_that_shaped_the_steps_taken_and_changes_nothing(fact_cli, tmp_path):
+    out = tmp_path / "run"
+    assert (
+        fact_cli("train-net", *DIGITS, "plots=false", "train.max_steps=20", f"hydra.run.dir={out}").exit_code
+        == 0
+    )
+    (out / "summary.json").unlink()  # as if killed after the step-20 checkpoint
+    before = {name: (out / name).read_bytes() for name in ("checkpoint.pt", "config.yaml", "metrics.csv")}
+    result = fact_cli("train-net", *DIGITS, "plots=false", "optim.momentum=0.5", "optim.batch_size=16",
+                      f"hydra.run.dir={out}")  # fmt: skip
+    line = error_line(result)
+    assert result.exit_code != 0 and "Traceback" not in result.stderr
+    assert "optim.batch_size=32 (checkpoint) vs 16, optim.momentum=0.9 (checkpoint) vs 0.5" in line
+    assert "use a new run directory" in line
+    assert {name: (out / name).read_bytes() for name in before} == before
+
+
+def test_a_resume_with_a_smaller_lr_takes_effect_from_the_checkpoint_and_is_recorded(fact_cli, tmp_path):
+    out = tmp_path / "run"
+    assert (
+        fact_cli("train-net", *DIGITS, "plots=false", "train.max_steps=20", f"hydra.run.dir={out}").exit_code
+        == 0
+    )
+    (out / "summary.json").unlink()
+    result = fact_cli("train-net", *DIGITS, "plots=false", "optim.lr=0.01", f"hydra.run.dir={out}")
+    assert result.exit_code == 0, result.stderr
+    summary = summary_of(out)
+    assert summary["resumes"] == [
+        {"step": 20, "changed": {"optim.lr": [0.05, 0.01], "train.max_steps": [20, 40]}}
+    ]
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert set(metrics[metrics.step <= 20].lr) == {0.05} and set(metrics[metrics.step > 20].lr) == {0.01}
+    assert "lr: 0.01" in (out / "config.yaml").read_text()

@@ -10,7 +10,7 @@ from test_train_net import DIGITS, TINY, error_line, summary_of
 TABLE_COLUMNS = [
     "layer", "module", "shape", "residual", "fact", "fact_transpose", "fact_sym", "fact_relerr",
     "bfact", "bfact_relerr", "fact_per_sample", "nfa", "nfa_centered", "enfa_s0.5", "enfa_s1",
-    "fact_paths_relerr", "lambda", "loss_convention",
+    "fact_paths_relerr", "lambda", "uses", "form", "loss_convention",
 ]  # fmt: skip
 
 

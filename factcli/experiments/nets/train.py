@@ -29,7 +29,7 @@ from factcli.progress import format_duration
 from factcli.runtime import resolve_device
 
 from ..common.batches import Batches
-from ..common.optim import FACT_VALIDITY, make_optimizer, make_scheduler, optimizer_step
+from ..common.optim import FACT_VALIDITY, lr_factor, make_optimizer, make_scheduler, optimizer_step
 from .checkpoint import CHECKPOINT, check_architecture, load_checkpoint, save_checkpoint
 from .data import NetData, load_net_data
 from .finish import LbfgsFinish
@@ -41,8 +41,12 @@ from .report import correlation_bars
 
 log = logging.getLogger("fact")
 
-# A resumed run must be the same experiment: these config entries must match the checkpoint's.
-RESUME_MUST_MATCH = ("seed", "dataset", "data", "loss", "dtype", "optim.name", "optim.weight_decay")
+# A resumed run continues the same experiment. These settings may differ from the checkpoint's and
+# take effect from the resume on (each change is recorded in summary.json's "resumes"): optim.lr (so
+# that a diverged run can be resumed with a smaller step), every train.* budget, tolerance and
+# cadence, and what only concerns output or hardware. Every other setting (seed, data, loss,
+# precision, network, the rest of the optimizer) shaped the steps already taken: it must match.
+RESUME_MAY_CHANGE = ("optim.lr", "train.", "plots", "threads", "device", "verify.", "source", "network")
 
 
 def run(cfg, run, announce: bool = True) -> dict:
@@ -76,6 +80,20 @@ def run(cfg, run, announce: bool = True) -> dict:
     if announce:
         (log.info if reading["at_critical_point"] else log.warning)("%s", reading["reading"])
     return summary
+
+
+def resume_changes(current: dict, saved: dict, prefix: str = "") -> dict[str, tuple]:
+    """Every setting (dotted key) whose value differs between the run's config and the checkpoint's,
+    as (checkpoint's, this run's). A key only one side has is not compared: a checkpoint written
+    before a setting existed ran with its default."""
+    changes: dict[str, tuple] = {}
+    for key in current.keys() & saved.keys():
+        a, b = saved[key], current[key]
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes.update(resume_changes(b, a, f"{prefix}{key}."))
+        elif a != b:
+            changes[f"{prefix}{key}"] = (a, b)
+    return dict(sorted(changes.items()))
 
 
 def fact_validity(optim_name: str, finished: bool) -> str:
@@ -201,6 +219,7 @@ class Training:
         self.finish_start: int | None = None  # the step it began at
         self._finish_restarts = 0
         self._saved_step: int | None = None  # step of the last checkpoint written (the good one)
+        self.resumes: list[dict] = []  # each resume: its step and the settings changed there
 
     @property
     def phase(self) -> str:
@@ -239,7 +258,8 @@ class Training:
         if not math.isfinite(loss):
             raise FactError(
                 f"the loss became {loss} at step {self.step + 1}: training stopped, the last good "
-                f"checkpoint ({CHECKPOINT}, step {self._saved_step}) is kept; lower optim.lr"
+                f"checkpoint ({CHECKPOINT}, step {self._saved_step}) is kept; rerun in this directory "
+                "with a smaller optim.lr (it takes effect from that checkpoint on)"
             )
         self.scheduler.step()
         self.step += 1
@@ -256,7 +276,11 @@ class Training:
         after = self.finish.residuals()[0]
         self.step += max(done, 1)
         if not math.isfinite(after):
-            raise FactError(f"L-BFGS reached a non-finite objective at step {self.step}; lower optim.lr")
+            raise FactError(
+                f"L-BFGS reached a non-finite objective at step {self.step}; the last good checkpoint "
+                f"(step {self._saved_step}) is kept; rerun in a new run directory with a larger "
+                "optim.weight_decay or a smaller network"
+            )
         self._finish_restarts = 0 if after < before else self._finish_restarts + 1
         if self._finish_restarts:
             self.finish.restart()
@@ -353,7 +377,8 @@ class Training:
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             raise FactError(
                 f"the weights became non-finite at step {self.step}: training stopped, the last "
-                f"good checkpoint (step {self._saved_step}) is kept; lower optim.lr"
+                f"good checkpoint (step {self._saved_step}) is kept; rerun in this directory with a "
+                "smaller optim.lr (it takes effect from that checkpoint on)"
             )
         save_checkpoint(
             path,
@@ -370,6 +395,7 @@ class Training:
                 "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch."),
                 "config": OmegaConf.to_container(self.cfg, resolve=True),
                 "metrics": self.metrics,
+                "resumes": self.resumes,
             },
         )
         self._saved_step = self.step
@@ -377,14 +403,14 @@ class Training:
     def resume(self, path) -> None:
         payload = load_checkpoint(path)
         check_architecture(self.model.architecture, payload["architecture"], path)
-        current = OmegaConf.create(OmegaConf.to_container(self.cfg, resolve=True))
-        saved = OmegaConf.create(payload.get("config", {}))
-        for key in RESUME_MUST_MATCH:
-            if OmegaConf.select(current, key) != OmegaConf.select(saved, key):
-                raise FactError(
-                    f"checkpoint {path} was trained with {key}={OmegaConf.select(saved, key)}, "
-                    f"this run has {OmegaConf.select(current, key)}; use a new run directory"
-                )
+        changed = resume_changes(OmegaConf.to_container(self.cfg, resolve=True), payload.get("config") or {})
+        fixed = {key: pair for key, pair in changed.items() if not key.startswith(RESUME_MAY_CHANGE)}
+        if fixed:
+            listed = ", ".join(f"{key}={old} (checkpoint) vs {new}" for key, (old, new) in fixed.items())
+            raise FactError(
+                f"checkpoint {path} was trained with other settings that a resume cannot change: {listed}; "
+                "rerun with the checkpoint's values, or use a new run directory"
+            )
         try:
             if payload.get("finish") is not None:  # interrupted in the L-BFGS phase
                 self.finish_start = int(payload["finish_start"])
@@ -400,6 +426,26 @@ class Training:
         self.train_seconds = float(payload.get("train_seconds", 0.0))
         self.metrics = list(payload.get("metrics", []))
         self._saved_step = self.step
+        self.resumes = list(payload.get("resumes", []))
+        self._apply_learning_rate()
+        if changed:
+            record = {key: list(pair) for key, pair in changed.items()}
+            self.resumes.append({"step": self.step, "changed": record})
+            log.info(
+                "resuming with changed settings, in effect from step %d: %s", self.step,
+                ", ".join(f"{key} {old} -> {new}" for key, (old, new) in changed.items()),
+            )  # fmt: skip
+
+    def _apply_learning_rate(self) -> None:
+        """The configured optim.lr, not the checkpoint's: loading the optimizer and scheduler states
+        restores their base rate, and a resume may change it (the schedule's factor stays)."""
+        lr = float(self.cfg.optim.lr)
+        self.scheduler.base_lrs = [lr for _ in self.optimizer.param_groups]
+        factor = lr_factor(max(self.scheduler.last_epoch, 0), self.cfg.optim, self.cfg.train.max_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * factor
+        if self.finish is not None:
+            self.finish.optimizer.param_groups[0]["history_size"] = self.cfg.train.finish_history
 
     # -- time estimate and summary -------------------------------------------------------------
     def estimate_time(self, steps: int = 3) -> dict:
@@ -503,6 +549,7 @@ class Training:
             "early_layers": [{k: r.get(k) for k in ("layer", "fact", "nfa")} for r in early],
             "estimate": estimate,
             "polish": self.polish,
+            "resumes": self.resumes,
             "checkpoint": str(checkpoint),
             "plots": plots,
         }
