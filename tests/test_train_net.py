@@ -263,3 +263,20 @@ def test_a_resume_with_a_smaller_lr_takes_effect_from_the_checkpoint_and_is_reco
     metrics = pd.read_csv(out / "metrics.csv")
     assert set(metrics[metrics.step <= 20].lr) == {0.05} and set(metrics[metrics.step > 20].lr) == {0.01}
     assert "lr: 0.01" in (out / "config.yaml").read_text()
+
+
+def test_along_training_plot_shows_negative_correlations():
+    """A correlation of −0.45 (FACT away from convergence, NFA in the counterexample) is inside the
+    axes, not clipped at −0.1; the step axis has integer ticks."""
+    from factcli.experiments.nets.plots import training_figure
+
+    rows = [
+        {"step": step, "layer": "W1", "fact": fact, "fact_sym": 0.2, "nfa": -0.28, "enfa_s0.5": 0.1,
+         "residual": 1.0 / (step + 1)}
+        for step, fact in ((0, -0.45), (5, -0.18), (10, 0.99))
+    ]  # fmt: skip
+    figure = training_figure(rows, tol=1e-3)
+    axes = figure.axes[0]
+    low, high = axes.get_ylim()
+    assert low < -0.45 and high >= 1.0
+    assert all(float(tick).is_integer() for tick in axes.get_xticks())
