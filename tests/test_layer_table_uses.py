@@ -149,7 +149,7 @@ def test_attention_by_its_formula_equals_torchs():
     separate = nn.MultiheadAttention(8, 4, kdim=5, vdim=3).double()
     x = torch.randn(3, 4, 8, dtype=torch.float64)
     keys, values = torch.randn(6, 3, 5, dtype=torch.float64), torch.randn(6, 3, 3, dtype=torch.float64)
-    padding = torch.tensor([[False] * 5 + [True]] * 3)
+    padding = torch.tensor([[0.0] * 5 + [float("-inf")]] * 3, dtype=torch.float64)
     additive = torch.randn(4, 6, dtype=torch.float64)
     calls = [
         (packed, (x, x, x), {}),
@@ -246,3 +246,22 @@ def test_bad_models_and_inputs_are_one_line():
         layer_table(nn.Linear(3, 2), (X.masked_fill(X > 1, float("nan")), Y), "mse", 0.1)
     with pytest.raises(InvalidInput, match="forward pass cannot run on the data"):
         layer_table(nn.Linear(3, 2), (torch.ones(6, 3, dtype=torch.long), Y), "mse", 0.1)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_the_transformer_of_train_net_has_every_matrix_in_its_table(tied):
+    from factcli.core.nets import Transformer, build_model
+
+    torch.manual_seed(0)
+    model = Transformer(7, 2, 7, d_model=8, heads=2, mlp=12, tied=tied).double()
+    assert type(build_model(model.architecture)) is Transformer
+    X = torch.nn.functional.one_hot(torch.randint(0, 7, (15, 2)), 7).reshape(15, 14).double()
+    table = layer_table(model, (X, torch.randint(0, 7, (15,))), "cross_entropy", LAM)
+    names = ["embed", "positions", *(f"blocks.0.attention.in_proj_weight[{s}]" for s in "qkv")]
+    names += ["blocks.0.attention.out_proj", "blocks.0.up", "blocks.0.down"] + ([] if tied else ["unembed"])
+    assert [r["module"] for r in table.rows] == names
+    assert table.rows[0]["shape"] == ("7x8" if tied else "8x7")
+    for row in table.rows:
+        if row["module"] != "positions":
+            assert row["fact_paths_relerr"] < 1e-10 and "nfa" in row
+    assert table.skipped == []

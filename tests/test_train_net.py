@@ -280,3 +280,23 @@ def test_along_training_plot_shows_negative_correlations():
     low, high = axes.get_ylim()
     assert low < -0.45 and high >= 1.0
     assert all(float(tick).is_integer() for tick in axes.get_xticks())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tied", ["false", "true"])
+def test_transformer_preset_reaches_a_critical_point_where_fact_holds_in_every_matrix(
+    fact_cli, tmp_path, tied
+):
+    """experiment=nets/transformer: every weight matrix (embedding, positions, Q, K, V, output
+    projection, MLP, unembedding or the tied embedding) at residual <= 1e-3 with corr(WᵀW, F) >= 0.999."""
+    out = tmp_path / "run"
+    result = fact_cli("train-net", "experiment=nets/transformer", f"model.tied={tied}", "threads=1",
+                      f"hydra.run.dir={out}")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    summary = summary_of(out)
+    assert summary["stop_reason"] == "converged" and summary["convergence"]["at_critical_point"]
+    layers = summary["layers"]
+    assert len(layers) == (8 if tied == "true" else 9)
+    assert all(r["residual"] <= 1e-3 and r["fact"] >= 0.999 for r in layers)
+    assert all("nfa" in r for r in layers if r["module"] != "positions")
+    assert (out / "plots" / "correlations_per_layer.png").stat().st_size > 0
