@@ -52,9 +52,10 @@ def report(cfg, run, table: LayerTable, convention: str, validity: str | None):
     plots = cfg.plots and _plots(cfg, run, rows, table.layers, reading)
     for row in rows:
         log.info(
-            "%s %-8s residual %.2e  FACT %.4f  (FFᵀ)^½ %.4f  NFA %s  eNFA %s",
+            "%s %-8s residual %.2e  FACT %.4f  (FFᵀ)^½ %.4f  NFA %s  eNFA %s  (%s: %s)",
             row["layer"], row["shape"], row["residual"], row["fact"], row["fact_sym"],
-            _fmt(row.get("nfa")), _fmt(row.get(f"enfa_s{cfg.verify.enfa_powers[0]:g}")),
+            _fmt(row.get("nfa")), _fmt(row.get(f"enfa_s{cfg.verify.enfa_powers[0]:g}")), row["module"],
+            row["uses"],
         )  # fmt: skip
     return rows, reading, plots
 
