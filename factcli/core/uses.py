@@ -101,7 +101,7 @@ class Capture(TorchFunctionMode):
         if func in _ATTENTION:
             bound = inspect.signature(nnf.multi_head_attention_forward).bind(*args, **kwargs)
             bound.apply_defaults()
-            if _attention_supported(bound.arguments):
+            if _attention_supported(bound.arguments) and self._attention_tracked(bound.arguments):
                 return attention(bound.arguments, self)
         if func in _LINEAR and len(args) >= 2:
             found = self._tracked(args[1])
@@ -168,6 +168,15 @@ class Capture(TorchFunctionMode):
         return call.z.clone()
 
     # -- helpers ----------------------------------------------------------------------------------
+    def _attention_tracked(self, a: dict) -> bool:
+        """Every projection weight of the attention call is tracked (else it is an unread use)."""
+        names = (
+            ("q_proj_weight", "k_proj_weight", "v_proj_weight")
+            if a["use_separate_proj_weight"]
+            else (("in_proj_weight",))
+        )
+        return all(self._direct(a[name]) is not None for name in (*names, "out_proj_weight"))
+
     def parameter(self, index: int) -> torch.Tensor:
         return self._parameters[index]
 
