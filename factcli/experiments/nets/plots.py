@@ -51,8 +51,9 @@ def training_figure(rows: list[dict], tol: float | None = None, finish_start: in
             values = [_float(r.get(key)) for r in mine]
             drawn += [v for v in values if math.isfinite(v)]
             ax.plot(steps, values, marker=".", label=label)
-        ax.set(title=layer, xlabel="step", ylim=(min([-0.1, *drawn]) - 0.05, 1.05))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        title = f"{layer} {short_name(str(mine[0].get('module', '')))}".strip()
+        ax.set(title=title, xlabel="step", ylim=(min([-0.1, *drawn]) - 0.05, 1.05))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # few: labels must not touch
         ax.grid(alpha=0.3)
         residuals = [_float(r["residual"]) for r in mine]
         twin = ax.twinx()
@@ -81,6 +82,16 @@ def training_figure(rows: list[dict], tol: float | None = None, finish_start: in
     fig.suptitle("Correlation of WᵀW with FACT, NFA and eNFA along training, and the residual (log, right)")
     fig.tight_layout(rect=(0, 0.07 if len(labels) > 5 else 0.05, 1, 1))
     return fig
+
+
+def short_name(module: str) -> str:
+    """The last part of a module path, attention's blocks as W_q, W_k, W_v (bar labels)."""
+    last = module.rsplit(".", 1)[-1]
+    if last.isdigit():  # a layer of a Sequential: its W-number says it all
+        return ""
+    if last.startswith("in_proj_weight[") or last[-3:] in ("[q]", "[k]", "[v]"):
+        return f"W_{last[-2]}"
+    return last
 
 
 def tolerance_crossings(rows: list[dict], tol: float) -> dict[str, float | None]:

@@ -17,6 +17,7 @@ from factcli.plots import bar_plot, heatmaps
 from factcli.rundir import write_csv, write_json
 
 from .metrics import DTYPES
+from .plots import short_name
 from .reading import convergence_reading
 
 log = logging.getLogger("fact")
@@ -86,16 +87,6 @@ def correlation_bars(path, rows: list[dict], enfa_powers, reading: dict):
         y_label="Pearson correlation with WᵀW",
         title=f"Correlation of each ansatz with the learned features WᵀW\n{state}",
     )
-
-
-def short_name(module: str) -> str:
-    """The last part of a module path, attention's blocks as W_q, W_k, W_v (bar labels)."""
-    last = module.rsplit(".", 1)[-1]
-    if last.isdigit():  # a layer of a Sequential: its W-number says it all
-        return ""
-    if last.startswith("in_proj_weight[") or last[-3:] in ("[q]", "[k]", "[v]"):
-        return f"W_{last[-2]}"
-    return last
 
 
 def _number(value) -> float:
