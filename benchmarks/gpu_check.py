@@ -154,9 +154,9 @@ def layer_matrices(source: Path, device: str, reference: str) -> dict:
     import torch
     from omegaconf import OmegaConf
 
+    from factcli.core.layer_table import layer_table
     from factcli.experiments.nets.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
     from factcli.experiments.nets.data import load_net_data
-    from factcli.experiments.nets.metrics import statistics
     from factcli.experiments.nets.train import training_targets
 
     path = find_checkpoint(str(source))
@@ -167,16 +167,14 @@ def layer_matrices(source: Path, device: str, reference: str) -> dict:
     matrices: dict[str, list] = {}
     for where in (device, reference):
         model = model_from_checkpoint(payload, path).to(where)
-        stats = statistics(
+        stats = layer_table(
             model,
-            data.X_train.to(where),
-            Y.to(where),
+            (data.X_train.to(where), Y.to(where)),
             cfg.loss,
             float(cfg.optim.weight_decay),
-            dtype="float64",
+            dtype=torch.float64,
             batch_size=256,
             per_sample=True,
-            agop=True,
         )
         for number, layer in enumerate(stats.layers, start=1):
             for name in ("fact", "fact_per_sample", "agop", "enfa"):

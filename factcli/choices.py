@@ -36,7 +36,8 @@ STANDARDIZE = ("auto", "yes", "no", "True", "False")  # YAML reads yes/no as boo
 # grokking
 OPERATIONS = ("add", "sub", "mul", "div")  # a ∘ b mod p
 GROKKING_RFM_LEARNERS = ("fact", "fact-geo", "nfa")
-GROKKING_LEARNERS = (*GROKKING_RFM_LEARNERS, "net")
+GROKKING_LEARNERS = (*GROKKING_RFM_LEARNERS, "net", "transformer")
+GROKKING_NETWORKS = ("net", "transformer")  # the learners trained by an optimizer
 GROKKING_OPTIMIZERS = ("adamw", "adam", "sgd")  # adamw: decoupled decay, FACT only approximate
 GROKKING_ACTIVATIONS = ("quadratic", "relu")
 
@@ -50,7 +51,7 @@ PARITY_INPUTS = ("bits", "signs")
 OPTIMIZERS = ("sgd", "gd", "adam", "adamw", "lbfgs")
 FULL_BATCH_OPTIMIZERS = ("gd", "lbfgs")
 SCHEDULES = ("constant", "cosine", "step")
-MODEL_KINDS = ("mlp", "conv")
+MODEL_KINDS = ("mlp", "conv", "transformer")
 ACTIVATIONS = ("relu", "gelu", "softplus", "quadratic", "tanh")
 INITS = ("default", "kaiming")
 IMAGE_SPLITS = ("train", "test")

@@ -11,7 +11,6 @@ from torch.autograd.functional import jacobian
 from factcli.core import InvalidInput
 from factcli.core.fact import (
     layer_agreement,
-    loss_gradient,
     network_statistics,
     pearson,
     psd_power,
@@ -19,7 +18,17 @@ from factcli.core.fact import (
     stationarity_residual,
 )
 from factcli.core.losses import make_targets, mse_per_sample, per_sample_loss
-from factcli.core.nets import MLP, ConvNet, weight_layers, weight_matrix
+from factcli.core.nets import MLP, ConvNet
+
+
+def weight_layers(model):
+    """(name, module) of the Linear / Conv2d layers (module order is forward order in these nets)."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+
+
+def weight_matrix(module):
+    return module.weight.reshape(module.weight.shape[0], -1)
+
 
 LAM = 0.03
 
@@ -153,7 +162,10 @@ def test_centered_agop_subtracts_mean_jacobian():
 
 def test_loss_gradient_and_mean_loss_match_torch_mse():
     model, X, Y = _mlp_problem(seed=2)
-    loss, grads = loss_gradient(model, X, Y, mse_per_sample, batch_size=5)
+    gradients = network_statistics(
+        model, X, Y, mse_per_sample, 1.0, batch_size=5, per_sample=False, enfa=False, agop=False
+    )
+    loss, grads = gradients.loss, [s.grad for s in gradients.layers]
     reference = nn.MSELoss()(model(X), Y)
     expected = torch.autograd.grad(reference, [m.weight for _, m in weight_layers(model)])
     assert loss == pytest.approx(reference.item(), rel=1e-12)

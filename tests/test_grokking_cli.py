@@ -64,6 +64,25 @@ def test_network_run_logs_fact_and_nfa_correlations(tmp_path):
     assert (run / "plots" / "fact_nfa_correlation.png").exists()
 
 
+def test_transformer_learner_runs_with_the_grokking_figures_and_adamws_preconditioned_fact(tmp_path):
+    tiny = ["learner=transformer", "p=7", "net.d_model=8", "net.mlp_width=16", "net.steps=40",
+            "net.log_every=20", "net.measure_every=20"]  # fmt: skip
+    result = grokking(*tiny, f"hydra.run.dir={tmp_path}/run")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["architecture"]["kind"] == "transformer" and "width" not in summary
+    assert -1 <= summary["final_preconditioned_fact_corr"] <= 1
+    assert summary["final_preconditioned_residual_W1"] > 0
+    rows = read_rows(run / "metrics.csv")
+    assert [row["step"] for row in rows] == ["0", "20", "40"]
+    assert rows[0]["preconditioned_fact_corr"] == ""  # before the first step AdamW has no P
+    matrices = np.load(run / "feature_matrices.npz")["matrices"]
+    assert matrices.shape == (3, 14, 14)  # the 2p input vectors' Gram matrix, like W1^T W1
+    for plot in ("grokking_curve", "circulant_deviation", "feature_matrix", "fact_nfa_correlation"):
+        assert (run / "plots" / f"{plot}.png").stat().st_size > 0
+
+
 def test_sweep_table_has_first_iteration_99_per_job(tmp_path):
     result = grokking(
         "-m", "learner=fact,nfa", "p=5", "rfm.iters=2", "plots=false", f"hydra.sweep.dir={tmp_path}/s"

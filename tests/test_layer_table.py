@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from factcli.core.fact import pearson, stationarity_residual
-from factcli.core.layer_table import find_weight_layers, layer_table
+from factcli.core.layer_table import layer_table
+from factcli.core.uses import discover
 
 LAM = 1e-2
 
@@ -76,7 +77,8 @@ def test_foreign_model_at_convergence_fact_holds_in_every_weight_layer(trained):
     assert [r["shape"] for r in table.rows] == ["4x9", "12x64", "10x12"]
     assert table.skipped == [
         {"module": "norm", "type": "LayerNorm",
-         "reason": "normalisation layer: its scale and shift are not a weight matrix W of z = W h"},
+         "reason": "normalisation layer: its scale and shift are not a weight matrix W of z = W h",
+         "parameter": "norm.weight, norm.bias"},
     ]  # fmt: skip
     assert table.at_critical_point(1e-3)
     for row in table.rows:
@@ -118,8 +120,8 @@ def test_a_dataloader_gives_the_same_table_as_tensors(trained):
 
 
 class Shared(nn.Module):
-    """The same Linear applied twice (shared weights), in-place ReLU after it, and a frozen
-    embedding-free extra: a grouped Conv2d that is skipped."""
+    """The same Linear applied twice (shared weights), in-place ReLU after it, and a grouped
+    Conv2d the forward pass never applies (skipped, with that reason)."""
 
     def __init__(self):
         super().__init__()
@@ -142,7 +144,8 @@ def test_shared_weights_and_in_place_activations_keep_the_identity():
     assert [r["module"] for r in table.rows] == ["square", "out"]
     for row in table.rows:  # F from hooks (summed over both applications) equals −(1/λ)Wᵀ∇_W L
         assert row["fact_paths_relerr"] < 1e-10
-    assert table.skipped[0]["module"] == "grouped" and "grouped Conv2d" in table.skipped[0]["reason"]
+    assert table.skipped[0]["module"] == "grouped"
+    assert table.skipped[0]["reason"] == "never used in the forward pass"
     # A brute-force E for the shared layer: g = Wᵀ ∇_z l at each application, summed as outer products.
     W = model.square.weight
     E = torch.zeros(5, 5, dtype=torch.float64)
@@ -161,8 +164,8 @@ def test_forward_order_and_bad_inputs():
     model = nn.Sequential()
     model.add_module("b", nn.Linear(3, 4))
     model.add_module("a", nn.Linear(4, 2))
-    treated, skipped = find_weight_layers(model, torch.zeros(2, 3))
-    assert [name for name, _ in treated] == ["b", "a"] and skipped == []
+    treated, skipped = discover(model, torch.zeros(2, 3))
+    assert [m.name for m in treated] == ["b", "a"] and skipped == []
     X, Y = torch.randn(6, 3), torch.randn(6, 2)
     with pytest.raises(ValueError, match="lambda > 0"):
         layer_table(model, (X, Y), "mse", 0.0)

@@ -9,9 +9,16 @@ from factcli.core.nets import (
     ConvNet,
     build_model,
     quadratic_net,
-    weight_layers,
-    weight_matrix,
 )
+
+
+def weight_layers(model):
+    """(name, module) of the Linear / Conv2d layers (module order is forward order in these nets)."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+
+
+def weight_matrix(module):
+    return module.weight.reshape(module.weight.shape[0], -1)
 
 
 def test_mlp_layers_in_forward_order_with_shapes():

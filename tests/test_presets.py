@@ -46,6 +46,10 @@ PAPER_MNIST = {"dataset": "mnist", **PAPER_TRAINING, "train.max_steps": 200000}
 PAPER_CIFAR10 = {"dataset": "cifar10", **PAPER_TRAINING, "optim.lr": 0.02, "train.max_steps": 300000}
 
 # (command, preset) → the values that distinguish it; "hydra.…" keys are read from Hydra's own node.
+TRANSFORMER = {
+    "dataset": "modular", "loss": "cross_entropy", "model.kind": "transformer", "model.init": "default",
+    "optim.name": "adam", "optim.lr": 3e-3, "train.max_steps": 1000,
+}  # fmt: skip
 PRESETS = {
     ("train-net", "nets/mnist_cpu"): MNIST_CPU,
     ("train-net", "nets/paper_mnist"): PAPER_MNIST,
@@ -71,6 +75,8 @@ PRESETS = {
         "train.log_every": 250,
         "train.polish_quadratic": True,
     },
+    ("train-net", "nets/transformer"): TRANSFORMER,
+    ("verify-fact", "nets/transformer"): TRANSFORMER,
     ("grokking", "grokking/mul"): {"operation": "mul"},
     ("grokking", "grokking/net"): {"learner": "net"},
     ("grokking", "grokking/quadratic"): {"kernel.name": "quadratic", "rfm.iters": 40},

@@ -89,7 +89,7 @@ def test_refused_resume_with_other_settings_keeps_the_runs_records(fact_cli, tmp
     (out / "summary.json").unlink()  # as if interrupted after its last checkpoint
     before = contents(out)
     result = fact_cli("train-net", *TINY, *steps, "seed=3", f"hydra.run.dir={out}")
-    assert "was trained with seed=0, this run has 3" in error_line(result)
+    assert "seed=0 (checkpoint) vs 3" in error_line(result)
     after = contents(out)
     log = "train_net.log"  # a log only grows: the refused attempt's lines are appended
     assert after[log].startswith(before[log])

@@ -29,7 +29,7 @@ DIGITS = [
 METRIC_COLUMNS = [
     "step", "phase", "lr", "train_loss", "train_acc", "test_acc", "layer", "module", "shape", "residual",
     "fact", "fact_transpose", "fact_sym", "fact_relerr", "bfact", "bfact_relerr",
-    "fact_per_sample", "nfa", "nfa_centered", "enfa_s0.5",
+    "fact_per_sample", "nfa", "nfa_centered", "enfa_s0.5", "fact_paths_relerr", "lambda", "uses", "form",
 ]  # fmt: skip
 
 
@@ -68,7 +68,9 @@ def test_run_directory_contract_and_metrics_columns(fact_cli, tmp_path):
     assert names == [
         "checkpoint.pt", "config.yaml", "metrics.csv", "plots", "summary.json", "train_net.log",
     ]  # fmt: skip
-    assert [p.name for p in (out / "plots").iterdir()] == ["fact_vs_nfa_along_training.png"]
+    assert sorted(p.name for p in (out / "plots").iterdir()) == [
+        "correlations_per_layer.png", "fact_vs_nfa_along_training.png",
+    ]  # fmt: skip
     metrics = pd.read_csv(out / "metrics.csv")
     assert list(metrics.columns) == METRIC_COLUMNS
     assert metrics.step.tolist() == [0] * 3 + [20] * 3 + [40] * 3  # one row per layer and log
@@ -226,3 +228,75 @@ def test_teacher_task_is_seeded():
     assert not np.array_equal(make_teacher(50, dim=6, rank=2, seed=4).X, a.X)
     regression = make_teacher(40, dim=6, rank=2, classes=3, task="regression", seed=3)
     assert regression.y.shape == (40, 3) and abs(regression.y.mean()) < 1e-12
+
+
+def test_a_resume_refuses_settings_that_shaped_the_steps_taken_and_changes_nothing(fact_cli, tmp_path):
+    out = tmp_path / "run"
+    assert (
+        fact_cli("train-net", *DIGITS, "plots=false", "train.max_steps=20", f"hydra.run.dir={out}").exit_code
+        == 0
+    )
+    (out / "summary.json").unlink()  # as if killed after the step-20 checkpoint
+    before = {name: (out / name).read_bytes() for name in ("checkpoint.pt", "config.yaml", "metrics.csv")}
+    result = fact_cli("train-net", *DIGITS, "plots=false", "optim.momentum=0.5", "optim.batch_size=16",
+                      f"hydra.run.dir={out}")  # fmt: skip
+    line = error_line(result)
+    assert result.exit_code != 0 and "Traceback" not in result.stderr
+    assert "optim.batch_size=32 (checkpoint) vs 16, optim.momentum=0.9 (checkpoint) vs 0.5" in line
+    assert "use a new run directory" in line
+    assert {name: (out / name).read_bytes() for name in before} == before
+
+
+def test_a_resume_with_a_smaller_lr_takes_effect_from_the_checkpoint_and_is_recorded(fact_cli, tmp_path):
+    out = tmp_path / "run"
+    assert (
+        fact_cli("train-net", *DIGITS, "plots=false", "train.max_steps=20", f"hydra.run.dir={out}").exit_code
+        == 0
+    )
+    (out / "summary.json").unlink()
+    result = fact_cli("train-net", *DIGITS, "plots=false", "optim.lr=0.01", f"hydra.run.dir={out}")
+    assert result.exit_code == 0, result.stderr
+    summary = summary_of(out)
+    assert summary["resumes"] == [
+        {"step": 20, "changed": {"optim.lr": [0.05, 0.01], "train.max_steps": [20, 40]}}
+    ]
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert set(metrics[metrics.step <= 20].lr) == {0.05} and set(metrics[metrics.step > 20].lr) == {0.01}
+    assert "lr: 0.01" in (out / "config.yaml").read_text()
+
+
+def test_along_training_plot_shows_negative_correlations():
+    """A correlation of −0.45 (FACT away from convergence, NFA in the counterexample) is inside the
+    axes, not clipped at −0.1; the step axis has integer ticks."""
+    from factcli.experiments.nets.plots import training_figure
+
+    rows = [
+        {"step": step, "layer": "W1", "fact": fact, "fact_sym": 0.2, "nfa": -0.28, "enfa_s0.5": 0.1,
+         "residual": 1.0 / (step + 1)}
+        for step, fact in ((0, -0.45), (5, -0.18), (10, 0.99))
+    ]  # fmt: skip
+    figure = training_figure(rows, tol=1e-3)
+    axes = figure.axes[0]
+    low, high = axes.get_ylim()
+    assert low < -0.45 and high >= 1.0
+    assert all(float(tick).is_integer() for tick in axes.get_xticks())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tied", ["false", "true"])
+def test_transformer_preset_reaches_a_critical_point_where_fact_holds_in_every_matrix(
+    fact_cli, tmp_path, tied
+):
+    """experiment=nets/transformer: every weight matrix (embedding, positions, Q, K, V, output
+    projection, MLP, unembedding or the tied embedding) at residual <= 1e-3 with corr(WᵀW, F) >= 0.999."""
+    out = tmp_path / "run"
+    result = fact_cli("train-net", "experiment=nets/transformer", f"model.tied={tied}", "threads=1",
+                      f"hydra.run.dir={out}")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    summary = summary_of(out)
+    assert summary["stop_reason"] == "converged" and summary["convergence"]["at_critical_point"]
+    layers = summary["layers"]
+    assert len(layers) == (8 if tied == "true" else 9)
+    assert all(r["residual"] <= 1e-3 and r["fact"] >= 0.999 for r in layers)
+    assert all("nfa" in r for r in layers if r["module"] != "positions")
+    assert (out / "plots" / "correlations_per_layer.png").stat().st_size > 0

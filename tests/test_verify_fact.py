@@ -10,7 +10,7 @@ from test_train_net import DIGITS, TINY, error_line, summary_of
 TABLE_COLUMNS = [
     "layer", "module", "shape", "residual", "fact", "fact_transpose", "fact_sym", "fact_relerr",
     "bfact", "bfact_relerr", "fact_per_sample", "nfa", "nfa_centered", "enfa_s0.5", "enfa_s1",
-    "fact_paths_relerr", "lambda", "loss_convention",
+    "fact_paths_relerr", "lambda", "uses", "form", "loss_convention",
 ]  # fmt: skip
 
 
@@ -108,7 +108,7 @@ def test_polish_solves_the_quadratic_nets_stationarity_conditions():
 
     from factcli.core.fact import layer_agreement, network_statistics
     from factcli.core.losses import mse_per_sample
-    from factcli.core.nets import quadratic_net, weight_layers
+    from factcli.core.nets import quadratic_net
     from factcli.experiments.nets.data import counterexample_data
     from factcli.experiments.nets.polish import polish_quadratic_net
 
@@ -120,7 +120,7 @@ def test_polish_solves_the_quadratic_nets_stationarity_conditions():
     for row in map(layer_agreement, stats.layers):
         assert row["residual"] < 1e-6 and row["fact_relerr"] < 1e-4
     assert layer_agreement(stats.layers[0])["nfa"] < 0.3
-    (_, first), (_, second) = weight_layers(model)
+    first, second = model.layers[0], model.layers[2]
     a, W = second.weight[0].detach(), first.weight.detach()
     torch.testing.assert_close(a**2, W.pow(2).sum(1) / 2, rtol=1e-6, atol=1e-12)  # balanced neurons
     # A = Wᵀ diag(a) W fits the targets y = xᵀ diag(1, δ) x up to the weight-decay compromise.

@@ -42,6 +42,26 @@ def wider():
 
 def not_a_module():
     return "a string"
+
+
+def empty():
+    return nn.Sequential(nn.Tanh())
+
+
+class Tokens(nn.Module):
+    """Integer token ids through an embedding, read out by a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(17, 4)
+        self.head = nn.Linear(4 * 64, 10)
+
+    def forward(self, tokens):
+        return self.head(self.embed(tokens.flatten(1)).flatten(1))
+
+
+def tokens():
+    return Tokens()
 '''
 
 
@@ -106,7 +126,8 @@ def test_a_network_trained_elsewhere_is_at_its_critical_point_and_fact_holds(fac
         assert layer["fact_paths_relerr"] < 1e-10
     assert summary["skipped_layers"] == [
         {"module": "norm", "type": "LayerNorm",
-         "reason": "normalisation layer: its scale and shift are not a weight matrix W of z = W h"},
+         "reason": "normalisation layer: its scale and shift are not a weight matrix W of z = W h",
+         "parameter": "norm.weight, norm.bias"},
     ]  # fmt: skip
     assert summary["lambda"] == LAM and "CrossEntropyLoss" in summary["loss_convention"]
 
@@ -169,15 +190,24 @@ def test_an_unconverged_network_is_called_so_first(fact_cli, tmp_path, user_file
         (["network=no_such_package.models:build"], "cannot import module no_such_package.models"),
         (["model={folder}/my_net.py:wider"], "key 'hidden.weight': shape [12, 64] in the file, [20, 64]"),
         (["inputs={folder}/flat.pt"], "inputs of shape [64] per row do not fit the network"),
+        (["model={folder}/my_net.py:empty", "weights=null"], "the model has no parameters"),
+        (["inputs={folder}/nan.pt"], "X holds NaN or infinite values"),
+        (["weights={folder}/nan_weights.pt"], "parameter hidden.weight holds NaN or infinite values"),
         (["lam=0"], "network= needs lam > 0"),
         (["lam=-1e-3"], "network= needs lam > 0"),
     ],
     ids=["missing-file", "missing-function", "not-a-module", "no-colon", "no-module", "state-dict",
-         "data-shape", "lam-zero", "lam-negative"],
+         "data-shape", "no-parameters", "nan-inputs", "nan-weights", "lam-zero", "lam-negative"],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_writes_nothing(fact_cli, tmp_path, user_files, change, message):
     data = torch.load(user_files / "data.pt", weights_only=True)
     torch.save({"X": data["X"].reshape(len(data["y"]), -1), "y": data["y"]}, user_files / "flat.pt")
+    torch.save(
+        {"X": data["X"].masked_fill(data["X"] > 0.9, float("nan")), "y": data["y"]}, user_files / "nan.pt"
+    )
+    weights = torch.load(user_files / "weights.pt", weights_only=True)
+    weights["hidden.weight"][0, 0] = float("nan")
+    torch.save(weights, user_files / "nan_weights.pt")
     out = tmp_path / "verify"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
@@ -194,3 +224,24 @@ def test_a_state_dict_with_a_key_the_model_lacks_is_named(fact_cli, tmp_path, us
     torch.save(state, tmp_path / "extra.pt")
     result = _verify(fact_cli, user_files, tmp_path / "v", f"weights={tmp_path / 'extra.pt'}")
     assert "first mismatching key 'extra.weight': in the file, not in the model" in error_line(result)
+
+
+def test_integer_inputs_are_token_ids_for_an_embedding_and_numbers_for_a_convolution(
+    fact_cli, tmp_path, user_files
+):
+    data = torch.load(user_files / "data.pt", weights_only=True)
+    pixels = (data["X"] * 16).round().long()  # the digits' 0..16 grey levels as integers
+    torch.save({"X": pixels, "y": data["y"]}, user_files / "integers.pt")
+    as_numbers = _verify(fact_cli, user_files, tmp_path / "conv", f"inputs={user_files / 'integers.pt'}")
+    assert as_numbers.exit_code == 0, as_numbers.stderr
+    as_tokens = fact_cli(
+        "verify-fact", f"model={user_files / 'my_net.py'}:tokens", f"inputs={user_files / 'integers.pt'}",
+        f"lam={LAM}", "loss=cross_entropy", "plots=false", f"hydra.run.dir={tmp_path / 'tokens'}",
+    )  # fmt: skip
+    assert as_tokens.exit_code == 0, as_tokens.stderr
+    rows = json.loads((tmp_path / "tokens" / "summary.json").read_text())["layers"]
+    assert [(r["module"], r["uses"], r["shape"]) for r in rows] == [
+        ("embed", "embedding", "4x17"),
+        ("head", "linear", "10x256"),
+    ]
+    assert all(r["fact_paths_relerr"] < 1e-10 for r in rows)

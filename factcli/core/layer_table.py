@@ -3,14 +3,17 @@
 
     from factcli.core.layer_table import layer_table
     table = layer_table(model, (X, y), "cross_entropy", lam=1e-4)      # or a DataLoader of (X, y)
-    table.rows      # one dict per weight layer, in forward order: residual first, then correlations
-    table.skipped   # the parametrised layers it cannot treat, each with the reason
+    table.rows      # one dict per weight matrix, in forward order: residual first, then correlations
+    table.skipped   # the parameters it does not treat (not matrices, never used), each with the reason
 
-What is checked. Every ``nn.Linear`` and plain ``nn.Conv2d`` (groups = 1, zero padding; its weight
-read as the (out, in·k·k) matrix applied at every patch) the forward pass applies: W enters the
-network only through z = W h with h independent of W, which is what FACT needs. A layer applied
-several times (shared weights) sums over its applications. Other parametrised modules (norms,
-embeddings, attention's packed projections, other convolutions) are listed in ``skipped``.
+What is checked. Every 2-D weight the forward pass uses, however it uses it (core/uses.py): a
+Linear at any number of positions (tokens, patches: F sums over samples and positions), a Conv1d /
+Conv2d of any padding or groups (W the (out, in/groups·kernel) matrix at every patch), an embedding
+(read as Eᵀ, its input a one-hot row), a weight tied between an embedding and an unembedding (F
+sums both uses' terms), the Q, K and V blocks of attention's packed projection (one row each).
+A weight used in a way the forward/backward form does not read (a position table added as a raw
+parameter, ``x @ W``) keeps the identity form F = −(1/λ)Wᵀ∇_W L, and its row says so (``form``).
+Parameters that are not matrices (biases, normalisation scales) are listed in ``skipped``.
 
 What λ means. FACT holds at critical points of L + (λ/2)‖θ‖², L the mean of the per-sample loss.
 The condition for one W, ∇_W L + λW = 0, involves only W, so λ is the decay on the weight matrices
@@ -39,11 +42,11 @@ from factcli.core.fact import (
     batch_statistics,
     check_weight_decay,
     layer_agreement,
+    preconditioners_by_id,
     relative_error,
 )
 from factcli.core.losses import per_sample_loss
-
-TREATED = (nn.Linear, nn.Conv2d)
+from factcli.core.uses import discover
 
 
 @dataclass
@@ -76,6 +79,7 @@ def layer_table(
     enfa: bool = True,
     nfa_power: float = 0.5,
     enfa_powers: tuple[float, ...] = (0.5, 1.0),
+    preconditioners: dict[str, torch.Tensor] | None = None,
 ) -> LayerTable:
     """Per weight layer of ``model`` on ``data``: residual, then WᵀW against F, NFA and eNFA.
 
@@ -86,6 +90,8 @@ def layer_table(
     dimension, so its mean is torch's ``reduction='mean'``). ``lam``: the weight decay λ of W.
     ``per_sample`` also computes F from its per-sample definition and reports how far the two
     computations differ (``fact_paths_relerr``). ``dtype=None`` keeps the model's precision.
+    ``preconditioners`` (parameter name → P, the parameter's shape, e.g. ``fact.adam_preconditioners``)
+    adds the preconditioned FACT −(1/λ)WᵀP⁻¹∇_W L and its residual (docs/SPEC.md §10).
     """
     check_weight_decay(lam)
     loss_fn = per_sample_loss(loss) if isinstance(loss, str) else loss
@@ -97,20 +103,29 @@ def layer_table(
     first = next(batches, None)
     if first is None:
         raise InvalidInput("no data: the data held no batches")
-    layers, skipped = find_weight_layers(model, first[0])
-    if not layers:
-        raise InvalidInput("the model applies no Linear or Conv2d layer: there is no weight matrix to check")
+    _check_finite(model, first[0])
+    matrices, skipped = discover(model, first[0])
+    if not matrices:
+        raise InvalidInput(
+            "the model uses no weight matrix in its forward pass (no 2-D parameter, nor a convolution's "
+            "weight): there is nothing for FACT to check"
+        )
     stats = batch_statistics(
-        model, _chain(first, batches), loss_fn, layers, lam, per_sample=per_sample, enfa=enfa, agop=nfa,
+        model, _chain(first, batches), loss_fn, matrices, lam, per_sample=per_sample, enfa=enfa, agop=nfa,
+        preconditioners=preconditioners_by_id(model, preconditioners),
     )  # fmt: skip
     rows = []
-    for index, ((name, _), s) in enumerate(zip(layers, stats.layers, strict=True)):
+    for index, s in enumerate(stats.layers):
         k, d = s.weight.shape
-        row = {"layer": f"W{index + 1}", "module": name, "shape": f"{k}x{d}"}
+        row = {"layer": f"W{index + 1}", "module": s.name, "shape": f"{k}x{d}"}
         row.update(layer_agreement(s, nfa_power=nfa_power, enfa_powers=tuple(enfa_powers)))
         if s.fact_per_sample is not None:
             row["fact_paths_relerr"] = relative_error(s.fact, s.fact_per_sample)
         row["lambda"] = lam
+        row["uses"] = s.uses
+        row["form"] = (
+            "identity and per-use" if s.identity_only is None else f"identity only: {s.identity_only}"
+        )
         rows.append(row)
     return LayerTable(rows, skipped, stats.loss, stats.n, stats.layers)
 
@@ -121,63 +136,17 @@ def residuals(model: nn.Module, data, loss, lam: float, **options) -> dict[str, 
     return {row["layer"]: row["residual"] for row in table.rows}
 
 
-def find_weight_layers(
-    model: nn.Module, example: torch.Tensor
-) -> tuple[list[tuple[str, nn.Module]], list[dict]]:
-    """(name, module) of the Linear / Conv2d layers the forward pass of ``example`` applies, in the
-    order it first applies them, and the parametrised modules left out, each with its reason."""
-    order: list[str] = []
-    names = {id(module): name for name, module in model.named_modules()}
-
-    def record(module, inputs, output):
-        name = names[id(module)]
-        if name not in order:
-            order.append(name)
-
-    handles = [m.register_forward_hook(record) for m in model.modules()]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for handle in handles:
-            handle.remove()
-    modules = dict(model.named_modules())
-    treated, skipped = [], []
-    for name in order:
-        module = modules[name]
-        reason = _reason_to_skip(module)
-        if reason is None:
-            treated.append((name, module))
-    called = set(order)
-    for name, module in model.named_modules():
-        if not any(True for _ in module.parameters(recurse=False)):
-            continue
-        reason = _reason_to_skip(module)
-        if reason is None and name not in called:
-            reason = "never applied in the forward pass"
-        if reason is not None:
-            skipped.append({"module": name or "(model)", "type": type(module).__name__, "reason": reason})
-    return treated, skipped
-
-
-def _reason_to_skip(module: nn.Module) -> str | None:
-    if isinstance(module, nn.Conv2d):
-        if module.groups != 1:
-            return "grouped Conv2d: its weight is not one matrix applied to every patch"
-        if module.padding_mode != "zeros":
-            return f"Conv2d with padding_mode={module.padding_mode!r}: only zero padding is unfolded"
-        return None
-    if isinstance(module, nn.Linear):
-        return None
-    if isinstance(module, nn.modules.batchnorm._NormBase | nn.LayerNorm | nn.GroupNorm):
-        return "normalisation layer: its scale and shift are not a weight matrix W of z = W h"
-    if isinstance(module, nn.Embedding):
-        return "embedding: a lookup, not z = W h on a layer input (not treated)"
-    if isinstance(module, nn.MultiheadAttention):
-        return "attention: its projections are applied inside a functional call, not as Linear modules"
-    if isinstance(module, nn.modules.conv._ConvNd):
-        return f"{type(module).__name__}: only Conv2d is unfolded into patches"
-    return "parameters used in a way FACT's z = W h form does not cover (not a Linear or Conv2d)"
+def _check_finite(model: nn.Module, X: torch.Tensor) -> None:
+    """NaN or infinite weights or inputs make every matrix NaN (an eigensolver then 'fails to
+    converge'): say which, first."""
+    if X.is_floating_point() and not torch.isfinite(X).all():
+        raise InvalidInput("the inputs hold NaN or infinite values: clean or impute them first")
+    broken = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if broken:
+        raise InvalidInput(
+            f"the model's parameter {broken[0]} holds NaN or infinite values (a diverged training?): "
+            "there is nothing to check"
+        )
 
 
 def _batches(data, batch_size: int, device: torch.device, dtype: torch.dtype | None):

@@ -1,7 +1,9 @@
-"""The networks that train-net and verify-fact train: MLPs, a small ConvNet, the §9 quadratic net.
+"""The networks that train-net and verify-fact train: MLPs, a small ConvNet, the §9 quadratic net,
+a small transformer.
 
-Every weight matrix W of these networks enters only through z = W h (Linear) or z = W · patch
-(Conv2d, W reshaped to (out, in·k·k)), which is what FACT needs. Each model carries an
+Every weight matrix W of these networks enters through z = W h (Linear, at every position),
+z = W · patch (Conv2d, W reshaped to (out, in·k·k)), an embedding lookup or attention's
+projections: the uses core/uses.py reads. Each model carries an
 ``architecture`` dict: enough to rebuild it (``build_model``) and to check that a checkpoint
 matches the configured network.
 """
@@ -114,6 +116,82 @@ class ConvNet(nn.Module):
         return self.layers(x.reshape(-1, *self.input_shape))
 
 
+class Transformer(nn.Module):
+    """A small decoder-free transformer on a fixed number of tokens (the grokking task: a, b).
+
+    tokens → embedding E (vocab × d) + learned positions → ``layers`` residual blocks, each
+    multi-head self-attention (``nn.MultiheadAttention``, no biases) then an MLP d → mlp → d,
+    → the last position's vector → unembedding (``out_dim`` × d; with ``tied`` it is E itself).
+    No normalisation and no biases: every weight is a matrix of FACT, the LayerNorm-free form of
+    the one-layer grokking transformers. Inputs are token ids (b, seq_len), or the grokking data's
+    concatenated one-hot rows (b, seq_len · vocab), read as their argmax. The activation is smooth
+    (GELU by default) so that L_λ has true critical points for the L-BFGS finish to converge to.
+    """
+
+    def __init__(
+        self,
+        vocab: int,
+        seq_len: int,
+        out_dim: int,
+        d_model: int = 32,
+        heads: int = 2,
+        layers: int = 1,
+        mlp: int = 64,
+        activation: str = "gelu",
+        tied: bool = False,
+    ):
+        super().__init__()
+        if d_model % heads:
+            raise ValueError(f"d_model={d_model} must be a multiple of heads={heads}")
+        if tied and out_dim != vocab:
+            raise ValueError(f"a tied unembedding needs out_dim = vocab, got {out_dim} and {vocab}")
+        self.architecture = {
+            "kind": "transformer",
+            "vocab": int(vocab),
+            "seq_len": int(seq_len),
+            "out_dim": int(out_dim),
+            "d_model": int(d_model),
+            "heads": int(heads),
+            "layers": int(layers),
+            "mlp": int(mlp),
+            "activation": activation,
+            "tied": bool(tied),
+        }
+        self.embed = nn.Embedding(vocab, d_model)
+        self.positions = nn.Parameter(torch.randn(seq_len, d_model) / d_model**0.5)
+        self.blocks = nn.ModuleList(
+            _Block(d_model, heads, mlp, activation_module(activation)) for _ in range(layers)
+        )
+        self.unembed = nn.Linear(d_model, out_dim, bias=False)
+        if tied:
+            self.unembed.weight = self.embed.weight
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_floating_point():
+            vocab = self.architecture["vocab"]
+            return x.reshape(x.shape[0], -1, vocab).argmax(dim=-1)
+        return x.long()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(self.tokens(x)) + self.positions
+        for block in self.blocks:
+            h = block(h)
+        return self.unembed(h[:, -1])
+
+
+class _Block(nn.Module):
+    def __init__(self, d_model: int, heads: int, mlp: int, activation: nn.Module):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(d_model, heads, bias=False, batch_first=True)
+        self.up = nn.Linear(d_model, mlp, bias=False)
+        self.activation = activation
+        self.down = nn.Linear(mlp, d_model, bias=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = h + self.attention(h, h, h, need_weights=False)[0]
+        return h + self.down(self.activation(self.up(h)))
+
+
 def quadratic_net(in_dim: int, width: int, out_dim: int = 1) -> MLP:
     """docs/SPEC.md §9: f(x) = Σ_j a_j (w_jᵀ x)², no biases (an MLP with one quadratic hidden layer)."""
     return MLP(in_dim, [width], out_dim, activation="quadratic", bias=False)
@@ -127,26 +205,6 @@ def build_model(architecture: dict) -> nn.Module:
         return MLP(**spec)
     if kind == "conv":
         return ConvNet(**spec)
-    raise ValueError(f"unknown model kind {kind!r}; expected 'mlp' or 'conv'")
-
-
-def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(name, module) of every Linear / Conv2d, in forward order.
-
-    Our networks register their layers in the order they apply them, so module order is forward
-    order. Conv2d must be plain (groups = 1, zero padding) so that W is one (out, in·k·k) matrix.
-    """
-    found = []
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            if module.groups != 1 or module.padding_mode != "zeros":
-                raise ValueError(f"layer {name}: only groups=1, zero-padded Conv2d is supported")
-            found.append((name, module))
-        elif isinstance(module, nn.Linear):
-            found.append((name, module))
-    return found
-
-
-def weight_matrix(module: nn.Module) -> torch.Tensor:
-    """The layer's weight as the matrix W of z = W h: (out, in) or (out, in·k·k) for Conv2d."""
-    return module.weight.reshape(module.weight.shape[0], -1)
+    if kind == "transformer":
+        return Transformer(**spec)
+    raise ValueError(f"unknown model kind {kind!r}; expected 'mlp', 'conv' or 'transformer'")

@@ -9,6 +9,7 @@ from factcli.choices import (
     DTYPES,
     GROKKING_ACTIVATIONS,
     GROKKING_LEARNERS,
+    GROKKING_NETWORKS,
     GROKKING_OPTIMIZERS,
     GROKKING_RFM_LEARNERS,
     KERNELS,
@@ -42,6 +43,13 @@ class NetConfig:
     stop_after_test: float | None = None  # stop once test accuracy reaches this (None: run all steps)
     dtype: str = "float32"  # float32 | float64
     threads: int = 1  # CPU threads while training: batch-32 products gain nothing from more
+    # learner=transformer: train-net's transformer (model=transformer) on the tokens a, b; width,
+    # activation and init_scale above are the MLP's
+    d_model: int = 32
+    heads: int = 2
+    blocks: int = 1
+    mlp_width: int = 64
+    tied: bool = False  # the unembedding is the embedding's matrix
 
 
 @dataclass
@@ -58,7 +66,7 @@ class Config:
     p: int = 61
     operation: str = "add"  # add (+) | sub (-) | mul (*) | div (/)
     train_fraction: float = 0.5
-    learner: str = "fact"  # fact | fact-geo | nfa | net
+    learner: str = "fact"  # fact | fact-geo | nfa | net | transformer
     compare: list[str] = field(default_factory=list)  # more RFM learners on the same split and figures
     # The predecessor code's defaults (docs/SPEC.md §7): Gaussian L = 2.5, 75 ridgeless iterations in float64,
     # NFA with the centred AGOP.
@@ -77,7 +85,7 @@ def validate(cfg) -> None:
     choose(cfg.learner, GROKKING_LEARNERS, "learner")
     for other in cfg.compare:
         choose(other, GROKKING_RFM_LEARNERS, "learner to compare")
-    if cfg.compare and (cfg.learner == "net" or cfg.learner in cfg.compare):
+    if cfg.compare and (cfg.learner in GROKKING_NETWORKS or cfg.learner in cfg.compare):
         raise FactError(
             "compare lists other RFM learners than `learner` (iterations and steps do not share an axis)"
         )
@@ -108,7 +116,10 @@ def validate(cfg) -> None:
             raise FactError(f"net.{name} must be at least 1, got {getattr(net, name)}")
     if net.lr <= 0 or net.weight_decay < 0 or net.measure_every < 0:
         raise FactError("net.lr must be positive; net.weight_decay and net.measure_every non-negative")
-    if net.measure_every > 0 and net.weight_decay == 0 and cfg.learner == "net":
+    check.at_least(cfg, 1, "net.d_model", "net.heads", "net.blocks", "net.mlp_width")
+    if cfg.learner == "transformer" and net.d_model % net.heads:
+        raise FactError(f"net.d_model={net.d_model} must be a multiple of net.heads={net.heads}")
+    if net.measure_every > 0 and net.weight_decay == 0 and cfg.learner in GROKKING_NETWORKS:
         raise FactError("FACT needs weight decay > 0: set net.weight_decay > 0 or net.measure_every=0")
     if cfg.measures.early_iterations < 0:
         raise FactError("measures.early_iterations must be >= 0")

@@ -43,6 +43,15 @@ class CounterexampleConfig:
 
 
 @dataclass
+class ModularConfig:
+    """dataset=modular: the grokking task, every pair (a, b) of Z_p labelled (a ∘ b) mod p."""
+
+    p: int = 23
+    operation: str = "add"  # add | sub | mul | div
+    train_fraction: float = 0.5
+
+
+@dataclass
 class DataConfig:
     root: str | None = None  # data root holding mnist/, cifar10/, uci/ (default: $FACT_DATA)
     directory: str | None = None  # folder of the MNIST / CIFAR-10 files (default: <root>/<dataset>)
@@ -52,6 +61,7 @@ class DataConfig:
     test_size: float = 0.2  # test rows: a fraction of the rows if < 1, else a number of rows
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     counterexample: CounterexampleConfig = field(default_factory=CounterexampleConfig)
+    modular: ModularConfig = field(default_factory=ModularConfig)
 
 
 @dataclass
@@ -63,7 +73,7 @@ class ModelConfig:
     vanishes, and L-BFGS stalls there at residuals of 0.1-1 (measured on digits); GELU is ReLU-like
     but smooth. model.activation=relu is the paper's choice (its presets keep it)."""
 
-    kind: str = "mlp"  # mlp | conv
+    kind: str = "mlp"  # mlp | conv | transformer (dataset=modular)
     hidden: list[int] = field(default_factory=lambda: [32, 32, 32, 32, 32])  # mlp widths
     channels: list[int] = field(default_factory=lambda: [16, 32])  # conv layers
     kernel_size: int = 3
@@ -71,6 +81,12 @@ class ModelConfig:
     activation: str = "gelu"  # relu | gelu | softplus | quadratic | tanh
     bias: bool = False
     init: str = "kaiming"  # kaiming (He normal: deep nets fit sooner) | default (PyTorch's)
+    # transformer: embedding, `blocks` of attention (`heads`) + MLP (`mlp_width`), unembedding
+    d_model: int = 32
+    heads: int = 2
+    blocks: int = 1
+    mlp_width: int = 64
+    tied: bool = False  # the unembedding is the embedding's matrix (one weight, two uses)
 
 
 @dataclass
@@ -122,7 +138,9 @@ class Config:
     # gain from more, and on a shared machine spinning threads make every step many times slower.
     threads: int | None = 1
     dtype: str = "float32"  # training precision: float32 | float64
-    dataset: str = "digits"  # digits | mnist | cifar10 | teacher | nfa_counterexample | a tabular name
+    dataset: str = (
+        "digits"  # digits | mnist | cifar10 | teacher | nfa_counterexample | modular | a tabular name
+    )
     loss: str = "mse"  # mse (on one-hot labels, the paper's) | cross_entropy
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -174,6 +192,18 @@ def validate(cfg) -> None:
     check.at_least(cfg, 1, "model.kernel_size", "model.stride", "optim.step_every", "optim.history_size")
     check.at_least(cfg, 1, "threads", "data.train_size", "data.teacher.dim", "data.teacher.rank")
     check.at_least(cfg, 1, "data.teacher.width", "data.teacher.classes")
+    check.at_least(cfg, 1, "model.d_model", "model.heads", "model.blocks", "model.mlp_width")
+    if cfg.model.kind == "transformer" and cfg.model.d_model % cfg.model.heads:
+        raise FactError(
+            f"model.d_model={cfg.model.d_model} must be a multiple of model.heads={cfg.model.heads}"
+        )
+    if cfg.model.kind == "transformer" and cfg.dataset != "modular":
+        raise FactError(f"model.kind=transformer reads token pairs: use dataset=modular, not {cfg.dataset}")
+    if cfg.dataset == "modular":
+        from factcli.data.modular import canonical_operation, check_modulus  # here: it loads torch
+
+        check_modulus(int(cfg.data.modular.p), canonical_operation(cfg.data.modular.operation))
+        check.between(cfg, 0, 1, "data.modular.train_fraction")
     check.at_least(cfg, 0, "optim.momentum", "optim.warmup_steps")
     check.positive(cfg, "optim.eps", "optim.gamma", "data.test_size", "train.nfa_power", "train.enfa_power")
     check.positive(cfg, "data.counterexample.delta", "data.counterexample.tau")

@@ -12,6 +12,7 @@ import logging
 
 import numpy as np
 
+from factcli.choices import GROKKING_NETWORKS
 from factcli.data.modular import load_modular
 from factcli.runtime import resolve_device
 
@@ -40,7 +41,7 @@ def run(cfg, run) -> dict:
         cfg.learner,
         device,
     )
-    if cfg.learner == "net":
+    if cfg.learner in GROKKING_NETWORKS:
         path, x_key = run_net(cfg, data, device), "step"
     else:
         path, x_key = run_rfm(cfg, data, device), "iteration"
@@ -58,7 +59,7 @@ def run(cfg, run) -> dict:
     summary = summarize(cfg, data, path, x_key)
     if others:
         summary["compare"] = {learner: compared(cfg, data, other) for learner, other in others.items()}
-    if cfg.learner == "net":
+    if cfg.learner in GROKKING_NETWORKS:
         summary |= network_summary(cfg, path)
         if cfg.net.optimizer == "adamw":
             summary["fact_note"] = ADAMW_NOTE
@@ -159,7 +160,7 @@ def network_summary(cfg, path) -> dict:
     fit = first_reaching(steps, train, 1.0)
     generalized = first_reaching(steps, test, 0.95)
     last_measured = next((row for row in reversed(path.rows) if "fact_corr" in row), {})
-    return {
+    summary = {
         "first_step_train_100": fit,
         "first_step_test_95": generalized,
         "generalization_delay_steps": None if fit is None or generalized is None else generalized - fit,
@@ -167,10 +168,15 @@ def network_summary(cfg, path) -> dict:
         "final_nfa_corr": last_measured.get("nfa_corr"),
         "final_residual_W1": last_measured.get("residual_W1"),
         "optimizer": cfg.net.optimizer,
-        "width": int(cfg.net.width),
-        "activation": cfg.net.activation,
         "weight_decay": float(cfg.net.weight_decay),
+        "architecture": path.details.get("architecture"),
     }
+    if cfg.learner == "net":
+        summary |= {"width": int(cfg.net.width), "activation": cfg.net.activation}
+    if "preconditioned_fact_corr" in last_measured:  # AdamW: the FACT of its own fixed points
+        summary["final_preconditioned_fact_corr"] = last_measured["preconditioned_fact_corr"]
+        summary["final_preconditioned_residual_W1"] = last_measured["preconditioned_residual_W1"]
+    return summary
 
 
 def tau_summary(cfg, data, path, jump: int | None, device) -> dict:

@@ -1,10 +1,14 @@
-"""The network learner of ``fact grokking``: f(x) = W₂ σ(W₁ x) trained on the same split (docs/SPEC.md §7).
+"""The network learners of ``fact grokking``, trained on the same split (docs/SPEC.md §7):
+``net``, f(x) = W₂ σ(W₁ x), and ``transformer``, train-net's one-block transformer on the tokens a, b.
 
 Every ``log_every`` steps: accuracy and loss on the full training and test sets, the circulant
-deviation and trace of W₁ᵀW₁. Every ``measure_every`` steps also the Pearson correlations of W₁ᵀW₁
-with FACT's F (and (F Fᵀ)^½) and with AGOP^½ (NFA), and W₁'s stationarity residual. With AdamW the
-decay is decoupled, so training stops near P⁻¹∇L + λW = 0, not at a critical point of L_λ: FACT is
-then only approximate (docs/SPEC.md §1), which the summary says.
+deviation and trace of the feature matrix M (W₁ᵀW₁; for the transformer the Gram matrix of the
+2p input vectors embedding + position, the counterpart of W₁ᵀW₁ over the one-hot a ⊕ b). Every
+``measure_every`` steps also the Pearson correlations of the first weight matrix's WᵀW (the
+transformer's: its embedding, read as Eᵀ) with FACT's F (and (F Fᵀ)^½) and with AGOP^½ (NFA), and
+the residuals. With AdamW the decay is decoupled, so training stops near P⁻¹∇L + λW = 0, not at a
+critical point of L_λ: FACT is then only approximate, and the preconditioned FACT −(1/λ)WᵀP⁻¹∇_W L
+of AdamW's fixed points is measured beside it (docs/SPEC.md §10).
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ import time
 import torch
 
 from factcli.core import circulant
-from factcli.core.fact import first_layer_agreement
+from factcli.core.fact import adam_preconditioners, first_layer_agreement
 from factcli.core.losses import make_targets, per_sample_loss
-from factcli.core.nets import MLP
+from factcli.core.nets import MLP, Transformer
 from factcli.progress import track
 from factcli.runtime import threads_within
 
@@ -30,13 +34,19 @@ log = logging.getLogger("fact")
 
 ADAMW_NOTE = (
     "AdamW decouples weight decay: it stops near P^-1 grad L + lambda W = 0, not at a critical point of "
-    "L_lambda, so FACT (W^T W = F) holds only approximately; use net.optimizer=sgd or adam for coupled decay"
+    "L_lambda, so FACT (W^T W = F) holds only approximately; the preconditioned FACT of its fixed points "
+    "(preconditioned_fact_corr, preconditioned_residual_W1) is measured beside it; use net.optimizer=sgd "
+    "or adam for coupled decay"
 )
 
 
-def build_network(cfg, p: int, device, dtype) -> MLP:
-    """No biases (docs/SPEC.md §7); PyTorch's default uniform init, scaled by ``init_scale``."""
-    model = MLP(2 * p, [int(cfg.net.width)], p, activation=cfg.net.activation, bias=False)
+def build_network(cfg, p: int, device, dtype) -> torch.nn.Module:
+    """No biases (docs/SPEC.md §7); PyTorch's default init, scaled by ``init_scale`` (the MLP)."""
+    net = cfg.net
+    if cfg.learner == "transformer":
+        model = Transformer(p, 2, p, net.d_model, net.heads, net.blocks, net.mlp_width, "gelu", net.tied)
+        return model.to(device=device, dtype=dtype)
+    model = MLP(2 * p, [int(net.width)], p, activation=net.activation, bias=False)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.mul_(float(cfg.net.init_scale))
@@ -51,8 +61,13 @@ def build_optimizer(cfg, model) -> torch.optim.Optimizer:
     )  # fmt: skip
 
 
-def feature_matrix(model: MLP) -> torch.Tensor:
-    """W₁ᵀW₁ (2p × 2p), the network's counterpart of the RFM's M."""
+def feature_matrix(model) -> torch.Tensor:
+    """The network's counterpart of the RFM's M (2p × 2p): W₁ᵀW₁ for the MLP; for the transformer
+    the Gram matrix of the vectors it gives a at position 1 and b at position 2 (embedding + position)."""
+    if isinstance(model, Transformer):
+        E, positions = model.embed.weight.detach(), model.positions.detach()
+        X = torch.cat([E + positions[0], E + positions[1]])
+        return (X @ X.T).double().cpu()
     W1 = model.layers[0].weight.detach()
     return (W1.T @ W1).double().cpu()
 
@@ -80,7 +95,7 @@ def run_net(cfg, data, device) -> LearnerTrace:
         row |= circulant.feature_deviations(M, data.p, data.operation)
         row["trace_M"] = M.trace().item()
         if net.measure_every and (step % net.measure_every == 0 or step == net.steps):
-            row |= agreement(model, X_train, targets, loss_fn, net.weight_decay)
+            row |= agreement(model, X_train, targets, loss_fn, net.weight_decay, optimizer)
         row["seconds"] = round(time.perf_counter() - started, 3)
         rows.append(row)
         matrices.append(M)
@@ -99,17 +114,21 @@ def run_net(cfg, data, device) -> LearnerTrace:
                     break
     for row, M in zip(rows, matrices, strict=True):
         row["alignment_with_final"] = circulant.alignment(M, matrices[-1])
-    return LearnerTrace(rows, matrices, time.perf_counter() - started)
+    details = {"architecture": getattr(model, "architecture", None)}
+    return LearnerTrace(rows, matrices, time.perf_counter() - started, details=details)
 
 
 def accuracies(row: dict) -> tuple[float, float]:
     return row["train_accuracy"], row["test_accuracy"]
 
 
-def agreement(model, X, targets, loss_fn, weight_decay: float) -> dict[str, float]:
-    """FACT and NFA correlations of W₁ over the full training set, and both layers' residuals."""
-    first, stats = first_layer_agreement(model, X, targets, loss_fn, weight_decay)
-    return {
+def agreement(model, X, targets, loss_fn, weight_decay: float, optimizer=None) -> dict[str, float]:
+    """FACT and NFA correlations of W₁ over the full training set, and the first two matrices'
+    residuals; under AdamW also W₁'s preconditioned FACT and its residual."""
+    adamw = isinstance(optimizer, torch.optim.AdamW)
+    preconditioners = adam_preconditioners(model, optimizer) if adamw else None
+    first, stats = first_layer_agreement(model, X, targets, loss_fn, weight_decay, preconditioners)
+    row = {
         "fact_corr": first["fact"],
         "fact_sym_corr": first["fact_sym"],
         "nfa_corr": first["nfa"],
@@ -117,3 +136,7 @@ def agreement(model, X, targets, loss_fn, weight_decay: float) -> dict[str, floa
         "residual_W1": first["residual"],
         "residual_W2": stats.layers[1].residual,
     }
+    if "preconditioned_fact" in first:  # from the first step on (P is the optimizer's state)
+        row["preconditioned_fact_corr"] = first["preconditioned_fact"]
+        row["preconditioned_residual_W1"] = first["preconditioned_residual"]
+    return row

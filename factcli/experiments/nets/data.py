@@ -16,6 +16,7 @@ import torch
 
 from factcli.data.builtin import load_builtin
 from factcli.data.images import load_cifar10, load_mnist
+from factcli.data.modular import load_modular
 from factcli.data.records import resolve_data_root
 from factcli.data.tabular import load_tabular, standardize
 from factcli.data.teacher import make_teacher
@@ -33,6 +34,7 @@ class NetData:
     outputs: int  # network outputs: classes, or regression targets
     input_shape: tuple[int, ...]
     description: str  # where the rows came from, for the summary
+    tokens: tuple[int, int] | None = None  # (sequence length, vocabulary) when rows are one-hot tokens
 
     @property
     def is_image(self) -> bool:
@@ -49,7 +51,28 @@ def load_net_data(name: str, data, seed: int) -> NetData:
         return _teacher(data, seed)
     if name == "nfa_counterexample":
         return counterexample_data(data.counterexample.delta, data.counterexample.tau)
+    if name == "modular":
+        return modular_data(data.modular, seed)
     return _tabular(name, data, seed)
+
+
+def modular_data(modular, seed: int) -> NetData:
+    """The grokking task (docs/SPEC.md §7): every pair (a, b) of Z_p, label (a ∘ b) mod p, a seeded
+    split; rows are the two one-hot tokens side by side (an MLP reads 2p inputs, a transformer two
+    tokens of a p-symbol vocabulary)."""
+    task = load_modular(int(modular.p), modular.operation, float(modular.train_fraction), seed)
+    return NetData(
+        "modular",
+        task.inputs(task.train, torch.float32),
+        task.labels[task.train],
+        task.inputs(task.test, torch.float32),
+        task.labels[task.test],
+        "classification",
+        task.p,
+        (2 * task.p,),
+        f"{task.description}: {len(task.train)} training pairs, {len(task.test)} test pairs",
+        tokens=(2, task.p),
+    )
 
 
 def counterexample_data(delta: float, tau: float) -> NetData:

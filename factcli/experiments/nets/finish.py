@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from factcli.core.nets import weight_layers
+from factcli.core.uses import discover
 
 
 class LbfgsFinish:
@@ -28,7 +28,7 @@ class LbfgsFinish:
         self.model, self.X, self.Y, self.loss_fn, self.lam = model, X, Y, loss_fn, lam
         self.batch_size = batch_size
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.weights = [m.weight for _, m in weight_layers(model)]
+        self.matrices, _ = discover(model, X[:1])  # the rows of train-net's table, in its order
         self.optimizer = torch.optim.LBFGS(
             self.params, lr=1.0, history_size=history, max_iter=1, line_search_fn="strong_wolfe",
             tolerance_grad=0.0, tolerance_change=0.0,
@@ -60,10 +60,10 @@ class LbfgsFinish:
         """L_λ and every layer's ‖∇_W L + λW‖/‖λW‖ at the current weights (one full-batch pass)."""
         value = self.objective().item()
         self._current = value  # the next L-BFGS step starts by evaluating this very point
-        residuals = [
-            (w.grad.norm() / (self.lam * w.detach().norm())).item() if w.detach().norm() > 0 else math.inf
-            for w in self.weights
-        ]
+        residuals = []
+        for m in self.matrices:
+            w, g = m.of(m.parameter.detach()), m.of(m.parameter.grad)
+            residuals.append((g.norm() / (self.lam * w.norm())).item() if w.norm() > 0 else math.inf)
         return value, residuals
 
     def run(self, iterations: int) -> int:

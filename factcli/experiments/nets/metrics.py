@@ -1,4 +1,5 @@
-"""Per-layer agreement tables of a network on its training data (train-net logs, verify-fact reports).
+"""Precisions by name and accuracy: what train-net and verify-fact share beside the FACT table
+(core/layer_table.py, which both use).
 
 The FACT / AGOP computations run on a float64 copy of the model by default: F = −(1/λ) Wᵀ ∇_W L
 is a difference of nearly equal terms near convergence, and float32 would blur the last digits.
@@ -6,61 +7,9 @@ is a difference of nearly equal terms near convergence, and float32 would blur t
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
-from factcli.core.fact import LayerStatistics, layer_agreement, network_statistics
-from factcli.core.losses import per_sample_loss
-
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def layer_label(index: int) -> str:
-    """W1 … WL, the paper's names, for tables and plots."""
-    return f"W{index + 1}"
-
-
-def evaluation_copy(model: torch.nn.Module, dtype: str) -> torch.nn.Module:
-    return copy.deepcopy(model).to(DTYPES[dtype]).eval()
-
-
-def statistics(
-    model, X, Y, loss: str, lam: float, *, dtype: str, batch_size: int, per_sample: bool, agop: bool,
-    enfa: bool = True,
-):  # fmt: skip
-    """``network_statistics`` of a ``dtype`` copy of the model (X, Y cast alike, floats only)."""
-    target = DTYPES[dtype]
-    Y = Y.to(target) if Y.is_floating_point() else Y
-    return network_statistics(
-        evaluation_copy(model, dtype),
-        X.to(target),
-        Y,
-        per_sample_loss(loss),
-        lam,
-        batch_size=batch_size,
-        per_sample=per_sample,
-        enfa=enfa,
-        agop=agop,
-    )
-
-
-def agreement_rows(
-    layers: list[LayerStatistics], nfa_power: float, enfa_powers: tuple[float, ...]
-) -> list[dict]:
-    """One row per layer: label, module name, shape, then every ``layer_agreement`` column."""
-    rows = []
-    for index, stats in enumerate(layers):
-        k, d = stats.weight.shape
-        rows.append(
-            {
-                "layer": layer_label(index),
-                "module": stats.name,
-                "shape": f"{k}x{d}",
-                **layer_agreement(stats, nfa_power=nfa_power, enfa_powers=enfa_powers),
-            }
-        )
-    return rows
 
 
 @torch.no_grad()

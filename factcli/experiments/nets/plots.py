@@ -21,10 +21,17 @@ def plot_training(
     """
     if not rows:
         return None
+    return save(training_figure(rows, tol, finish_start), path)
+
+
+def training_figure(rows: list[dict], tol: float | None = None, finish_start: int | None = None):
+    """The figure of ``plot_training``, unsaved. The correlation axis spans every value drawn, so
+    negative correlations (FACT and NFA away from convergence, the §9 counterexample) are seen."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     layers = list(dict.fromkeys(str(r["layer"]) for r in rows))
     enfa = next((k for k in rows[0] if str(k).startswith("enfa_s")), None)
@@ -39,9 +46,14 @@ def plot_training(
     for ax, layer in zip(axes.flat, layers, strict=False):
         mine = [r for r in rows if str(r["layer"]) == layer]
         steps = [float(r["step"]) for r in mine]
+        drawn = []
         for key, label in columns.items():
-            ax.plot(steps, [_float(r.get(key)) for r in mine], marker=".", label=label)
-        ax.set(title=layer, xlabel="step", ylim=(-0.1, 1.05))
+            values = [_float(r.get(key)) for r in mine]
+            drawn += [v for v in values if math.isfinite(v)]
+            ax.plot(steps, values, marker=".", label=label)
+        title = f"{layer} {short_name(str(mine[0].get('module', '')))}".strip()
+        ax.set(title=title, xlabel="step", ylim=(min([-0.1, *drawn]) - 0.05, 1.05))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # few: labels must not touch
         ax.grid(alpha=0.3)
         residuals = [_float(r["residual"]) for r in mine]
         twin = ax.twinx()
@@ -69,7 +81,17 @@ def plot_training(
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
     fig.suptitle("Correlation of WᵀW with FACT, NFA and eNFA along training, and the residual (log, right)")
     fig.tight_layout(rect=(0, 0.07 if len(labels) > 5 else 0.05, 1, 1))
-    return save(fig, path)
+    return fig
+
+
+def short_name(module: str) -> str:
+    """The last part of a module path, attention's blocks as W_q, W_k, W_v (bar labels)."""
+    last = module.rsplit(".", 1)[-1]
+    if last.isdigit():  # a layer of a Sequential: its W-number says it all
+        return ""
+    if last.startswith("in_proj_weight[") or last[-3:] in ("[q]", "[k]", "[v]"):
+        return f"W_{last[-2]}"
+    return last
 
 
 def tolerance_crossings(rows: list[dict], tol: float) -> dict[str, float | None]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import torch
 from torch.autograd.functional import hessian
 
-from factcli.core.nets import weight_layers
 from factcli.errors import FactError
 
 
@@ -39,7 +38,7 @@ def polish_quadratic_net(model, X: torch.Tensor, y: torch.Tensor, lam: float, st
             "train.polish_quadratic needs the docs/SPEC.md §9 network (model=quadratic: one quadratic hidden "
             "layer, one output, no biases)"
         )
-    (_, first), (_, second) = weight_layers(model)
+    first, second = model.layers[0], model.layers[2]
     X, y = X.double(), y.double().reshape(-1)
     with torch.no_grad():
         W, a = first.weight.double(), second.weight.double()[0]
@@ -84,7 +83,7 @@ def _descent_step(H: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 def _set_weights(model, A: torch.Tensor) -> None:
     """Balanced neurons along A's eigenvectors: a = sign(α)(|α|/2)^{1/3}, w = 2^{1/6}|α|^{1/3} v."""
-    (_, first), (_, second) = weight_layers(model)
+    first, second = model.layers[0], model.layers[2]
     width = first.weight.shape[0]
     alphas, vectors = torch.linalg.eigh(A)
     keep = [k for k in torch.argsort(alphas.abs(), descending=True).tolist() if alphas[k] != 0][:width]

@@ -9,6 +9,7 @@ console and in summary.json, before any correlation.
 from __future__ import annotations
 
 RESIDUAL = "||grad_W L + lambda W|| / ||lambda W||"
+PRECONDITIONED = "||P^-1 grad_W L + lambda W|| / ||lambda W||"
 
 
 def convergence_reading(rows: list[dict], tol: float, fact_validity: str | None = None) -> dict:
@@ -36,10 +37,43 @@ def convergence_reading(rows: list[dict], tol: float, fact_validity: str | None 
         reading += (
             " Its optimizer decouples the weight decay (AdamW): even at its fixed points FACT is approximate."
         )
-    return {
+    verdict = {
         "at_critical_point": not above,
         "reading": reading,
         "tol": tol,
         "max_residual": largest,
         "residuals": residuals,
+    }
+    preconditioned = {
+        str(row["layer"]): float(row["preconditioned_residual"])
+        for row in rows
+        if row.get("preconditioned_residual") not in (None, "")
+    }
+    if preconditioned:
+        text, fields = _adamw_reading(preconditioned, tol, not above)
+        verdict["reading"] += text
+        verdict.update(fields)
+    return verdict
+
+
+def _adamw_reading(residuals: dict[str, float], tol: float, fact_holds: bool) -> tuple[str, dict]:
+    """Which of FACT and AdamW's preconditioned FACT the weights satisfy (docs/SPEC.md §10)."""
+    worst = max(residuals, key=residuals.get)
+    at_fixed_point = all(value <= tol for value in residuals.values())
+    plain = "FACT holds too" if fact_holds else "FACT itself does not (the residual above)"
+    if at_fixed_point:
+        text = (
+            f" At a fixed point of AdamW: every matrix's {PRECONDITIONED} is <= {tol:g} (largest "
+            f"{residuals[worst]:.2g}, in {worst}), so the preconditioned FACT W^T W = -(1/lambda) W^T "
+            f"P^-1 grad_W L holds (P from the optimizer's state); {plain}."
+        )
+    else:
+        text = (
+            f" Nor at a fixed point of AdamW: {PRECONDITIONED} is {residuals[worst]:.3g} in {worst} "
+            f"(tolerance {tol:g}), so neither FACT nor its preconditioned form is expected to hold."
+        )
+    return text, {
+        "at_adamw_fixed_point": at_fixed_point,
+        "max_preconditioned_residual": residuals[worst],
+        "preconditioned_residuals": residuals,
     }

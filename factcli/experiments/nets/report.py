@@ -17,6 +17,7 @@ from factcli.plots import bar_plot, heatmaps
 from factcli.rundir import write_csv, write_json
 
 from .metrics import DTYPES
+from .plots import short_name
 from .reading import convergence_reading
 
 log = logging.getLogger("fact")
@@ -52,28 +53,51 @@ def report(cfg, run, table: LayerTable, convention: str, validity: str | None):
     plots = cfg.plots and _plots(cfg, run, rows, table.layers, reading)
     for row in rows:
         log.info(
-            "%s %-8s residual %.2e  FACT %.4f  (FFᵀ)^½ %.4f  NFA %s  eNFA %s",
+            "%s %-8s residual %.2e  FACT %.4f  (FFᵀ)^½ %.4f  NFA %s  eNFA %s  (%s: %s)",
             row["layer"], row["shape"], row["residual"], row["fact"], row["fact_sym"],
-            _fmt(row.get("nfa")), _fmt(row.get(f"enfa_s{cfg.verify.enfa_powers[0]:g}")),
+            _fmt(row.get("nfa")), _fmt(row.get(f"enfa_s{cfg.verify.enfa_powers[0]:g}")), row["module"],
+            row["uses"],
         )  # fmt: skip
     return rows, reading, plots
 
 
-def _plots(cfg, run, rows, layers, reading) -> bool:
-    groups = {"FACT (F)": "fact", "FACT (FFᵀ)^½": "fact_sym", "NFA": "nfa"}
-    groups.update({f"eNFA s={s:g}": f"enfa_s{s:g}" for s in cfg.verify.enfa_powers})
+def correlation_bars(path, rows: list[dict], enfa_powers, reading: dict):
+    """The paper's Figure 2 for any network: per weight matrix, the correlation of WᵀW with FACT's F,
+    (FFᵀ)^½, the preconditioned F of AdamW (where computed), NFA and eNFA. A matrix with only the
+    identity form (no NFA / eNFA) shows its FACT bars alone."""
+    groups = {"FACT (F)": "fact", "FACT (FFᵀ)^½": "fact_sym"}
+    if any("preconditioned_fact" in r for r in rows):
+        groups["preconditioned FACT (AdamW's P)"] = "preconditioned_fact"
+    groups["NFA"] = "nfa"
+    groups.update({f"eNFA s={s:g}": f"enfa_s{s:g}" for s in enfa_powers})
     state = (
-        f"at a critical point of L_λ (residual ≤ {reading['tol']:g} in every layer)"
+        f"at a critical point of L_λ (residual ≤ {reading['tol']:g} in every matrix)"
         if reading["at_critical_point"]
         else f"NOT at a critical point (residual up to {reading['max_residual']:.2g}): FACT not expected"
     )
-    bar_plot(
-        run.plot_file("correlations_per_layer.png"),
-        [r["layer"] for r in rows],
-        {label: [r.get(key, float("nan")) for r in rows] for label, key in groups.items()},
+    if reading.get("at_adamw_fixed_point"):
+        state += (
+            f";\nat AdamW's fixed point (‖P⁻¹∇L + λW‖/‖λW‖ ≤ {reading['tol']:g}): "
+            "the preconditioned FACT holds"
+        )
+    return bar_plot(
+        path,
+        [f"{r['layer']} {short_name(str(r['module']))}".strip() for r in rows],
+        {label: [_number(r.get(key)) for r in rows] for label, key in groups.items()},
         y_label="Pearson correlation with WᵀW",
         title=f"Correlation of each ansatz with the learned features WᵀW\n{state}",
     )
+
+
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _plots(cfg, run, rows, layers, reading) -> bool:
+    correlation_bars(run.plot_file("correlations_per_layer.png"), rows, cfg.verify.enfa_powers, reading)
     for number in cfg.verify.heatmap_layers:
         if number > len(layers):
             raise FactError(f"verify.heatmap_layers asks for layer {number}; the network has {len(layers)}")

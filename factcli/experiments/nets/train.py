@@ -20,27 +20,33 @@ import torch
 from omegaconf import OmegaConf
 
 from factcli.choices import FULL_BATCH_OPTIMIZERS
-from factcli.core.fact import loss_gradient, stationarity_residual
+from factcli.core.fact import adam_preconditioners
+from factcli.core.layer_table import layer_table, residuals
 from factcli.core.losses import CONVENTIONS, make_targets, per_sample_loss
-from factcli.core.nets import MLP, ConvNet, weight_layers, weight_matrix
+from factcli.core.nets import MLP, ConvNet, Transformer
 from factcli.errors import FactError
 from factcli.progress import format_duration
 from factcli.runtime import resolve_device
 
 from ..common.batches import Batches
-from ..common.optim import FACT_VALIDITY, make_optimizer, make_scheduler, optimizer_step
+from ..common.optim import FACT_VALIDITY, lr_factor, make_optimizer, make_scheduler, optimizer_step
 from .checkpoint import CHECKPOINT, check_architecture, load_checkpoint, save_checkpoint
 from .data import NetData, load_net_data
 from .finish import LbfgsFinish
-from .metrics import DTYPES, accuracy, agreement_rows, statistics
+from .metrics import DTYPES, accuracy
 from .plots import plot_training
 from .polish import polish_quadratic_net
 from .reading import convergence_reading
+from .report import correlation_bars
 
 log = logging.getLogger("fact")
 
-# A resumed run must be the same experiment: these config entries must match the checkpoint's.
-RESUME_MUST_MATCH = ("seed", "dataset", "data", "loss", "dtype", "optim.name", "optim.weight_decay")
+# A resumed run continues the same experiment. These settings may differ from the checkpoint's and
+# take effect from the resume on (each change is recorded in summary.json's "resumes"): optim.lr (so
+# that a diverged run can be resumed with a smaller step), every train.* budget, tolerance and
+# cadence, and what only concerns output or hardware. Every other setting (seed, data, loss,
+# precision, network, the rest of the optimizer) shaped the steps already taken: it must match.
+RESUME_MAY_CHANGE = ("optim.lr", "train.", "plots", "threads", "device", "verify.", "source", "network")
 
 
 def run(cfg, run, announce: bool = True) -> dict:
@@ -68,12 +74,26 @@ def run(cfg, run, announce: bool = True) -> dict:
     if cfg.train.estimate_only:
         return {"stop_reason": "estimate_only", "estimate": estimate, "device": device.type}
     stop_reason = training.fit(run, checkpoint)
-    plots = cfg.plots and _plot(run, cfg.train.tol, training.finish_start)
-    summary = training.summary(stop_reason, estimate, checkpoint, plots=plots)
+    summary = training.summary(stop_reason, estimate, checkpoint, plots=False)
     reading = summary["convergence"]
+    summary["plots"] = cfg.plots and _plot(run, cfg.train, training.finish_start, summary)
     if announce:
         (log.info if reading["at_critical_point"] else log.warning)("%s", reading["reading"])
     return summary
+
+
+def resume_changes(current: dict, saved: dict, prefix: str = "") -> dict[str, tuple]:
+    """Every setting (dotted key) whose value differs between the run's config and the checkpoint's,
+    as (checkpoint's, this run's). A key only one side has is not compared: a checkpoint written
+    before a setting existed ran with its default."""
+    changes: dict[str, tuple] = {}
+    for key in current.keys() & saved.keys():
+        a, b = saved[key], current[key]
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes.update(resume_changes(b, a, f"{prefix}{key}."))
+        elif a != b:
+            changes[f"{prefix}{key}"] = (a, b)
+    return dict(sorted(changes.items()))
 
 
 def fact_validity(optim_name: str, finished: bool) -> str:
@@ -84,12 +104,30 @@ def fact_validity(optim_name: str, finished: bool) -> str:
     return FACT_VALIDITY[optim_name]
 
 
-def _plot(run, tol: float, finish_start: int | None) -> bool:
+def _plot(run, train, finish_start: int | None, summary: dict) -> bool:
+    """The correlations along training, and per weight matrix at the end (the paper's Figures 3, 2)."""
     path = run.plot_file("fact_vs_nfa_along_training.png")
-    return plot_training(run.metrics, path, tol=tol, finish_start=finish_start) is not None
+    drawn = plot_training(run.metrics, path, tol=train.tol, finish_start=finish_start) is not None
+    last = max(int(float(r["step"])) for r in run.metrics)
+    final = [r for r in run.metrics if int(float(r["step"])) == last]
+    correlation_bars(
+        run.plot_file("correlations_per_layer.png"), final, [train.enfa_power], summary["convergence"]
+    )
+    return drawn
 
 
 def build_network(model_cfg, data: NetData) -> torch.nn.Module:
+    if model_cfg.kind == "transformer":
+        if data.tokens is None:
+            raise FactError(
+                f"model.kind=transformer reads token sequences (dataset=modular); dataset {data.name} "
+                "has none: use model=mlp"
+            )
+        seq_len, vocab = data.tokens
+        return Transformer(
+            vocab, seq_len, data.outputs, model_cfg.d_model, model_cfg.heads, model_cfg.blocks,
+            model_cfg.mlp_width, model_cfg.activation, model_cfg.tied,
+        )  # fmt: skip
     if model_cfg.kind == "mlp":
         return MLP(
             math.prod(data.input_shape), list(model_cfg.hidden), data.outputs,
@@ -122,11 +160,14 @@ def initial_network(cfg, data: NetData) -> torch.nn.Module:
 
 
 def initialize(model: torch.nn.Module, scheme: str) -> None:
-    """``kaiming``: He-normal weights (std √(2/fan_in)), zero biases; ``default`` keeps PyTorch's."""
+    """``kaiming``: He-normal weights (std √(2/fan_in)) of the Linear and Conv2d layers, zero biases;
+    ``default`` keeps PyTorch's."""
     if scheme == "default":
         return
     with torch.no_grad():
-        for _, layer in weight_layers(model):
+        for layer in model.modules():
+            if not isinstance(layer, torch.nn.Linear | torch.nn.Conv2d):
+                continue
             torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
             if layer.bias is not None:
                 layer.bias.zero_()
@@ -178,6 +219,7 @@ class Training:
         self.finish_start: int | None = None  # the step it began at
         self._finish_restarts = 0
         self._saved_step: int | None = None  # step of the last checkpoint written (the good one)
+        self.resumes: list[dict] = []  # each resume: its step and the settings changed there
 
     @property
     def phase(self) -> str:
@@ -216,7 +258,8 @@ class Training:
         if not math.isfinite(loss):
             raise FactError(
                 f"the loss became {loss} at step {self.step + 1}: training stopped, the last good "
-                f"checkpoint ({CHECKPOINT}, step {self._saved_step}) is kept; lower optim.lr"
+                f"checkpoint ({CHECKPOINT}, step {self._saved_step}) is kept; rerun in this directory "
+                "with a smaller optim.lr (it takes effect from that checkpoint on)"
             )
         self.scheduler.step()
         self.step += 1
@@ -233,7 +276,11 @@ class Training:
         after = self.finish.residuals()[0]
         self.step += max(done, 1)
         if not math.isfinite(after):
-            raise FactError(f"L-BFGS reached a non-finite objective at step {self.step}; lower optim.lr")
+            raise FactError(
+                f"L-BFGS reached a non-finite objective at step {self.step}; the last good checkpoint "
+                f"(step {self._saved_step}) is kept; rerun in a new run directory with a larger "
+                "optim.weight_decay or a smaller network"
+            )
         self._finish_restarts = 0 if after < before else self._finish_restarts + 1
         if self._finish_restarts:
             self.finish.restart()
@@ -248,27 +295,36 @@ class Training:
         """Every layer's residual ‖∇_W L + λW‖/‖λW‖ on the full training set (the fast path)."""
         if self.finish is not None:  # the same formula, from L-BFGS's own full-batch gradient
             return self.finish.residuals()[1]
-        _, grads = loss_gradient(self.model, self.X, self.Y, self.loss_fn, self.cfg.train.stats_batch_size)
-        weights = [weight_matrix(m).detach() for _, m in weight_layers(self.model)]
-        return [stationarity_residual(w, g, self.lam) for w, g in zip(weights, grads, strict=True)]
+        found = residuals(
+            self.model, (self.X, self.Y), self.loss_fn, self.lam, batch_size=self.cfg.train.stats_batch_size,
+            dtype=None,
+        )  # fmt: skip
+        return list(found.values())
+
+    def table(self, X, Y, batch_size: int):
+        """train-net's per-matrix table: ``layer_table`` with the train.* options; with AdamW (before
+        any L-BFGS finish) also the preconditioned FACT of its fixed points."""
+        train = self.cfg.train
+        adamw = self.cfg.optim.name == "adamw" and self.finish is None
+        return layer_table(
+            self.model, (X, Y), self.loss_fn, self.lam, batch_size=batch_size,
+            dtype=DTYPES[train.stats_dtype], per_sample=True, nfa=True, enfa=True, nfa_power=train.nfa_power,
+            enfa_powers=(train.enfa_power,),
+            preconditioners=adam_preconditioners(self.model, self.optimizer) if adamw else None,
+        )  # fmt: skip
 
     def evaluate(self) -> list[dict]:
         """metrics.csv rows of this step: one per layer (FACT, NFA, eNFA correlations, residual)."""
-        train = self.cfg.train
-        stats = statistics(
-            self.model, self.X, self.Y, self.cfg.loss, self.lam, dtype=train.stats_dtype,
-            batch_size=train.stats_batch_size, per_sample=True, agop=True,
-        )  # fmt: skip
+        table = self.table(self.X, self.Y, self.cfg.train.stats_batch_size)
         network = {
             "step": self.step,
             "phase": self.phase,
             "lr": self.optimizer.param_groups[0]["lr"] if self.finish is None else None,
-            "train_loss": stats.loss,
+            "train_loss": table.loss,
             "train_acc": accuracy(self.model, self.X, self.data.y_train.to(self.device)),
             "test_acc": accuracy(self.model, self.X_test, self.data.y_test.to(self.device)),
         }
-        rows = agreement_rows(stats.layers, train.nfa_power, (train.enfa_power,))
-        return [{**network, **row} for row in rows]
+        return [{**network, **row} for row in table.rows]
 
     def fit(self, run, checkpoint) -> str:
         """Train until every layer is stationary (or a budget is spent, or L-BFGS stalls); says which."""
@@ -313,8 +369,7 @@ class Training:
         log.info(
             "step %d  loss %.4g  train acc %s  max residual %.2e  FACT corr min %.3f  NFA min %.3f",
             self.step, first["train_loss"], _fmt(first["train_acc"]),
-            max(r["residual"] for r in rows), min(r["fact"] for r in rows),
-            min(r["nfa"] for r in rows),
+            max(r["residual"] for r in rows), min(r["fact"] for r in rows), _least(rows, "nfa"),
         )  # fmt: skip
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -322,7 +377,8 @@ class Training:
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             raise FactError(
                 f"the weights became non-finite at step {self.step}: training stopped, the last "
-                f"good checkpoint (step {self._saved_step}) is kept; lower optim.lr"
+                f"good checkpoint (step {self._saved_step}) is kept; rerun in this directory with a "
+                "smaller optim.lr (it takes effect from that checkpoint on)"
             )
         save_checkpoint(
             path,
@@ -339,6 +395,7 @@ class Training:
                 "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch."),
                 "config": OmegaConf.to_container(self.cfg, resolve=True),
                 "metrics": self.metrics,
+                "resumes": self.resumes,
             },
         )
         self._saved_step = self.step
@@ -346,14 +403,14 @@ class Training:
     def resume(self, path) -> None:
         payload = load_checkpoint(path)
         check_architecture(self.model.architecture, payload["architecture"], path)
-        current = OmegaConf.create(OmegaConf.to_container(self.cfg, resolve=True))
-        saved = OmegaConf.create(payload.get("config", {}))
-        for key in RESUME_MUST_MATCH:
-            if OmegaConf.select(current, key) != OmegaConf.select(saved, key):
-                raise FactError(
-                    f"checkpoint {path} was trained with {key}={OmegaConf.select(saved, key)}, "
-                    f"this run has {OmegaConf.select(current, key)}; use a new run directory"
-                )
+        changed = resume_changes(OmegaConf.to_container(self.cfg, resolve=True), payload.get("config") or {})
+        fixed = {key: pair for key, pair in changed.items() if not key.startswith(RESUME_MAY_CHANGE)}
+        if fixed:
+            listed = ", ".join(f"{key}={old} (checkpoint) vs {new}" for key, (old, new) in fixed.items())
+            raise FactError(
+                f"checkpoint {path} was trained with other settings that a resume cannot change: {listed}; "
+                "rerun with the checkpoint's values, or use a new run directory"
+            )
         try:
             if payload.get("finish") is not None:  # interrupted in the L-BFGS phase
                 self.finish_start = int(payload["finish_start"])
@@ -369,6 +426,26 @@ class Training:
         self.train_seconds = float(payload.get("train_seconds", 0.0))
         self.metrics = list(payload.get("metrics", []))
         self._saved_step = self.step
+        self.resumes = list(payload.get("resumes", []))
+        self._apply_learning_rate()
+        if changed:
+            record = {key: list(pair) for key, pair in changed.items()}
+            self.resumes.append({"step": self.step, "changed": record})
+            log.info(
+                "resuming with changed settings, in effect from step %d: %s", self.step,
+                ", ".join(f"{key} {old} -> {new}" for key, (old, new) in changed.items()),
+            )  # fmt: skip
+
+    def _apply_learning_rate(self) -> None:
+        """The configured optim.lr, not the checkpoint's: loading the optimizer and scheduler states
+        restores their base rate, and a resume may change it (the schedule's factor stays)."""
+        lr = float(self.cfg.optim.lr)
+        self.scheduler.base_lrs = [lr for _ in self.optimizer.param_groups]
+        factor = lr_factor(max(self.scheduler.last_epoch, 0), self.cfg.optim, self.cfg.train.max_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * factor
+        if self.finish is not None:
+            self.finish.optimizer.param_groups[0]["history_size"] = self.cfg.train.finish_history
 
     # -- time estimate and summary -------------------------------------------------------------
     def estimate_time(self, steps: int = 3) -> dict:
@@ -389,10 +466,7 @@ class Training:
         per_step = sum(timings[1:]) / steps
         rows = min(len(self.X), self.cfg.train.stats_batch_size)
         start = time.perf_counter()
-        statistics(
-            self.model, self.X[:rows], self.Y[:rows], self.cfg.loss, self.lam,
-            dtype=self.cfg.train.stats_dtype, batch_size=rows, per_sample=True, agop=True,
-        )  # fmt: skip
+        self.table(self.X[:rows], self.Y[:rows], rows)
         per_evaluation = (time.perf_counter() - start) * len(self.X) / rows
         train = self.cfg.train
         remaining = max(0, train.max_steps - self.step)
@@ -430,18 +504,17 @@ class Training:
         return 1.3 * (time.perf_counter() - start)
 
     def summary(self, stop_reason: str, estimate: dict, checkpoint, plots: bool) -> dict:
-        final = self.last_rows or self.metrics[-len(weight_layers(self.model)) :]
+        last_step = max(int(float(r["step"])) for r in self.metrics)
+        final = self.last_rows or [r for r in self.metrics if int(float(r["step"])) == last_step]
         first_step = min(int(float(r["step"])) for r in self.metrics)
         early = [r for r in self.metrics if int(float(r["step"])) == first_step]
-        table = [
-            {k: r[k] for k in ("layer", "shape", "residual", "fact", "fact_sym", "fact_relerr",
-                               "nfa", f"enfa_s{self.cfg.train.enfa_power:g}")}
-            for r in final
-        ]  # fmt: skip
+        enfa = f"enfa_s{self.cfg.train.enfa_power:g}"
+        keys = ("layer", "module", "shape", "residual", "fact", "fact_sym", "fact_relerr", "nfa", enfa)
+        keys += ("preconditioned_residual", "preconditioned_fact", "form")
+        table = [{k: r[k] for k in keys if _number_or_text(r.get(k))} for r in final]
         facts = [r["fact"] for r in table]
-        beats = sum(
-            r["fact"] > r["nfa"] and r["fact"] > r[f"enfa_s{self.cfg.train.enfa_power:g}"] for r in table
-        )
+        compared = [r for r in table if "nfa" in r and enfa in r]  # identity-only rows have neither
+        beats = sum(r["fact"] > r["nfa"] and r["fact"] > r[enfa] for r in compared)
         validity = fact_validity(self.cfg.optim.name, self.finish_start is not None)
         return {
             "convergence": convergence_reading(final, self.cfg.train.tol, validity),
@@ -471,11 +544,12 @@ class Training:
             "fact_corr_min": min(facts),
             "fact_corr_early_min": min(r["fact"] for r in early),
             "early_step": first_step,
-            "layers_where_fact_beats_nfa_and_enfa": f"{beats}/{len(table)}",
+            "layers_where_fact_beats_nfa_and_enfa": f"{beats}/{len(compared)}",
             "layers": table,
-            "early_layers": [{k: r[k] for k in ("layer", "fact", "nfa")} for r in early],
+            "early_layers": [{k: r.get(k) for k in ("layer", "fact", "nfa")} for r in early],
             "estimate": estimate,
             "polish": self.polish,
+            "resumes": self.resumes,
             "checkpoint": str(checkpoint),
             "plots": plots,
         }
@@ -493,4 +567,15 @@ class Training:
 
 
 def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+    return "n/a" if value is None or value != value else f"{value:.3f}"
+
+
+def _least(rows: list[dict], key: str) -> float:
+    """The smallest ``key`` over the rows that have it (NaN if none: identity-only rows lack NFA)."""
+    values = [r[key] for r in rows if _number_or_text(r.get(key))]
+    return min(values) if values else math.nan
+
+
+def _number_or_text(value) -> bool:
+    """Present in a row: not None, NaN or the empty cell a resumed metrics.csv gives."""
+    return value is not None and value == value and value != ""

@@ -34,10 +34,19 @@ STATE_DICT_KEYS = ("state_dict", "model")
 
 def verify_user_network(cfg, run, device) -> dict:
     model = build_user_network(cfg.network)
+    if not any(True for _ in model.parameters()):
+        raise FactError(f"network={cfg.network}: the model has no parameters, so no weight matrix to check")
     if cfg.weights is not None:
         load_user_weights(model, cfg.weights, cfg.network)
+    broken = next((name for name, p in model.named_parameters() if not torch.isfinite(p).all()), None)
+    if broken is not None:
+        where = f"weights={cfg.weights}" if cfg.weights is not None else f"network={cfg.network}"
+        raise FactError(f"{where}: parameter {broken} holds NaN or infinite values (a diverged training?)")
     model = model.to(device)
     X, labels, described = user_data(cfg)
+    if X.is_floating_point() and not torch.isfinite(X).all():
+        raise FactError(f"{described}: X holds NaN or infinite values; clean or impute them first")
+    X = model_inputs(model, X)
     targets = user_targets(model, X, labels, cfg.loss)
     try:
         table = verified_table(
@@ -188,11 +197,29 @@ def read_data_file(path: str) -> tuple[torch.Tensor, torch.Tensor]:
     return X, y
 
 
+def model_inputs(model, X: torch.Tensor) -> torch.Tensor:
+    """Integer X as the model takes it: token ids stay integers for a model that looks them up
+    (an embedding); for a model that needs real inputs they are read as floats."""
+    if X.is_floating_point():
+        return X
+    parameter = next(model.parameters())
+    try:
+        with torch.no_grad():
+            model.eval()(X[:2].to(parameter.device))
+        return X
+    except Exception:  # e.g. a Linear refusing integer rows: read them as numbers
+        return X.to(parameter.dtype)
+
+
 def user_targets(model, X: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
     """Targets in the loss's form, after checking on two rows that the data fit the model."""
+    parameter = next(model.parameters())
+    rows = (
+        X[:2].to(parameter.device, parameter.dtype) if X.is_floating_point() else X[:2].to(parameter.device)
+    )
     with torch.no_grad():
         try:
-            probe = model.eval()(X[:2].to(next(model.parameters()).device, next(model.parameters()).dtype))
+            probe = model.eval()(rows)
         except Exception as error:
             raise FactError(
                 f"inputs of shape {list(X.shape[1:])} per row do not fit the network: {_first_line(error)}"

@@ -127,8 +127,10 @@ def _summary(cfg, trained_cfg, rows, loss, source, training, data, plots) -> dic
         "table": f"{TABLE}.csv",
         "plots": plots,
     }
-    if "nfa" in first:
-        summary["layers_where_fact_beats_nfa"] = f"{sum(r['fact'] > r['nfa'] for r in rows)}/{len(rows)}"
+    compared = [r for r in rows if "nfa" in r]  # identity-only rows have no NFA
+    if compared:
+        beats = sum(r["fact"] > r["nfa"] for r in compared)
+        summary["layers_where_fact_beats_nfa"] = f"{beats}/{len(compared)}"
     if training is not None:
         summary["training"] = {k: training.get(k) for k in ("stop_reason", "stop_detail", "steps")}
     return summary
