@@ -11,9 +11,23 @@ so with A = K ∘ ααᵀ and g_i = −(1/L) Σ_j A_ij sign(u_i − u_j):
     F    = (1/n) Σ_i J_iᵀ α_i x_iᵀ = (1/n) W Gᵀ X,
     AGOP = (1/n) Σ_i J_iᵀ J_i      = W [(1/(nL²)) Σ_i H_iᵀ H_i] W,   H_i = Σ_j K_ij α_j sign(u_i − u_j)ᵀ.
 
-Both are sums over pairs of a per-coordinate sign: the n×n×d tensor of signs is never formed. Rows
-are taken in blocks and coordinates in chunks, so a pass holds about ``L1_BLOCK_ELEMENTS`` signs at a
-time; the cost is O(n²d) for F and O(n²cd) for AGOP, with O(n·d) extra memory besides the block.
+Both are sums over pairs of a per-coordinate sign: the n×n×d tensor of signs is never formed. Each
+statistic is one pass over the pairs, after the Gram matrix's one pass, with no n×n buffer besides K.
+
+Two kinds of coordinate (of u, so a diagonal M keeps the table's own; a full M mixes them):
+
+- *discrete*, at most ``L1_GEMM_MAX_LEVELS`` distinct values v_1 < … < v_m (binary, ordinal and
+  one-hot columns, which are half the work on the UCI tables): every pass is a matrix product, at
+  BLAS speed. With t_il = [u_i > v_l] (l < m) and δ_l = v_{l+1} − v_l,
+  |u_i − u_j| = Σ_l δ_l (t_il (1 − t_jl) + (1 − t_il) t_jl), a sum of non-negative terms (no
+  cancellation: duplicates are exactly at 0); with e_jl = [u_j = v_l],
+  Σ_j A_ij sign(u_i − u_j) = Σ_l sign(u_i − v_l) (A E)_il.
+- *continuous*: the distances by torch.cdist (p = 1, which sums |differences| directly), FACT's G by
+  cdist's own backward (one fused sign-and-sum pass, G_ik = Σ_j A_ij sign(u_ik − u_jk) exactly), and
+  AGOP's H by batched products with a block of signs laid out rows × points × coordinates.
+
+Rows are taken in blocks so a pass holds about ``L1_BLOCK_ELEMENTS`` temporaries at a time; O(n²d)
+work for the continuous coordinates, O(n² Σ m) at BLAS speed for the discrete ones.
 """
 
 from __future__ import annotations
@@ -22,9 +36,14 @@ import torch
 
 from .linalg import psd_power
 
-# Signs handled per pass (rows × columns × coordinates): ~32 MB in float64, a few percent of an n×n
+# Temporaries per pass (rows × points × coordinates): ~32 MB in float64, a few percent of an n×n
 # matrix at n = 10,000, and large enough for the batched products to run at BLAS speed.
 L1_BLOCK_ELEMENTS = 1 << 22
+
+# A coordinate with at most this many distinct values goes through matrix products: 2(m − 1)
+# columns of a GEMM for the distances and m for the signs cost less than one element-wise pass
+# below about this m (benchmarks/bench_l1.py).
+L1_GEMM_MAX_LEVELS = 8
 
 
 def is_diagonal(M: torch.Tensor) -> bool:
@@ -45,45 +64,100 @@ def feature_root(M: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | N
 
 
 def _apply(X: torch.Tensor, W: torch.Tensor | None) -> torch.Tensor:
-    """U = X Wᵀ (rows u_i = W x_i); a diagonal W scales columns instead of multiplying."""
+    """U = X Wᵀ (rows u_i = W x_i); a diagonal W scales columns instead of multiplying.
+
+    A product rounds a row differently by its place in the matrix, which would set duplicate points
+    apart by an ulp and give their pair a sign of ±1 instead of 0: equal rows are multiplied once.
+    """
     if W is None:
         return X
     if is_diagonal(W):
         return X * W.diagonal()
-    return X @ W.T
+    distinct, inverse = torch.unique(X, dim=0, return_inverse=True)
+    return (distinct @ W.T)[inverse]
+
+
+class _Levels:
+    """The coordinates of u over some rows, by kind (see the module docstring).
+
+    ``continuous`` and ``discrete`` index the coordinates with more than ``L1_GEMM_MAX_LEVELS``
+    distinct values and those with 2 to that many; a constant coordinate is in neither (it adds
+    nothing to a distance or a sign). ``values`` holds the discrete coordinates' values, each
+    coordinate's increasing and contiguous, and ``column`` the coordinate of each value.
+    """
+
+    def __init__(self, U: torch.Tensor):
+        ordered = U.sort(0).values
+        new = torch.ones_like(ordered, dtype=torch.bool)
+        new[1:] = ordered[1:] != ordered[:-1]
+        counts = new.sum(0)
+        self.continuous = torch.nonzero(counts > L1_GEMM_MAX_LEVELS).flatten()
+        self.discrete = torch.nonzero((counts > 1) & (counts <= L1_GEMM_MAX_LEVELS)).flatten()
+        self.values = ordered.T[self.discrete][new.T[self.discrete]]
+        self.column = self.discrete.repeat_interleave(counts[self.discrete])
+
+    def thresholds(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(column, v_l, δ_l = v_{l+1} − v_l) for every value but each coordinate's largest."""
+        inner = self.column[:-1] == self.column[1:]
+        lower = self.values[:-1][inner]
+        return self.column[:-1][inner], lower, self.values[1:][inner] - lower
+
+    def chunks(self, width: int):
+        """(column, values) of at most ``width`` discrete values at a time."""
+        for start in range(0, len(self.values), width):
+            yield self.column[start : start + width], self.values[start : start + width]
 
 
 def gram(X, Z, M, bandwidth: float, out: torch.Tensor | None = None, rows_per_block: int | None = None):
     """K_ij = exp(−‖W(x_i − z_j)‖₁ / L), written into ``out`` in row blocks.
 
-    cdist with p = 1 sums |differences| directly: no cancellation, so duplicates are exactly at 0.
+    Continuous coordinates by cdist (p = 1), discrete ones by one product P Qᵀ of their threshold
+    indicators; both sum non-negative terms, so duplicates are exactly at 0.
     """
     W = feature_root(M, X)
-    U, V = _apply(X, W), _apply(Z, W)
+    U, V = _apply(torch.cat([X, Z]), W).split([X.shape[0], Z.shape[0]])  # one image per distinct point
     if out is None:
         out = torch.empty(X.shape[0], Z.shape[0], dtype=X.dtype, device=X.device)
-    step = rows_per_block or max(1, (1 << 20) // max(1, Z.shape[0]))
-    for start in range(0, X.shape[0], step):
-        block = out[start : start + step]
-        block.copy_(torch.cdist(U[start : start + step], V, p=1))
+    levels = _Levels(torch.cat([U, V]))
+    column, lower, step = levels.thresholds()
+    above_U, above_V = (U[:, column] > lower).to(U.dtype), (V[:, column] > lower).to(U.dtype)
+    P = torch.cat([above_U * step, (1 - above_U) * step], 1)  # Σ_l δ_l (t_il (1 − t_jl) + (1 − t_il) t_jl)
+    Q = torch.cat([1 - above_V, above_V], 1)
+    Uc, Vc = U[:, levels.continuous], V[:, levels.continuous]
+    rows = rows_per_block or max(1, (1 << 20) // max(1, Z.shape[0]))
+    for start in range(0, X.shape[0], rows):
+        block = out[start : start + rows]
+        if Uc.shape[1]:
+            block.copy_(torch.cdist(Uc[start : start + rows], Vc, p=1))
+        else:
+            block.zero_()
+        if P.shape[1]:
+            block.addmm_(P[start : start + rows], Q.T)
         block.mul_(-1.0 / bandwidth).exp_()
     return out
 
 
-def _sign_blocks(U: torch.Tensor, block_elements: int):
-    """(row slice, coordinate slice, signs) with signs[b, k, j] = sign(u_bk − u_jk), block by block."""
+def _sign_sums(U: torch.Tensor, A: torch.Tensor, block_elements: int) -> torch.Tensor:
+    """G_ik = Σ_j A_ij sign(u_ik − u_jk) (n × d) for an n×n A."""
     n, d = U.shape
-    coords = max(1, min(d, block_elements // max(1, n)))
-    rows = max(1, block_elements // max(1, n * coords))
-    Ut = U.T.contiguous()  # d × n: the coordinate-major copy makes every block a strided broadcast
-    buffer = torch.empty(rows, coords, n, dtype=U.dtype, device=U.device)
-    for r0 in range(0, n, rows):
-        r = slice(r0, min(n, r0 + rows))
-        for k0 in range(0, d, coords):
-            k = slice(k0, min(d, k0 + coords))
-            signs = buffer[: r.stop - r.start, : k.stop - k.start]
-            torch.sub(U[r, k].unsqueeze(2), Ut[k].unsqueeze(0), out=signs).sign_()
-            yield r, k, signs
+    levels = _Levels(U)
+    G = U.new_zeros(n, d)
+    continuous = levels.continuous
+    if len(continuous):
+        # cdist's backward is the gradient of Σ_ij A_ij ‖u_i − u_j‖₁ in u_i, which is G: one fused
+        # pass (p = 1 never reads the distances it is given). It holds rows × n × coordinates.
+        Uc = U[:, continuous].contiguous()
+        rows = max(1, block_elements // (n * len(continuous)))
+        unused = U.new_empty(min(rows, n), n)
+        Gc = torch.empty_like(Uc)
+        for start in range(0, n, rows):
+            r = slice(start, min(n, start + rows))
+            Gc[r] = torch.ops.aten._cdist_backward(A[r], Uc[r], Uc, 1.0, unused[: r.stop - r.start])
+        G[:, continuous] = Gc
+    for column, values in levels.chunks(max(1, block_elements // n)):
+        onehot = (U[:, column] == values).to(U.dtype)
+        G.index_add_(1, column, (A @ onehot).mul_(torch.sign(U[:, column] - values)))
+    return G
 
 
 def fact_matrix(X, alpha, M, K, bandwidth: float, block_elements: int = L1_BLOCK_ELEMENTS) -> torch.Tensor:
@@ -94,11 +168,7 @@ def fact_matrix(X, alpha, M, K, bandwidth: float, block_elements: int = L1_BLOCK
     step = max(1, (1 << 20) // max(1, n))
     for start in range(0, n, step):  # A = K ∘ ααᵀ, in place, a row block at a time
         K[start : start + step].mul_(alpha[start : start + step] @ alpha.T)
-    A = K
-    G = torch.empty_like(X)
-    for r, k, signs in _sign_blocks(U, block_elements):
-        G[r, k] = torch.bmm(signs, A[r].unsqueeze(2)).squeeze(2)
-    G.mul_(-1.0 / bandwidth)
+    G = _sign_sums(U, K, block_elements).mul_(-1.0 / bandwidth)
     S = G.T @ X / n
     return S if W is None else W @ S
 
@@ -114,18 +184,31 @@ def agop_matrix(
     c = alpha.shape[1]
     W = feature_root(M, X)
     U = _apply(X, W)
+    levels = _Levels(U)
+    continuous = levels.continuous
+    Uc = U[:, continuous]
+    coords = max(1, min(len(continuous), block_elements // n))
+    rows = max(1, block_elements // (n * max(coords, c)))
+    signs_buffer = U.new_empty(min(rows, n), n, coords) if len(continuous) else None
+    classes_by_point = alpha.T.unsqueeze(0)  # 1 × c × n
     S = X.new_zeros(d, d)
     total = X.new_zeros(c, d)
-    H = weighted = None  # H for the current row block: b × c × d, filled a coordinate chunk at a time
-    for r, k, signs in _sign_blocks(U, block_elements):
-        if k.start == 0:  # a new row block: fold the finished one into S
-            if H is not None:
-                S += H.reshape(-1, d).T @ H.reshape(-1, d)
-                total += H.sum(0)
-            H = X.new_empty(r.stop - r.start, c, d)
-            weighted = K[r].unsqueeze(2) * alpha.unsqueeze(0)  # b × n × c: K_bj α_jc
-        H[:, :, k] = torch.bmm(signs, weighted).transpose(1, 2)
-    if H is not None:
+    for start in range(0, n, rows):
+        r = slice(start, min(n, start + rows))
+        b = r.stop - r.start
+        H = X.new_zeros(b, c, d)  # H for this row block, a coordinate chunk at a time
+        if signs_buffer is not None:
+            weighted = K[r].unsqueeze(1) * classes_by_point  # b × c × n: K_bj α_jc
+            for k0 in range(0, len(continuous), coords):
+                k = slice(k0, min(len(continuous), k0 + coords))
+                signs = signs_buffer[:b, :, : k.stop - k.start]  # b × n × coordinates
+                torch.sub(Uc[r, k].unsqueeze(1), Uc[:, k].unsqueeze(0), out=signs).sign_()
+                H[:, :, continuous[k]] = torch.bmm(weighted, signs)
+        for column, values in levels.chunks(max(1, block_elements // (n * c))):
+            onehot = (U[:, column] == values).to(U.dtype)  # n × w
+            by_class = (alpha.unsqueeze(2) * onehot.unsqueeze(1)).reshape(n, -1)  # α_jc e_jl: n × (c·w)
+            sums = (K[r] @ by_class).view(b, c, -1)
+            H.index_add_(2, column, sums.mul_(torch.sign(U[r, column] - values).unsqueeze(1)))
         S += H.reshape(-1, d).T @ H.reshape(-1, d)
         total += H.sum(0)
     if centered:
