@@ -87,14 +87,22 @@ class _Levels:
     """
 
     def __init__(self, U: torch.Tensor):
-        ordered = U.sort(0).values
+        d = U.shape[1]
+        # A continuous coordinate shows more than the limit in its first rows, almost always: only
+        # the others are sorted in full.
+        head = U[:256].T.sort(1).values
+        candidates = torch.nonzero((head[:, 1:] != head[:, :-1]).sum(1) < L1_GEMM_MAX_LEVELS).flatten()
+        ordered = U[:, candidates].T.sort(1).values  # candidates × n
         new = torch.ones_like(ordered, dtype=torch.bool)
-        new[1:] = ordered[1:] != ordered[:-1]
-        counts = new.sum(0)
-        self.continuous = torch.nonzero(counts > L1_GEMM_MAX_LEVELS).flatten()
-        self.discrete = torch.nonzero((counts > 1) & (counts <= L1_GEMM_MAX_LEVELS)).flatten()
-        self.values = ordered.T[self.discrete][new.T[self.discrete]]
-        self.column = self.discrete.repeat_interleave(counts[self.discrete])
+        new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        counts = new.sum(1)
+        few = (counts > 1) & (counts <= L1_GEMM_MAX_LEVELS)
+        self.discrete = candidates[few]
+        self.values = ordered[few][new[few]]
+        self.column = self.discrete.repeat_interleave(counts[few])
+        rest = torch.ones(d, dtype=torch.bool, device=U.device)
+        rest[candidates[counts <= L1_GEMM_MAX_LEVELS]] = False  # discrete or constant
+        self.continuous = torch.nonzero(rest).flatten()
 
     def thresholds(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(column, v_l, δ_l = v_{l+1} − v_l) for every value but each coordinate's largest."""
@@ -115,10 +123,14 @@ def gram(X, Z, M, bandwidth: float, out: torch.Tensor | None = None, rows_per_bl
     indicators; both sum non-negative terms, so duplicates are exactly at 0.
     """
     W = feature_root(M, X)
-    U, V = _apply(torch.cat([X, Z]), W).split([X.shape[0], Z.shape[0]])  # one image per distinct point
+    if Z is X:  # the training points against themselves (every solve and statistic)
+        U = V = _apply(X, W)
+        levels = _Levels(U)
+    else:
+        U, V = _apply(torch.cat([X, Z]), W).split([X.shape[0], Z.shape[0]])  # one image per distinct point
+        levels = _Levels(torch.cat([U, V]))
     if out is None:
         out = torch.empty(X.shape[0], Z.shape[0], dtype=X.dtype, device=X.device)
-    levels = _Levels(torch.cat([U, V]))
     column, lower, step = levels.thresholds()
     above_U, above_V = (U[:, column] > lower).to(U.dtype), (V[:, column] > lower).to(U.dtype)
     P = torch.cat([above_U * step, (1 - above_U) * step], 1)  # Σ_l δ_l (t_il (1 − t_jl) + (1 − t_il) t_jl)
