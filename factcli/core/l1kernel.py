@@ -135,7 +135,8 @@ def gram(X, Z, M, bandwidth: float, out: torch.Tensor | None = None, rows_per_bl
     above_U, above_V = (U[:, column] > lower).to(U.dtype), (V[:, column] > lower).to(U.dtype)
     P = torch.cat([above_U * step, (1 - above_U) * step], 1)  # Σ_l δ_l (t_il (1 − t_jl) + (1 − t_il) t_jl)
     Q = torch.cat([1 - above_V, above_V], 1)
-    Uc, Vc = U[:, levels.continuous], V[:, levels.continuous]
+    every = len(levels.continuous) == U.shape[1]
+    Uc, Vc = (U, V) if every else (U[:, levels.continuous], V[:, levels.continuous])
     rows = rows_per_block or max(1, (1 << 20) // max(1, Z.shape[0]))
     for start in range(0, X.shape[0], rows):
         block = out[start : start + rows]
