@@ -63,18 +63,21 @@ def feature_root(M: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | N
     return psd_power(M, 0.5)
 
 
-def _apply(X: torch.Tensor, W: torch.Tensor | None) -> torch.Tensor:
+def _apply(X: torch.Tensor, W: torch.Tensor | None, distinct: bool = True) -> torch.Tensor:
     """U = X Wᵀ (rows u_i = W x_i); a diagonal W scales columns instead of multiplying.
 
     A product rounds a row differently by its place in the matrix, which would set duplicate points
-    apart by an ulp and give their pair a sign of ±1 instead of 0: equal rows are multiplied once.
+    apart by an ulp and give their pair a sign of ±1 instead of 0: with ``distinct``, equal rows are
+    multiplied once. (Between two tables, where only the kernel's value is used, an ulp is harmless.)
     """
     if W is None:
         return X
     if is_diagonal(W):
         return X * W.diagonal()
-    distinct, inverse = torch.unique(X, dim=0, return_inverse=True)
-    return (distinct @ W.T)[inverse]
+    if not distinct:
+        return X @ W.T
+    rows, inverse = torch.unique(X, dim=0, return_inverse=True)
+    return (rows @ W.T)[inverse]
 
 
 class _Levels:
@@ -126,8 +129,8 @@ def gram(X, Z, M, bandwidth: float, out: torch.Tensor | None = None, rows_per_bl
     if Z is X:  # the training points against themselves (every solve and statistic)
         U = V = _apply(X, W)
         levels = _Levels(U)
-    else:
-        U, V = _apply(torch.cat([X, Z]), W).split([X.shape[0], Z.shape[0]])  # one image per distinct point
+    else:  # predictions: a block of queries against the training points
+        U, V = _apply(X, W, distinct=False), _apply(Z, W, distinct=False)
         levels = _Levels(torch.cat([U, V]))
     if out is None:
         out = torch.empty(X.shape[0], Z.shape[0], dtype=X.dtype, device=X.device)
