@@ -113,10 +113,28 @@ class _Levels:
         lower = self.values[:-1][inner]
         return self.column[:-1][inner], lower, self.values[1:][inner] - lower
 
-    def chunks(self, width: int):
-        """(column, values) of at most ``width`` discrete values at a time."""
-        for start in range(0, len(self.values), width):
-            yield self.column[start : start + width], self.values[start : start + width]
+    def lowest_signs(self, U: torch.Tensor) -> torch.Tensor:
+        """sign(u_ik − v_1) = [u_ik > v_1] for every discrete coordinate k (its smallest value v_1)."""
+        first = torch.ones_like(self.column, dtype=torch.bool)
+        first[1:] = self.column[1:] != self.column[:-1]
+        return (U[:, self.discrete] > self.values[first]).to(U.dtype)
+
+    def chunks(self, U: torch.Tensor, width: int):
+        """(column, e, s) for at most ``width`` values v_l at a time, every value but each discrete
+        coordinate's smallest: e_jl = [u_j = v_l] and s_il = sign(u_i − v_l) − sign(u_i − v_1).
+
+        Σ_l sign(u_i − v_l) S_il = sign(u_i − v_1) Σ_l S_il + Σ_{l>1} s_il S_il, and Σ_l S_il is a
+        row sum, so the smallest value costs no column of the products (half of them, binary).
+        """
+        first = torch.ones_like(self.column, dtype=torch.bool)
+        first[1:] = self.column[1:] != self.column[:-1]
+        lowest = self.values[first][torch.cumsum(first, 0) - 1]  # v_1 of each value's coordinate
+        column, values, lowest = self.column[~first], self.values[~first], lowest[~first]
+        for start in range(0, len(values), width):
+            part = slice(start, start + width)
+            u = U[:, column[part]]
+            signs = torch.sign(u - values[part]) - (u > lowest[part]).to(U.dtype)
+            yield column[part], (u == values[part]).to(U.dtype), signs
 
 
 def gram(X, Z, M, bandwidth: float, out: torch.Tensor | None = None, rows_per_block: int | None = None):
@@ -170,9 +188,10 @@ def _sign_sums(U: torch.Tensor, A: torch.Tensor, block_elements: int) -> torch.T
             r = slice(start, min(n, start + rows))
             Gc[r] = torch.ops.aten._cdist_backward(A[r], Uc[r], Uc, 1.0, unused[: r.stop - r.start])
         G[:, continuous] = Gc
-    for column, values in levels.chunks(max(1, block_elements // n)):
-        onehot = (U[:, column] == values).to(U.dtype)
-        G.index_add_(1, column, (A @ onehot).mul_(torch.sign(U[:, column] - values)))
+    if len(levels.discrete):
+        G[:, levels.discrete] = levels.lowest_signs(U) * A.sum(1, keepdim=True)
+    for column, onehot, signs in levels.chunks(U, max(1, block_elements // n)):
+        G.index_add_(1, column, (A @ onehot).mul_(signs))
     return G
 
 
@@ -207,6 +226,8 @@ def agop_matrix(
     rows = max(1, block_elements // (n * max(coords, c)))
     signs_buffer = U.new_empty(min(rows, n), n, coords) if len(continuous) else None
     classes_by_point = alpha.T.unsqueeze(0)  # 1 × c × n
+    lowest_signs = levels.lowest_signs(U) if len(levels.discrete) else None
+    chunks = list(levels.chunks(U, max(1, block_elements // (n * c))))
     S = X.new_zeros(d, d)
     total = X.new_zeros(c, d)
     for start in range(0, n, rows):
@@ -220,11 +241,12 @@ def agop_matrix(
                 signs = signs_buffer[:b, :, : k.stop - k.start]  # b × n × coordinates
                 torch.sub(Uc[r, k].unsqueeze(1), Uc[:, k].unsqueeze(0), out=signs).sign_()
                 H[:, :, continuous[k]] = torch.bmm(weighted, signs)
-        for column, values in levels.chunks(max(1, block_elements // (n * c))):
-            onehot = (U[:, column] == values).to(U.dtype)  # n × w
+        if lowest_signs is not None:
+            H[:, :, levels.discrete] = (K[r] @ alpha).unsqueeze(2) * lowest_signs[r].unsqueeze(1)
+        for column, onehot, signs in chunks:
             by_class = (alpha.unsqueeze(2) * onehot.unsqueeze(1)).reshape(n, -1)  # α_jc e_jl: n × (c·w)
             sums = (K[r] @ by_class).view(b, c, -1)
-            H.index_add_(2, column, sums.mul_(torch.sign(U[r, column] - values).unsqueeze(1)))
+            H.index_add_(2, column, sums.mul_(signs[r].unsqueeze(1)))
         S += H.reshape(-1, d).T @ H.reshape(-1, d)
         total += H.sum(0)
     if centered:
