@@ -116,6 +116,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     before = module_at(args.before)
+    root = Path(__file__).resolve().parent.parent
+    git = ["git", "-C", str(root)]
+    after = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "factcli"], capture_output=True, text=True).stdout
+    after += " (with uncommitted changes)" if dirty.strip() else ""
     rows = []
     for precision in args.precisions:
         for kind in args.tables:
