@@ -41,8 +41,9 @@ from .linalg import psd_power
 L1_BLOCK_ELEMENTS = 1 << 22
 
 # A coordinate with at most this many distinct values goes through matrix products: 2(m − 1)
-# columns of a GEMM for the distances and m − 1 for the signs (c(m − 1) for AGOP) cost less than
-# one element-wise pass below about this m (benchmarks/bench_l1.py: 3-13× faster on binary columns).
+# columns of a GEMM for the distances and m − 1 for the signs (c(m − 1) for AGOP), at BLAS speed
+# against one element-wise pass. Set by that count, not tuned: only binary columns are measured
+# (benchmarks/bench_l1.py, 3-13× faster than element-wise).
 L1_GEMM_MAX_LEVELS = 8
 
 
