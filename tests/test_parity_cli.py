@@ -213,14 +213,12 @@ def test_network_trains_on_net_threads_and_restores_the_setting():
         torch.set_num_threads(before)
 
 
-def test_the_d100_transition_preset_sweeps_five_sizes_and_three_seeds_on_the_nystrom_path():
+def test_the_d100_transition_preset_is_a_sweep_of_fifteen_jobs():
+    """Five sizes × three seeds (its values: tests/test_presets.py)."""
     from factcli import launchers
     from factcli.commands import COMMANDS
     from factcli.launch import register
 
     register()
-    overrides = ["experiment=parity/sample_size_d100"]
-    assert launchers.plan_sweep(COMMANDS["parity"], overrides, multirun=True).jobs == 15
-    cfg = compose_command("parity", overrides, with_hydra=True)
-    assert (cfg.d, cfg.k, cfg.rfm.solver, cfg.rfm.centers) == (100, 4, "nystrom", 1000)
-    assert cfg.hydra.sweeper.params.n == "10000,30000,100000,300000,1000000"
+    plan = launchers.plan_sweep(COMMANDS["parity"], ["experiment=parity/sample_size_d100"], multirun=True)
+    assert plan.jobs == 15
