@@ -153,14 +153,16 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--final", action="store_true", help="today against the final default only")
+    parser.add_argument("--datasets", nargs="+", help="only these (a short check; with --out)")
+    parser.add_argument("--out", type=Path, help="the results file (default: results/grid[_final].json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     root = args.data / "uci"
-    out = OUT_FINAL if args.final else OUT
+    out = args.out or (OUT_FINAL if args.final else OUT)
     result = json.loads(out.read_text()) if out.exists() else {"datasets": []}
     done = {r["dataset"] for r in result["datasets"]}
     for index, name in enumerate(datasets(root)):
-        if name in done:
+        if name in done or (args.datasets and name not in args.datasets):
             continue
         record = one_dataset(root, name, index, args.final)
         result["datasets"].append(record)

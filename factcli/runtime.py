@@ -92,12 +92,15 @@ def format_bytes(count: float) -> str:
     raise AssertionError("unreachable")
 
 
-def require_memory(needed_bytes: float, device, what: str, limit_bytes: float | None = None) -> None:
-    """Refuse up front, naming the need, when ``what`` cannot fit (rather than swapping or dying)."""
+def require_memory(
+    needed_bytes: float, device, what: str, limit_bytes: float | None = None, remedy: str | None = None
+) -> None:
+    """Refuse up front, naming the need, when ``what`` cannot fit (rather than swapping or dying);
+    ``remedy`` replaces the generic advice where the caller knows the way that works."""
     available = available_memory_bytes(device) if limit_bytes is None else limit_bytes
     if needed_bytes > available:
+        remedy = remedy or "use a smaller dataset (a subset), float32, or a larger machine"
         raise FactError(
             f"{what} needs {format_bytes(needed_bytes)} but only {format_bytes(available)} is available "
-            f"on {getattr(device, 'type', device)}; use a smaller dataset (a subset), float32, "
-            "or a larger machine"
+            f"on {getattr(device, 'type', device)}; {remedy}"
         )

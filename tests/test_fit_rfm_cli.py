@@ -160,6 +160,7 @@ def test_kernel_matrix_too_large_for_memory_says_how_much_it_needs(fact_cli, tmp
     # digits: 1797 rows, 80% for training → a 1437×1437 float32 kernel matrix: 1.1·1437² entries with
     # slack, plus a 2^22-entry block of predictions, 4 bytes each = 24.7 MiB.
     assert "the 1437×1437 kernel matrix (auto) needs 24.7 MiB but only 1.0 MiB is available" in line
+    assert "use rfm.solver=auto or rfm.solver=nystrom" in line  # the way that works, not just "a subset"
     # rfm.solver=auto turns to Nyström centres when the n×n matrix does not fit, and says when they don't.
     line = one_line_error(fact_cli(*args, f"hydra.run.dir={tmp_path / 'r2'}"))
     assert "the Nyström fit (n=1437, 1437 centres) needs" in line and "only 1.0 MiB is available" in line

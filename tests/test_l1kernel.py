@@ -148,3 +148,70 @@ def test_diagonal_and_power_updates():
     options = RFMOptions(kernel=Kernel("l1", 3.0), form="diagonal", ridge=1e-3, iters=2, precision="float64")
     for it in rfm_path(X, Y, options):
         assert l1kernel.is_diagonal(it.M)
+
+
+def mixed_table(n, generator):
+    """Binary, three-level, continuous and constant columns, with a duplicate row and a tie."""
+    X = torch.stack(
+        [
+            torch.randint(0, 2, (n,), generator=generator).double() * 1.5 - 0.5,
+            torch.randint(0, 3, (n,), generator=generator).double() * 0.7,
+            torch.randn(n, generator=generator),
+            torch.full((n,), 2.0),
+            torch.randint(0, 2, (n,), generator=generator).double(),
+        ],
+        1,
+    )
+    X[4] = X[1]
+    X[6, 2] = X[0, 2]
+    return X
+
+
+@pytest.mark.parametrize("form", ["full", "diagonal"])
+@pytest.mark.parametrize("max_levels", [0, 3, 1000])
+def test_discrete_coordinates_by_products_match_the_definitions(form, max_levels, monkeypatch):
+    """Every coordinate as continuous (0), the binary and three-level ones as discrete (3), every one as
+    discrete (1000): the Gram matrix against a brute-force double loop, FACT and AGOP against autograd."""
+    monkeypatch.setattr(l1kernel, "L1_GEMM_MAX_LEVELS", max_levels)
+    g = torch.Generator().manual_seed(5)
+    n, L = 10, 1.5
+    X, alpha = mixed_table(n, g), torch.randn(n, 3, generator=g)
+    Z = torch.cat([mixed_table(7, g)[:4], X[:2] + torch.tensor([0.0, 0.35, 0.0, 0.0, 0.0])])  # a new level
+    M = feature_matrices(5, g)[form]
+    W = reference_root(M)
+    expected_K = torch.stack([torch.stack([reference_kernel(x, z, W, L) for z in Z]) for x in X])
+    torch.testing.assert_close(
+        l1kernel.gram(X, Z, M, L, rows_per_block=3), expected_K, rtol=1e-12, atol=1e-14
+    )
+    K = l1kernel.gram(X, X, M, L)
+    assert (K.diagonal() == 1).all()
+    if form == "diagonal":  # duplicates exactly at 0 (a full W's product may round duplicate rows apart)
+        assert K[1, 4] == 1 and K[4, 1] == 1
+
+    J = reference_jacobians(X, alpha, W, L)
+    expected_F = torch.einsum("ikd,ik,ie->de", J, alpha, X) / n
+    centered = J - J.mean(0, keepdim=True)
+    for block_elements in (l1kernel.L1_BLOCK_ELEMENTS, 25):
+        F = l1kernel.fact_matrix(X, alpha, M, K.clone(), L, block_elements=block_elements)
+        torch.testing.assert_close(F, expected_F, rtol=0, atol=1e-10)
+        agop = l1kernel.agop_matrix(X, alpha, M, K, L, block_elements=block_elements)
+        torch.testing.assert_close(agop, torch.einsum("ikd,ike->de", J, J) / n, rtol=0, atol=1e-10)
+        centred = l1kernel.agop_matrix(X, alpha, M, K, L, centered=True, block_elements=block_elements)
+        torch.testing.assert_close(
+            centred, torch.einsum("ikd,ike->de", centered, centered) / n, rtol=0, atol=1e-10
+        )
+
+
+def test_sign_sums_match_a_brute_force_loop():
+    """G_ik = Σ_j A_ij sign(u_ik − u_jk) for a non-symmetric A, ties and a constant coordinate included."""
+    g = torch.Generator().manual_seed(6)
+    U = mixed_table(7, g)
+    A = torch.randn(7, 7, generator=g)
+    expected = torch.zeros(7, 5)
+    for i in range(7):
+        for j in range(7):
+            for k in range(5):
+                a, b = float(U[i, k]), float(U[j, k])
+                expected[i, k] += A[i, j] * ((a > b) - (a < b))
+    for block_elements in (l1kernel.L1_BLOCK_ELEMENTS, 8):
+        torch.testing.assert_close(l1kernel._sign_sums(U, A, block_elements), expected, rtol=0, atol=1e-12)

@@ -178,6 +178,23 @@ def test_memory_is_checked_before_any_work(tmp_path):
     result = invoke("experiment=parity/paper", "memory_limit_gb=1", f"hydra.run.dir={tmp_path / 'big'}")
     assert result.exit_code == 1
     assert "the 25000×25000 kernel matrix" in result.stderr and "needs 2.6 GiB" in result.stderr
+    assert "rfm.solver=nystrom rfm.centers=1000" in result.stderr  # the options that work at 10⁶ rows
+    assert not (tmp_path / "big" / "metrics.csv").exists()
+
+
+def test_a_million_rows_are_refused_before_the_data_is_drawn(tmp_path, monkeypatch):
+    """The exact solver's refusal comes first: nothing is drawn, nothing written."""
+    import factcli.experiments.parity.experiment as experiment
+
+    def never(*args, **kwargs):
+        raise AssertionError("the data was drawn before the memory check")
+
+    monkeypatch.setattr(experiment, "make_parity", never)
+    result = invoke("d=100", "n=1000000", f"hydra.run.dir={tmp_path / 'big'}")
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "the 1000000×1000000 kernel matrix (auto) needs 4.0 TiB" in errors[0]
+    assert "rfm.solver=nystrom rfm.centers=1000" in errors[0]
     assert not (tmp_path / "big" / "metrics.csv").exists()
 
 
@@ -194,3 +211,14 @@ def test_network_trains_on_net_threads_and_restores_the_setting():
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_d100_transition_preset_is_a_sweep_of_fifteen_jobs():
+    """Five sizes × three seeds (its values: tests/test_presets.py)."""
+    from factcli import launchers
+    from factcli.commands import COMMANDS
+    from factcli.launch import register
+
+    register()
+    plan = launchers.plan_sweep(COMMANDS["parity"], ["experiment=parity/sample_size_d100"], multirun=True)
+    assert plan.jobs == 15

@@ -235,3 +235,33 @@ def test_phase_transition_pools_several_sweeps(tmp_path):
     table = (out / "phase_transition.csv").read_text().splitlines()
     assert table[2].startswith("fact,50,4,4000,0.96,0.92,1.0,2")
     assert write_phase_transition(tmp_path / "seed0" / "0") is None  # no jobs there: nothing to plot
+
+
+def test_phase_transition_of_two_dimensions_side_by_side(tmp_path, monkeypatch):
+    """The d = 50 and d = 100 sweeps pooled: one line each, told apart by name (and marker)."""
+    import json
+
+    import factcli.experiments.parity.sweep as sweep
+
+    for d, accuracies in ((50, (0.6, 1.0)), (100, (0.5, 0.99))):
+        for number, (n, accuracy) in enumerate(zip((10_000, 100_000), accuracies, strict=True)):
+            job = tmp_path / f"d{d}" / str(number)
+            (job / ".hydra").mkdir(parents=True)
+            (job / ".hydra" / "overrides.yaml").write_text(f"- n={n}\n")
+            summary = {
+                "status": "finished",
+                "learner": "fact",
+                "d": d,
+                "k": 4,
+                "n": n,
+                "test_accuracy": accuracy,
+            }
+            (job / "summary.json").write_text(json.dumps(summary))
+    figures = []
+    monkeypatch.setattr(sweep, "save", lambda fig, path: figures.append(fig) or path)
+    write_phase_transition(tmp_path / "both", [tmp_path / "d50", tmp_path / "d100"])
+    (ax,) = figures[0].axes
+    lines = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+    assert set(lines) == {"fact, d=50, k=4", "fact, d=100, k=4"}
+    assert lines["fact, d=50, k=4"].get_marker() != lines["fact, d=100, k=4"].get_marker()
+    assert list(lines["fact, d=100, k=4"].get_ydata()) == [0.5, 0.99]

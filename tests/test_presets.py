@@ -91,6 +91,14 @@ PRESETS = {
         "hydra.sweeper.params.k": "3,4",
         "hydra.sweeper.params.learner": "fact,fact-geo,nfa,laplace",
     },
+    ("parity", "parity/sample_size_d100"): {
+        "d": 100,
+        "rfm.solver": "nystrom",
+        "rfm.centers": 1000,
+        "rfm.cg_max_iters": 15,
+        "hydra.sweeper.params.n": "10000,30000,100000,300000,1000000",
+        "hydra.sweeper.params.seed": "0,1,2",
+    },
 }
 
 

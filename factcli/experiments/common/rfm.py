@@ -38,13 +38,15 @@ COLLAPSE_ADVICE = (
 )
 
 
-def check_kernel_memory(n: int, precision: str, device, limit_gb: float | None) -> float:
+def check_kernel_memory(
+    n: int, precision: str, device, limit_gb: float | None, remedy: str | None = None
+) -> float:
     """Refuse up front when the n×n kernel matrix cannot fit (a path holds one, reused every
-    iteration); returns the bytes it needs."""
+    iteration); returns the bytes it needs. ``remedy``: the advice the refusal gives (require_memory)."""
     itemsize = 8 if precision == "float64" else 4
     limit = None if limit_gb is None else limit_gb * 2**30
     # One n×n matrix (factored in place), ~10% for O(n·d) and blockwise temporaries, and one block
     # of kernel entries between test and training points (predictions).
     needed = (1.1 * n * n + PREDICT_BLOCK_ELEMENTS) * itemsize
-    require_memory(needed, device, f"the {n}×{n} kernel matrix ({precision})", limit)
+    require_memory(needed, device, f"the {n}×{n} kernel matrix ({precision})", limit, remedy)
     return needed

@@ -37,7 +37,18 @@ CHANCE_MSE = 0.25
 CHANCE_BAND = 0.05
 
 
+# Where the n×n matrix does not fit, the Nyström path does (n×m kernel blocks): one million rows of
+# d = 100, k = 4 with these options in benchmarks/README.md.
+NYSTROM_REMEDY = (
+    "use the Nyström path, e.g. rfm.solver=nystrom rfm.centers=1000 (memory grows with n×centres, "
+    "not n²), or a smaller n"
+)
+
+
 def run(cfg, run) -> dict:
+    device = resolve_device(cfg.device)
+    # The solver and its memory are settled before the data is drawn (10⁶ rows take a while).
+    solver = None if cfg.learner == "net" else choose_rfm_solver(cfg, device)
     data = make_parity(
         cfg.n,
         cfg.d,
@@ -48,7 +59,6 @@ def run(cfg, run) -> dict:
         inputs=cfg.inputs,
         label_noise=cfg.label_noise,
     )
-    device = resolve_device(cfg.device)
     log.info(
         f"parity d={cfg.d} k={cfg.k} support={list(data.support)} n={cfg.n} test={cfg.test_size} "
         f"inputs={cfg.inputs} noise={cfg.label_noise:g} ({data.flipped} flipped); "
@@ -58,7 +68,7 @@ def run(cfg, run) -> dict:
     if cfg.learner == "net":
         unit, trace = "step", train_network(cfg, data, device, run)
     else:
-        unit, trace = "iteration", fit_rfm(cfg, data, device, run)
+        unit, trace = "iteration", fit_rfm(cfg, data, device, run, *solver)
     seconds = time.perf_counter() - started
     summary = summarize(trace.rows, unit, data, cfg, seconds)
     if cfg.plots:
@@ -83,16 +93,24 @@ def reached(at, unit: str) -> str:
 # --------------------------------------------------------------------------------------- RFM
 
 
-def fit_rfm(cfg, data, device, run) -> LearnerTrace:
-    """Every iterate of the RFM path scored on the test set; M_t of every t saved to feature_matrices.npy."""
+def choose_rfm_solver(cfg, device):
+    """(options, solver choice) for an RFM learner; refuses an n×n matrix that cannot fit, naming the
+    Nyström options that do."""
     from ..common import scalable
 
     options = rfm_options(cfg, cfg.learner)
     choice = scalable.choose_solver(cfg.rfm, cfg.n, options.precision, device, cfg.memory_limit_gb)
     if choice.solver == "exact":
-        needed = check_kernel_memory(cfg.n, options.precision, device, cfg.memory_limit_gb)
+        needed = check_kernel_memory(cfg.n, options.precision, device, cfg.memory_limit_gb, NYSTROM_REMEDY)
         if options.precision == "auto":
             log.info("precision=auto: float32 first; a float64 redo would need %.1f GiB", 2 * needed / 2**30)
+    return options, choice
+
+
+def fit_rfm(cfg, data, device, run, options, choice) -> LearnerTrace:
+    """Every iterate of the RFM path scored on the test set; M_t of every t saved to feature_matrices.npy."""
+    from ..common import scalable
+
     iters = 0 if cfg.learner == "laplace" else options.iters
     estimate = scalable.estimate_seconds(
         options.kernel, choice, cfg.n, cfg.d, 2, iters + 1, iters, options.method, cfg.rfm.cg_max_iters

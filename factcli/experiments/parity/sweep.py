@@ -110,12 +110,17 @@ def plot_phase_transition(path: Path, table: list[dict]) -> Path:
     learners = sorted({learner for learner, _, _ in groups})
     orders = sorted({k for _, _, k in groups})
     styles = ["-", "--", ":", "-."]
-    for (learner, _d, k), rows in groups.items():
+    # Sweeps of several d pooled (e.g. d = 50 and d = 100 side by side): one marker per d, named.
+    dims = sorted({d for _, d, _ in groups})
+    markers = ["o", "s", "^", "D"]
+    for (learner, d, k), rows in groups.items():
         ns = [r["n"] for r in rows]
         colour = f"C{learners.index(learner)}"
         style = styles[orders.index(k) % len(styles)]
         mean = [r["mean_test_accuracy"] for r in rows]
-        ax.plot(ns, mean, style, color=colour, marker="o", markersize=4, label=f"{learner}, k={k}")
+        label = f"{learner}, d={d}, k={k}" if len(dims) > 1 else f"{learner}, k={k}"
+        marker = markers[dims.index(d) % len(markers)]
+        ax.plot(ns, mean, style, color=colour, marker=marker, markersize=4, label=label)
         if any(r["seeds"] > 1 for r in rows):  # the spread over seeds
             low = [r["min_test_accuracy"] for r in rows]
             high = [r["max_test_accuracy"] for r in rows]
@@ -126,7 +131,6 @@ def plot_phase_transition(path: Path, table: list[dict]) -> Path:
     ax.minorticks_off()
     ax.axhline(TARGET_ACCURACY, linestyle="--", color="gray", linewidth=1)
     ax.axhline(0.5, linestyle=":", color="gray", linewidth=1)
-    dims = sorted({row["d"] for row in table})
     seeds = max(row["seeds"] for row in table)
     ax.set(
         xlabel="training samples n",

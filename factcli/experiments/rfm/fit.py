@@ -60,7 +60,11 @@ def run(cfg, run) -> dict:
             " laplace or gaussian, or rfm.solver=exact on a smaller table"
         )
     if choice.solver == "exact":
-        check_kernel_memory(largest, options.precision, device, cfg.memory_limit_gb)
+        nystrom = cfg.kernel.name in (AUTO_KERNEL, *NYSTROM_KERNELS)
+        remedy = "use rfm.solver=auto or rfm.solver=nystrom (n×centres kernel blocks, not n²), a subset"
+        check_kernel_memory(
+            largest, options.precision, device, cfg.memory_limit_gb, remedy if nystrom else None
+        )
     estimate, memory = estimate_fit(cfg, choice, options, data, largest, len(folds), device)
     log.info(
         "%s: n=%d d=%d %s%s, method=%s, protocol=%s",
