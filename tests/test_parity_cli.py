@@ -215,10 +215,8 @@ def test_network_trains_on_net_threads_and_restores_the_setting():
 
 def test_the_d100_transition_preset_is_a_sweep_of_fifteen_jobs():
     """Five sizes × three seeds (its values: tests/test_presets.py)."""
-    from factcli import launchers
     from factcli.commands import COMMANDS
-    from factcli.launch import register
+    from factcli.launch import prepare
 
-    register()
-    plan = launchers.plan_sweep(COMMANDS["parity"], ["experiment=parity/sample_size_d100"], multirun=True)
+    plan = prepare(COMMANDS["parity"], ["experiment=parity/sample_size_d100"], multirun=True).plan
     assert plan.jobs == 15
