@@ -97,7 +97,8 @@ class _FactRFM(BaseEstimator):
         # Predictions in float64 whatever the fit's precision: the same rows score the same in any batch.
         predictor = last.predictor
         self.predictor_ = replace(
-            predictor, **{name: getattr(predictor, name).double() for name in ("X", "center", "M", "alpha")}
+            predictor,
+            **{name: getattr(predictor, name).double() for name in ("points", "center", "M", "alpha")},
         )
         self.M_ = last.M.cpu().numpy()
         self.n_iter_ = last.t

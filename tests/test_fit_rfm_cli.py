@@ -41,6 +41,8 @@ def test_fit_rfm_writes_the_run_directory_contract(fact_cli, tmp_path):
         "iteration",
         "train_accuracy",
         "val_accuracy",
+        "solve_residual",
+        "cg_steps",
         "fold",
         "test_accuracy",
     ]
@@ -48,6 +50,7 @@ def test_fit_rfm_writes_the_run_directory_contract(fact_cli, tmp_path):
     # then t = 1, 2 from the best stage-0 (kernel, bandwidth, normalization) for every ridge.
     assert (metrics.phase == "select").sum() == 2 * 50 + 5 * 2
     selected = metrics[metrics.phase == "select"]
+    assert (metrics.solve_residual <= 1e-3).all() and metrics.cg_steps.isna().all()  # exact: no CG
     paths = selected[selected.iteration > 0][["kernel", "bandwidth", "normalize_rows"]].drop_duplicates()
     assert len(paths) == 1 and paths.kernel.iloc[0] == summary["kernel"]["name"]
     assert summary["status"] == "finished" and summary["method"] == "fact" and summary["seed"] == 0

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from dataclasses import replace
 
 import numpy as np
-import torch
 
 from factcli.core.rfm import FeatureCollapse, InaccurateSolve
+from factcli.core.solvers import CholeskySolver, EigenSolver
 from factcli.data.tabular import check_kernel_scale, standardize
 from factcli.errors import FactError
 
 from ..common.rfm import COLLAPSE_ADVICE, rfm_options
 from .grid import AUTO_KERNEL, GridSelection, GridSpec, evaluate, select
-from .protocol import FoldResult
+from .protocol import FoldResult, Split
 
 
 def splits_of(data, cfg, held_out=None):
@@ -82,10 +83,13 @@ def _split(rows, data, fraction, seed):
 
 
 def fit_options(cfg, method: str):
-    """fit-rfm's RFM options for ``method``. The bandwidth and ridge are placeholders: selection sets
-    both grid point by grid point (grid.py)."""
+    """fit-rfm's RFM options for ``method`` with the exact solver (grid.solver: stage 0's ridges by
+    Cholesky or one eigendecomposition; common/scalable.with_choice swaps in Nyström). The bandwidth
+    and ridge are placeholders: selection sets both grid point by grid point (grid.py)."""
     kernel = "laplace" if cfg.kernel.name == AUTO_KERNEL else cfg.kernel.name  # auto: chosen per path
-    return rfm_options(cfg, method, ridge=cfg.grid.ridges[0], bandwidth=1.0, kernel=kernel)
+    options = rfm_options(cfg, method, ridge=cfg.grid.ridges[0], bandwidth=1.0, kernel=kernel)
+    solver = EigenSolver() if cfg.grid.solver == "eigen" else CholeskySolver()
+    return replace(options, solver=solver)
 
 
 def grid_spec(cfg) -> GridSpec:
@@ -97,18 +101,16 @@ def grid_spec(cfg) -> GridSpec:
         normalizations=tuple(bool(v) for v in grid.normalize_rows),
         search=grid.search,
         rule=grid.rule,
-        solver=grid.solver,
     )
 
 
 def select_on_tuning_split(task, options, cfg, X, y, tuning, progress=None) -> GridSelection:
-    """Stage 0 (kernel ridge regression over the grid), then the method's paths (grid.py); with
-    ``options.scalable`` both on the Nyström path (no n×n matrix)."""
-    train, val = (torch.as_tensor(rows, device=X.device) for rows in tuning)
-    parts = (X[train], y[train], X[val], y[val])
-    spec = grid_spec(cfg)
+    """Stage 0 (kernel ridge regression over the grid), then the method's paths (grid.py), both with
+    ``options.solver`` (on the Nyström path no n×n matrix is made)."""
     with clear_solver_errors():
-        return select(task, cfg.kernel.name, spec, options, *parts, progress=progress)
+        return select(
+            task, cfg.kernel.name, grid_spec(cfg), options, Split.of(X, y, *tuning), progress=progress
+        )
 
 
 def evaluate_folds(task, options, selection, protocol, X, y, folds, progress=None) -> list[FoldResult]:
@@ -117,11 +119,8 @@ def evaluate_folds(task, options, selection, protocol, X, y, folds, progress=Non
         for index, (train_rows, test_rows) in enumerate(folds):
             if progress is not None:
                 progress.stage(f"refit {index + 1} of {len(folds)} ({protocol} protocol)")
-            train = torch.as_tensor(train_rows, device=X.device)
-            test = torch.as_tensor(test_rows, device=X.device)
-            results.append(
-                evaluate(task, options, selection, protocol, X[train], y[train], X[test], y[test], progress)
-            )
+            split = Split.of(X, y, train_rows, test_rows)
+            results.append(evaluate(task, options, selection, protocol, split, progress))
     return results
 
 
