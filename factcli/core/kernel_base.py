@@ -26,7 +26,7 @@ from typing import ClassVar
 import torch
 
 from factcli.choices import KERNELS
-from factcli.core import InvalidInput
+from factcli.core import InvalidInput, defaults
 
 # Element-wise passes over n×n matrices go in row blocks of about this many entries: their temporaries
 # stay a few MB (a few percent of the matrix at n = 10,000) while each block is still large enough
@@ -55,8 +55,8 @@ class Statistic:
 class Kernel:
     """``name`` (one of choices.KERNELS) and ``bandwidth`` L; ``Kernel(name, L)`` is that name's class."""
 
-    name: str = "laplace"
-    bandwidth: float = 10.0
+    name: str = defaults.KERNEL
+    bandwidth: float = defaults.BANDWIDTH
 
     # -- what the engine may assume (overridden by the kernel classes) -------------------------
     translation_invariant: ClassVar[bool] = True  # k(x, z) depends on x − z only
@@ -70,7 +70,7 @@ class Kernel:
     def __new__(cls, *args, **kwargs):
         if cls is not Kernel:  # a subclass made directly, by replace() or by unpickling
             return super().__new__(cls)
-        name = args[0] if args else kwargs.get("name", "laplace")
+        name = args[0] if args else kwargs.get("name", defaults.KERNEL)
         if name not in _REGISTRY:
             raise InvalidInput(f"unknown kernel {name!r}; choose one of {', '.join(KERNELS)}")
         return super().__new__(_REGISTRY[name])

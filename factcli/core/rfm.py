@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from factcli.choices import FORMS, METHODS, PRECISIONS, RESCALE_RULES
-from factcli.core import InvalidInput
+from factcli.core import InvalidInput, defaults
 
 from .kernels import Kernel
 from .linalg import SolveReport, psd_power
@@ -31,21 +31,22 @@ class FeatureCollapse(InaccurateSolve):
 class RFMOptions:
     """Everything that defines one RFM path. ``method='laplace'`` means no feature learning.
 
-    The defaults are the library's, written once here: the estimators' signatures and the configs'
-    schemas (schema/rfm.py) read them from this class.
+    The defaults are core/defaults.py's, as are the configs' (schema/rfm.py) and the estimators'.
     """
 
     kernel: Kernel = field(default_factory=Kernel)
-    method: str = "fact"
-    ridge: float = 1e-3
-    iters: int = 5
-    nfa_power: float = 0.5  # NFA: M ← AGOP^s (the original tabular RFM code used s = 1)
-    fact_power: float = 1.0  # FACT: M ← |F|^s, |F| = (FFᵀ)^½ (s = 1: the paper; s = 2: M ← FFᵀ)
-    form: str = "full"  # full M, or diagonal (one weight per coordinate: M_kk ← the statistic's diagonal)
-    centered_agop: bool = False
-    rescale: str = "trace"  # trace: tr M = d; max: max |M_ij| = 1; none
-    precision: str = "auto"  # auto: float32, redone in float64 when the solve is inaccurate
-    solve_tol: float = 1e-3  # largest accepted relative residual of a solve (solvers.fit_checked)
+    method: str = defaults.METHOD
+    ridge: float = defaults.RIDGE
+    iters: int = defaults.ITERS
+    nfa_power: float = defaults.NFA_POWER  # NFA: M ← AGOP^s
+    fact_power: float = defaults.FACT_POWER  # FACT: M ← |F|^s, |F| = (FFᵀ)^½ (s = 2: M ← FFᵀ)
+    form: str = defaults.FORM  # full M, or diagonal (one weight per coordinate: the statistic's diagonal)
+    centered_agop: bool = defaults.CENTERED_AGOP
+    rescale: str = defaults.RESCALE  # trace: tr M = d; max: max |M_ij| = 1; none
+    precision: str = defaults.PRECISION  # auto: float32, redone in float64 when the solve is inaccurate
+    solve_tol: float = (
+        defaults.SOLVE_TOL
+    )  # largest accepted relative residual of a solve (solvers.fit_checked)
     solver: Solver = field(default_factory=CholeskySolver)  # exact, eigen or Nyström (solvers.py)
 
     def __post_init__(self) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from . import InvalidInput, spectral
+from . import InvalidInput, defaults, spectral
 from .kernels import Kernel
 from .linalg import NotPositiveDefinite, SolveReport, dtype_name, solve_kernel_system
 from .nystrom import CGReport, default_centers, nystrom_solve, sample_centers
@@ -239,7 +239,7 @@ class NystromSolver:
     centers: int | None = None
     seed: int = 0
     cg_tol: float = 1e-4  # relative residual of the preconditioned system, worst output column
-    cg_max_iters: int = 100
+    cg_max_iters: int = defaults.CG_MAX_ITERS
     cache_bytes: float = 2 * 2**30  # keep the n×m kernel blocks between CG steps when they fit here
     block_elements: int = 1 << 22
     # (stage, done, total) after each CG step and each pass; for progress bars, never for results.

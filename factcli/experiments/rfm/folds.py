@@ -34,8 +34,8 @@ def splits_of(data, cfg, held_out=None):
     if held_out is not None:
         training, test = rows[: data.n - held_out.rows], rows[data.n - held_out.rows :]
     else:
-        training, test = _split(rows, data, cfg.data.test_fraction, cfg.seed)
-    train, val = _split(training, data, cfg.data.val_fraction, cfg.seed + 1)
+        training, test = _split(rows, _labels(data), cfg.data.test_fraction, cfg.seed)
+    train, val = validation_split(training, _labels(data), cfg.data.val_fraction, cfg.seed)
     return (train, val), [(training, test)]
 
 
@@ -72,10 +72,21 @@ def standardizes(cfg, data) -> bool:
     return choice in ("yes", "True") or (choice == "auto" and data.source != "uci")
 
 
-def _split(rows, data, fraction, seed):
+def validation_split(rows, labels, fraction: float, seed: int):
+    """(rows to fit, rows to validate on) of the training rows, as fit-rfm and the CV estimators make
+    them: stratified by ``labels`` (all rows' labels; None for regression), seeded with seed + 1 so
+    that it differs from the test split seeded with ``seed``."""
+    return _split(rows, labels, fraction, seed + 1)
+
+
+def _labels(data):
+    return data.y if data.task == "classification" else None
+
+
+def _split(rows, all_labels, fraction, seed):
     from sklearn.model_selection import train_test_split
 
-    labels = data.y[rows] if data.task == "classification" else None
+    labels = None if all_labels is None else all_labels[rows]
     try:
         return train_test_split(rows, test_size=fraction, random_state=seed, stratify=labels)
     except ValueError:  # a class too small to stratify: split without stratification

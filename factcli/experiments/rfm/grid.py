@@ -34,7 +34,7 @@ from factcli.choices import (
     SEARCHES,
     SELECTION_RULES,
 )
-from factcli.core import InvalidInput
+from factcli.core import InvalidInput, defaults
 from factcli.core.kernels import Kernel
 from factcli.core.rfm import Fit, InaccurateSolve, RFMOptions, rfm_path
 
@@ -45,12 +45,12 @@ MEDIAN_ROWS = 1000  # rows (at an even stride) the median pairwise distance is e
 
 @dataclass(frozen=True)
 class GridSpec:
-    bandwidths: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
-    bandwidth_unit: str = "median"  # median: L = s × median pairwise distance; absolute: L = s
-    ridges: tuple[float, ...] = (10.0, 1.0, 0.1, 0.01, 0.001)
-    normalizations: tuple[bool, ...] = (False, True)
-    search: str = "best"
-    rule: str = "best"
+    bandwidths: tuple[float, ...] = defaults.GRID_BANDWIDTHS
+    bandwidth_unit: str = defaults.GRID_BANDWIDTH_UNIT  # median: L = s × median pairwise distance; absolute
+    ridges: tuple[float, ...] = defaults.GRID_RIDGES
+    normalizations: tuple[bool, ...] = defaults.GRID_NORMALIZATIONS
+    search: str = defaults.GRID_SEARCH
+    rule: str = defaults.GRID_RULE
 
     def __post_init__(self) -> None:
         for value, allowed, what in (
@@ -349,10 +349,16 @@ def evaluate(
     task: Task, options: RFMOptions, selection: GridSelection, protocol: str, split: Split, progress=None
 ) -> FoldResult:
     """One fold: strict relearns M_t on the fold's training part; paper reuses the selected M."""
+    fit, how = chosen_fit(options, selection, protocol)
+    chosen = selection.chosen
+    return fit_fold(task, fit, chosen.normalize, chosen.iteration, selection.M, how, split, progress)
+
+
+def chosen_fit(options: RFMOptions, selection: GridSelection, protocol: str) -> tuple[RFMOptions, str]:
+    """The options of the selected setting, and how a refit makes it (with t = 0 both protocols are
+    one solve with the selected M, the identity: no path to relearn)."""
     chosen = selection.chosen
     fit = replace(
         options, kernel=Kernel(chosen.kernel, chosen.bandwidth), ridge=chosen.ridge, form=selection.form
     )
-    # With t = 0 both protocols are one solve with the selected M (the identity): no path to relearn.
-    how = "paper" if chosen.iteration == 0 else protocol
-    return fit_fold(task, fit, chosen.normalize, chosen.iteration, selection.M, how, split, progress)
+    return fit, "paper" if chosen.iteration == 0 else protocol

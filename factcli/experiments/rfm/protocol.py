@@ -95,25 +95,33 @@ def fit_fold(
     split: Split,
     progress=None,
 ) -> FoldResult:
-    """One fold of the chosen setting (``fit`` carries its kernel and ridge): ``strict`` relearns
-    M_0..M_iteration on the fold's training part, ``paper`` solves once with the selected ``M``."""
-    A, B = split.normalized(normalize)
-    Y = task.targets(split.y_train)
-    if protocol == "paper":
-        iterates = list(rfm_path(A, Y, replace(fit, method="laplace"), M0=M))  # laplace: solve only, M kept
-    elif protocol == "strict":
-        iterates = []
-        for iterate in _take(rfm_path(A, Y, replace(fit, iters=iteration)), iteration):
-            iterates.append(iterate)
-            if progress is not None:
-                progress.iterate(iterate.t)
-    else:
-        raise ValueError(f"unknown protocol {protocol!r}")
+    """One fold of the chosen setting (``fit`` carries its kernel and ridge), fitted by ``refit`` on the
+    fold's training part and scored on its held-out part."""
+    B = normalize_rows(split.X_held_out, normalize)
+    iterates = refit(task, fit, normalize, iteration, M, protocol, split.X_train, split.y_train, progress)
     path_scores = [task.score(iterate.predictor(B), split.y_held_out) for iterate in iterates]
     final = iterates[-1]
     residuals = [iterate.solve.relative_residual for iterate in iterates]
     steps = [iterate.solve.cg_steps for iterate in iterates]
     return FoldResult(path_scores[-1], final.M, path_scores, final.solve.precision, residuals, steps)
+
+
+def refit(
+    task: Task, fit: RFMOptions, normalize: bool, iteration: int, M, protocol: str, X, y, progress=None
+):
+    """The iterates of the chosen setting fitted on the rows X, y: ``strict`` relearns M_0..M_iteration
+    on them, ``paper`` solves once with the selected ``M`` (one iterate)."""
+    A, Y = normalize_rows(X, normalize), task.targets(y)
+    if protocol == "paper":
+        return list(rfm_path(A, Y, replace(fit, method="laplace"), M0=M))  # laplace: solve only, M kept
+    if protocol != "strict":
+        raise ValueError(f"unknown protocol {protocol!r}")
+    iterates = []
+    for iterate in _take(rfm_path(A, Y, replace(fit, iters=iteration)), iteration):
+        iterates.append(iterate)
+        if progress is not None:
+            progress.iterate(iterate.t)
+    return iterates
 
 
 def _take(path, last_t: int) -> Iterator[Iterate]:
