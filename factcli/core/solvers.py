@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from . import InvalidInput, defaults, spectral
-from .kernels import Kernel
+from .kernels import CENTER_BLOCK_ELEMENTS, Kernel
 from .linalg import NotPositiveDefinite, SolveReport, dtype_name, solve_kernel_system
 from .nystrom import CGReport, default_centers, nystrom_solve, sample_centers
 
@@ -241,7 +241,7 @@ class NystromSolver:
     cg_tol: float = 1e-4  # relative residual of the preconditioned system, worst output column
     cg_max_iters: int = defaults.CG_MAX_ITERS
     cache_bytes: float = 2 * 2**30  # keep the n×m kernel blocks between CG steps when they fit here
-    block_elements: int = 1 << 22
+    block_elements: int = CENTER_BLOCK_ELEMENTS
     # (stage, done, total) after each CG step and each pass; for progress bars, never for results.
     progress: Callable[[str, int, int], None] | None = field(default=None, compare=False)
 
