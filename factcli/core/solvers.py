@@ -286,9 +286,15 @@ class NystromWork(Work):
         super().adopt(fit)
         self.previous = fit
 
+    def centers(self) -> torch.Tensor:
+        """The centres in the working precision (one copy per precision, shared by its fits)."""
+        key = ("centers", self.dtype)
+        if key not in self._converted:
+            self._converted[key] = self.rows()[self.center_rows]
+        return self._converted[key]
+
     def _solve(self, kernel, M, ridge):
-        X, Mw = self.rows(), M.to(self.dtype)
-        centers = X[self.center_rows]
+        X, Mw, centers = self.rows(), M.to(self.dtype), self.centers()
         previous = self.previous
         warm = previous is not None and previous.predictor.kernel == kernel
         solver = self.solver
