@@ -228,3 +228,22 @@ def test_a_kernel_matrix_far_from_positive_definite_is_refused_in_one_line():
     K_mm = torch.ones(4, 4) - 2 * torch.eye(4)  # eigenvalue −2: no small jitter repairs it
     with pytest.raises(InvalidInput, match="fewer rfm.centers"):
         factor_centers(K_mm)
+
+
+@pytest.mark.parametrize("cache", [0.0, 1e9])
+def test_one_system_serves_every_ridge_exactly_as_fresh_solves(cache):
+    """A grid's ridges share K_mm's factor, the kernel rows and K_nmᵀY (NystromSystem): each ridge's α,
+    fitted values and report are bit for bit those of a fresh nystrom_solve."""
+    from factcli.core.nystrom import NystromSystem
+
+    g = torch.Generator().manual_seed(11)
+    X, Y = torch.randn(200, 4, generator=g), torch.randn(200, 2, generator=g)
+    C, M = X[sample_centers(X, 30, seed=0)], random_psd(4, g)
+    kernel = Kernel("l1", 3.0)
+    system = NystromSystem(kernel, X, Y, C, M, block_elements=500, cache_bytes=cache)
+    for ridge in (1.0, 1e-2, 1e-4):
+        shared = system.solve(ridge, tol=1e-10, max_iters=300)
+        fresh = nystrom_solve(
+            kernel, X, Y, C, M, ridge, tol=1e-10, max_iters=300, block_elements=500, cache_bytes=cache
+        )
+        assert torch.equal(shared[0], fresh[0]) and torch.equal(shared[1], fresh[1]) and shared[2] == fresh[2]

@@ -118,88 +118,106 @@ def nystrom_solve(
     over the data (one more pass at the end gives f at the training points); None: when the blocks
     are not kept and m < worth_forming_normal_matrix(d).
     """
-    n, all_centers = X.shape[0], C.shape[0]
-    K_mm = kernel.gram_by_differences(C.double(), C.double(), None if M is None else M.double())
-    T, kept, jitter = factor_centers(K_mm)
-    if kept is not None:  # centres dependent on the others (in M's metric) get α = 0
-        C, K_mm = C[kept], K_mm[kept][:, kept]
-        initial = None if initial is None else initial[kept]
-    m = C.shape[0]
-    A = preconditioner_factor(T, n, ridge, jitter)
-    rows = KernelRows(kernel, X, C, M, block_elements, cache_bytes)
-    if form_normal_matrix is None:
-        form_normal_matrix = rows.cached is None and m < worth_forming_normal_matrix(X.shape[1])
-    Yd = Y.double()
+    system = NystromSystem(kernel, X, Y, C, M, block_elements, cache_bytes, form_normal_matrix)
+    return system.solve(ridge, tol=tol, max_iters=max_iters, initial=initial, progress=progress)
 
-    def precondition(v):  # B v = T⁻¹ A⁻¹ v
-        return _upper_solve(T, _upper_solve(A, v))
 
-    def precondition_t(u):  # Bᵀ u = A⁻ᵀ T⁻ᵀ u
-        return _upper_solve(A, _upper_solve(T, u, transpose=True), transpose=True)
+class NystromSystem:
+    """What the Nyström systems of every ridge share (one kernel, M, centres and targets): the factor
+    T of K_mm, (n/m) T Tᵀ, the kernel rows (kept when they fit), Bᵀ's right-hand side K_nmᵀY and, when
+    formed, K_nmᵀK_nm. Made once, it serves a grid's ridges for the price of an m×m factor and the CG
+    steps each; ``solve`` gives each ridge exactly what a fresh ``nystrom_solve`` would."""
 
-    def normal_operator(v):
-        """(H v, K_nm v) for v (m×c): one pass over the kernel rows (none with K_nmᵀK_nm formed)."""
-        if normal is not None:
-            return normal @ v + ridge * (K_mm @ v), None
-        fitted = Yd.new_empty(n, v.shape[1])
-        gram_part = torch.zeros_like(v)
-        vw = v.to(X.dtype)
-        for rows_, block in rows.blocks():
-            out = block @ vw
-            fitted[rows_] = out
-            gram_part += (block.T @ out).double()
-        return gram_part + ridge * (K_mm @ v), fitted
+    def __init__(
+        self, kernel, X, Y, C, M, block_elements=BLOCK_ELEMENTS, cache_bytes=0.0, form_normal_matrix=None
+    ):
+        self.n, self.all_centers = X.shape[0], C.shape[0]
+        K_mm = kernel.gram_by_differences(C.double(), C.double(), None if M is None else M.double())
+        self.T, self.kept, self.jitter = factor_centers(K_mm)
+        if self.kept is not None:  # centres dependent on the others (in M's metric) get α = 0
+            C, K_mm = C[self.kept], K_mm[self.kept][:, self.kept]
+        self.K_mm, self.m, self.X = K_mm, C.shape[0], X
+        self.inner = (self.n / self.m) * (self.T @ self.T.T)
+        self.rows = KernelRows(kernel, X, C, M, block_elements, cache_bytes)
+        if form_normal_matrix is None:
+            form_normal_matrix = self.rows.cached is None and self.m < worth_forming_normal_matrix(X.shape[1])
+        self.Yd = Y.double()
+        self.rhs = torch.zeros(self.m, Y.shape[1], dtype=torch.float64, device=X.device)
+        self.normal = None
+        Yw = Y.to(X.dtype)
+        for rows_, block in self.rows.blocks():
+            self.rhs += (block.T @ Yw[rows_]).double()
+            if form_normal_matrix:
+                wide = block.double()  # float32 products lose the small eigenvalues that the ridge keeps
+                product = wide.T @ wide
+                self.normal = product if self.normal is None else self.normal.add_(product)
 
-    rhs = torch.zeros(m, Y.shape[1], dtype=torch.float64, device=X.device)
-    normal = None
-    Yw = Y.to(X.dtype)
-    for rows_, block in rows.blocks():
-        rhs += (block.T @ Yw[rows_]).double()
-        if form_normal_matrix:
-            wide = block.double()  # float32 products lose the small eigenvalues that the ridge keeps
-            product = wide.T @ wide
-            normal = product if normal is None else normal.add_(product)
-    rhs_p = precondition_t(rhs)
+    def solve(self, ridge, *, tol=1e-4, max_iters=100, initial=None, progress: Progress | None = None):
+        """(α, K_nm α, report) for one ridge: conjugate gradients on Bᵀ H B β = Bᵀ K_nmᵀ Y, α = Bβ."""
+        n, T, K_mm, normal, X, Yd = self.n, self.T, self.K_mm, self.normal, self.X, self.Yd
+        if self.kept is not None and initial is not None:
+            initial = initial[self.kept]
+        A = preconditioner_factor(T, n, ridge, self.jitter, self.inner)
 
-    beta = torch.zeros_like(rhs_p)
-    fitted = Yd.new_zeros(n, Y.shape[1])
-    residual = rhs_p.clone()
-    if initial is not None:
-        beta = A @ (T @ initial.double())  # B⁻¹ α
-        H_alpha, fitted_initial = normal_operator(initial.double())
-        if fitted_initial is not None:
-            fitted = fitted_initial
-        residual = rhs_p - precondition_t(H_alpha)
-    scale = rhs_p.norm(dim=0).clamp_min(1e-300)
-    direction = residual.clone()
-    squared = residual.square().sum(0)
-    iterations, relative = 0, float((residual.norm(dim=0) / scale).max())
-    while relative > tol and iterations < max_iters:
-        H_p, K_p = normal_operator(precondition(direction))
-        Ap = precondition_t(H_p)
-        curvature = (direction * Ap).sum(0)
-        step = torch.where(curvature > 0, squared / curvature.clamp_min(1e-300), 0.0)
-        beta += step * direction
-        if K_p is not None:
-            fitted += step.to(fitted) * K_p
-        residual -= step * Ap
-        new_squared = residual.square().sum(0)
-        momentum = torch.where(squared > 0, new_squared / squared.clamp_min(1e-300), 0.0)
-        direction = residual + momentum * direction
-        squared = new_squared
-        iterations += 1
-        relative = float((residual.norm(dim=0) / scale).max())
-        if progress is not None:
-            progress("cg", iterations, max_iters)
-    alpha = precondition(beta)
-    if normal is not None:  # f at the training points: one more pass
-        alpha_w = alpha.to(X.dtype)
-        for rows_, block in rows.blocks():
-            fitted[rows_] = block @ alpha_w
-    if kept is not None:
-        alpha = alpha.new_zeros(all_centers, alpha.shape[1]).index_copy_(0, kept, alpha)
-    report = CGReport(relative, X.dtype, iterations=iterations, converged=relative <= tol, centers=m)
-    return alpha, fitted, report
+        def precondition(v):  # B v = T⁻¹ A⁻¹ v
+            return _upper_solve(T, _upper_solve(A, v))
+
+        def precondition_t(u):  # Bᵀ u = A⁻ᵀ T⁻ᵀ u
+            return _upper_solve(A, _upper_solve(T, u, transpose=True), transpose=True)
+
+        def normal_operator(v):
+            """(H v, K_nm v) for v (m×c): one pass over the kernel rows (none with K_nmᵀK_nm formed)."""
+            if normal is not None:
+                return normal @ v + ridge * (K_mm @ v), None
+            fitted = Yd.new_empty(n, v.shape[1])
+            gram_part = torch.zeros_like(v)
+            vw = v.to(X.dtype)
+            for rows_, block in self.rows.blocks():
+                out = block @ vw
+                fitted[rows_] = out
+                gram_part += (block.T @ out).double()
+            return gram_part + ridge * (K_mm @ v), fitted
+
+        rhs_p = precondition_t(self.rhs)
+        beta = torch.zeros_like(rhs_p)
+        fitted = Yd.new_zeros(n, Yd.shape[1])
+        residual = rhs_p.clone()
+        if initial is not None:
+            beta = A @ (T @ initial.double())  # B⁻¹ α
+            H_alpha, fitted_initial = normal_operator(initial.double())
+            if fitted_initial is not None:
+                fitted = fitted_initial
+            residual = rhs_p - precondition_t(H_alpha)
+        scale = rhs_p.norm(dim=0).clamp_min(1e-300)
+        direction = residual.clone()
+        squared = residual.square().sum(0)
+        iterations, relative = 0, float((residual.norm(dim=0) / scale).max())
+        while relative > tol and iterations < max_iters:
+            H_p, K_p = normal_operator(precondition(direction))
+            Ap = precondition_t(H_p)
+            curvature = (direction * Ap).sum(0)
+            step = torch.where(curvature > 0, squared / curvature.clamp_min(1e-300), 0.0)
+            beta += step * direction
+            if K_p is not None:
+                fitted += step.to(fitted) * K_p
+            residual -= step * Ap
+            new_squared = residual.square().sum(0)
+            momentum = torch.where(squared > 0, new_squared / squared.clamp_min(1e-300), 0.0)
+            direction = residual + momentum * direction
+            squared = new_squared
+            iterations += 1
+            relative = float((residual.norm(dim=0) / scale).max())
+            if progress is not None:
+                progress("cg", iterations, max_iters)
+        alpha = precondition(beta)
+        if normal is not None:  # f at the training points: one more pass
+            alpha_w = alpha.to(X.dtype)
+            for rows_, block in self.rows.blocks():
+                fitted[rows_] = block @ alpha_w
+        if self.kept is not None:
+            alpha = alpha.new_zeros(self.all_centers, alpha.shape[1]).index_copy_(0, self.kept, alpha)
+        report = CGReport(relative, X.dtype, iterations=iterations, converged=relative <= tol, centers=self.m)
+        return alpha, fitted, report
 
 
 def worth_forming_normal_matrix(d: int, cg_steps: int = 20) -> int:
@@ -244,9 +262,12 @@ def factor_centers(K_mm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | Non
     return torch.linalg.cholesky(sub, upper=True), kept, jitter
 
 
-def preconditioner_factor(T: torch.Tensor, n: int, ridge: float, jitter: float) -> torch.Tensor:
-    """Upper Cholesky factor A of (n/m) T Tᵀ + λI (λ at least the jitter put on K_mm)."""
-    inner = (n / T.shape[0]) * (T @ T.T)
+def preconditioner_factor(
+    T: torch.Tensor, n: int, ridge: float, jitter: float, scaled_gram: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Upper Cholesky factor A of (n/m) T Tᵀ + λI (λ at least the jitter put on K_mm); ``scaled_gram``
+    is (n/m) T Tᵀ when the caller has it (shared by a grid's ridges)."""
+    inner = (n / T.shape[0]) * (T @ T.T) if scaled_gram is None else scaled_gram.clone()
     inner.diagonal().add_(max(ridge, jitter))
     return torch.linalg.cholesky(inner, upper=True)
 

@@ -25,7 +25,7 @@ import torch
 from . import InvalidInput, defaults, spectral
 from .kernels import CENTER_BLOCK_ELEMENTS, Kernel
 from .linalg import NotPositiveDefinite, SolveReport, dtype_name, solve_kernel_system
-from .nystrom import CGReport, default_centers, nystrom_solve, sample_centers
+from .nystrom import CGReport, NystromSystem, default_centers, nystrom_solve, sample_centers
 
 # CG steps of a Nyström solve redone because its residual was above solve_tol: this many times more.
 CG_RETRY_FACTOR = 4
@@ -320,9 +320,18 @@ class NystromWork(Work):
         return fit
 
     def _ridge_solver(self, kernel, M):
-        def solve(ridge):  # no warm start across ridges: each is a path's own t = 0
-            self.previous = None
-            return self._solve(kernel, M, ridge)
+        """Every ridge from one NystromSystem (K_mm's factor, the kept kernel rows, K_nmᵀY); no warm
+        start across ridges: each is a path's own t = 0."""
+        X, Mw, centers, solver = self.rows(), M.to(self.dtype), self.centers(), self.solver
+        system = NystromSystem(
+            kernel, X, self.Y.to(self.dtype), centers, Mw, solver.block_elements, solver.cache_bytes
+        )
+
+        def solve(ridge):
+            alpha, fitted, report = system.solve(
+                ridge, tol=solver.cg_tol, max_iters=self.max_iters, progress=solver.progress
+            )
+            return Fit(alpha, report, KernelPredictor(kernel, centers, None, Mw, alpha, fitted))
 
         return solve
 
