@@ -16,7 +16,7 @@ from dataclasses import asdict, astuple, dataclass, replace
 import numpy as np
 import torch
 
-from factcli.core import InvalidInput
+from factcli.core import InvalidInput, defaults
 from factcli.core.linalg import timing_factorizations
 from factcli.core.rfm import InaccurateSolve, RFMOptions
 
@@ -36,10 +36,10 @@ class Entry:
     kind: str = "rfm"
     kernel: str = "laplace"
     method: str = ""  # default by kind: fact (rfm), laplace (krr: no feature learning), svc
-    form: str = "full"
-    fact_power: float = 1.0
-    nfa_power: float = 0.5
-    iters: int = 5
+    form: str = defaults.FORM
+    fact_power: float = defaults.FACT_POWER
+    nfa_power: float = defaults.NFA_POWER
+    iters: int = defaults.ITERS
     rule: str = "best"
     search: str = "best"
 
