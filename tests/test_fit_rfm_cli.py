@@ -198,3 +198,16 @@ def test_datasets_lists_builtins_and_uci(fact_cli, shared_data):
 def test_fetch_refuses_an_unknown_image_dataset(fact_cli, tmp_path):
     line = one_line_error(fact_cli("fetch", "imagenet", tmp_path))
     assert "unknown image dataset 'imagenet'; choose one of mnist, cifar10" in line
+
+
+def test_an_inaccurate_solve_in_float64_is_not_answered_with_float64_advice():
+    from factcli.core.rfm import InaccurateSolve
+    from factcli.errors import FactError
+    from factcli.experiments.rfm.folds import clear_solver_errors
+
+    problem = "kernel solve in float64 has relative residual 1.0e-01 > 1e-03"
+    for precision, advised in (("float64", False), ("auto", True), ("float32", True)):
+        with pytest.raises(FactError) as error, clear_solver_errors(precision):
+            raise InaccurateSolve(problem)
+        assert "raise the smallest ridge in grid.ridges" in str(error.value)
+        assert ("rfm.precision=float64" in str(error.value)) == advised

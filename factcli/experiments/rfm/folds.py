@@ -118,7 +118,7 @@ def grid_spec(cfg) -> GridSpec:
 def select_on_tuning_split(task, options, cfg, X, y, tuning, progress=None) -> GridSelection:
     """Stage 0 (kernel ridge regression over the grid), then the method's paths (grid.py), both with
     ``options.solver`` (on the Nyström path no n×n matrix is made)."""
-    with clear_solver_errors():
+    with clear_solver_errors(options.precision):
         return select(
             task, cfg.kernel.name, grid_spec(cfg), options, Split.of(X, y, *tuning), progress=progress
         )
@@ -126,7 +126,7 @@ def select_on_tuning_split(task, options, cfg, X, y, tuning, progress=None) -> G
 
 def evaluate_folds(task, options, selection, protocol, X, y, folds, progress=None) -> list[FoldResult]:
     results = []
-    with clear_solver_errors():
+    with clear_solver_errors(options.precision):
         for index, (train_rows, test_rows) in enumerate(folds):
             if progress is not None:
                 progress.stage(f"refit {index + 1} of {len(folds)} ({protocol} protocol)")
@@ -136,16 +136,16 @@ def evaluate_folds(task, options, selection, protocol, X, y, folds, progress=Non
 
 
 @contextmanager
-def clear_solver_errors():
-    """An impossible kernel solve, or memory running out mid-way, becomes one actionable line."""
+def clear_solver_errors(precision: str = "auto"):
+    """An impossible kernel solve, or memory running out mid-way, becomes one actionable line (float64
+    is advised only when it is not already the precision)."""
     try:
         yield
     except FeatureCollapse as error:
         raise FactError(f"{error}: {COLLAPSE_ADVICE}") from None
     except InaccurateSolve as error:
-        raise FactError(
-            f"{error}; raise the smallest ridge in grid.ridges or use rfm.precision=float64"
-        ) from None
+        also = "" if precision == "float64" else " or use rfm.precision=float64"
+        raise FactError(f"{error}; raise the smallest ridge in grid.ridges{also}") from None
     except MemoryError as error:
         raise FactError(
             f"out of memory during the kernel solve ({error}); use a subset or a larger machine"
