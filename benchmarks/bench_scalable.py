@@ -83,21 +83,25 @@ def scaling_job(n: int, solver: str, centers: int | None, d: int = 20) -> dict:
     from common import synthetic_classification
 
     from factcli.core.kernels import Kernel
-    from factcli.core.nystrom_rfm import NystromOptions
     from factcli.core.rfm import RFMOptions, rfm_path
+    from factcli.core.solvers import CholeskySolver, NystromSolver
 
     X, y = synthetic_classification(n + 10_000, d, 10, seed=0)
     X_train, X_val = torch.tensor(X[:n], dtype=torch.float32), torch.tensor(X[n:], dtype=torch.float32)
     Y = torch.nn.functional.one_hot(torch.tensor(y[:n]), 10).float()
-    scalable = NystromOptions(centers=centers) if solver == "nystrom" else None
+    scalable = NystromSolver(centers=centers) if solver == "nystrom" else None
     options = RFMOptions(
-        kernel=Kernel("laplace", 10.0), method="fact", ridge=1e-3, iters=SCALING_ITERS, scalable=scalable
+        kernel=Kernel("laplace", 10.0),
+        method="fact",
+        ridge=1e-3,
+        iters=SCALING_ITERS,
+        solver=scalable or CholeskySolver(),
     )
     started = time.perf_counter()
     accuracies, cg_steps = [], []
     for iterate in rfm_path(X_train, Y, options):
         accuracies.append(float((iterate.predictor(X_val).argmax(1).numpy() == y[n:]).mean()))
-        cg_steps.append(getattr(iterate.solve, "iterations", None))
+        cg_steps.append(iterate.solve.cg_steps)
     return {
         "n": n,
         "d": d,
@@ -148,7 +152,7 @@ def save(path: Path, payload: dict) -> None:
 
 
 def run_uci(args) -> None:
-    path = RESULTS / "scalable_uci.json"
+    path = RESULTS / f"scalable_uci{args.tag}.json"
     payload = load(path)
     done = {(r["dataset"], r["method"], r["solver"]) for r in payload["rows"] if "error" not in r}
     payload["rows"] = [r for r in payload["rows"] if "error" not in r]
@@ -247,6 +251,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=SCALING_SIZES)
     parser.add_argument("--exact-max-n", type=int, default=20_000)
     parser.add_argument("--centers", type=int, default=None)
+    parser.add_argument("--tag", default="", help="uci: results/scalable_uci<TAG>.json (resumed from it)")
     parser.add_argument("--threads", type=int, default=1)  # 1: on a shared machine 2 threads ran 8× slower
     args = parser.parse_args()
     if args.part in ("uci", "all"):

@@ -83,7 +83,12 @@ def run(root: Path, threads: int, entries, names, out: Path) -> None:
         suite = Suite(load_uci(root, name), GridSpec(), options)
         for label, fields in pending:
             started = time.perf_counter()
-            rows = suite.run(Entry(label, **fields), ["strict"])
+            if fields.get("kind") == "legacy":  # the selection before the current grid
+                import legacy_selection
+
+                rows = legacy_selection.rows(suite, label, fields.get("method", "fact"), ["strict"])
+            else:
+                rows = suite.run(Entry(label, **fields), ["strict"])
             load = os.getloadavg()[0]
             record = {"rows": rows, "wall_seconds": time.perf_counter() - started, "load1": load}
             (store / f"{name}__{label}.json").write_text(json.dumps(record, indent=1))

@@ -1,12 +1,14 @@
 """The Nyström path's closed forms against autograd and direct solves, in float64 on small cases."""
 
+import numpy as np
 import pytest
+import scipy.linalg
 import torch
 from conftest import random_psd
 
 from factcli.core.kernels import Kernel
 from factcli.core.linalg import solve_kernel_system
-from factcli.core.nystrom import agop, nystrom_solve, residual_fact_matrix, sample_centers
+from factcli.core.nystrom import nystrom_solve, sample_centers
 from factcli.core.rfm import fact_matrix
 
 pytestmark = pytest.mark.usefixtures("float64_by_default")
@@ -16,7 +18,10 @@ def reference_predictor(name, bandwidth, C, alpha, M):
     """f(x) = Σ_j α_j k_M(x, c_j), written from the SPEC's definitions (no code shared with kernels.py)."""
 
     def f(x):
-        if name == "quadratic":
+        if name == "l1":
+            W = l1_root(M)
+            values = torch.exp(-((x[None, :] - C) @ W.T).abs().sum(1) / bandwidth)
+        elif name == "quadratic":
             values = (C @ M @ x) ** 2
         else:
             diff = x[None, :] - C
@@ -29,6 +34,13 @@ def reference_predictor(name, bandwidth, C, alpha, M):
         return values @ alpha
 
     return f
+
+
+def l1_root(M):
+    """W with WᵀW = M: entrywise for a diagonal M, else the symmetric root by scipy's sqrtm."""
+    if torch.equal(M, torch.diag(M.diagonal())):
+        return torch.diag(M.diagonal().sqrt())
+    return torch.from_numpy(np.real(scipy.linalg.sqrtm(M.numpy())))
 
 
 def reference_jacobians(name, bandwidth, X, C, alpha, M):
@@ -53,32 +65,65 @@ def test_values_and_weights_match_gram_and_derivative_weights(name):
     torch.testing.assert_close(weights, kernel.derivative_weights(X, M), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["laplace", "gaussian", "quadratic"])
+# Every kernel, with a full M; the L1 kernel also with a diagonal M that switches a coordinate off
+# (its W is then diag(√M_kk), not a rotation).
+KERNEL_CASES = [
+    ("laplace", "full"),
+    ("gaussian", "full"),
+    ("quadratic", "full"),
+    ("l1", "full"),
+    ("l1", "diagonal"),
+]
+
+
+def case_matrix(M, form):
+    if form == "full":
+        return M
+    diagonal = torch.diag(M.diagonal().clone())
+    diagonal[1, 1] = 0.0
+    return diagonal
+
+
+@pytest.mark.parametrize(("name", "form"), KERNEL_CASES)
 @pytest.mark.parametrize("classes", [1, 3])
-def test_residual_fact_matches_autograd(name, classes):
+def test_center_fact_matches_autograd(name, form, classes):
     X, C, alpha, Y, M = small_case(classes)
+    M = case_matrix(M, form)
     J, f = reference_jacobians(name, 2.0, X, C, alpha, M)
     residuals = f - Y
     expected = -torch.einsum("ikd,ik,ie->de", J, residuals, X) / X.shape[0]
-    got = residual_fact_matrix(Kernel(name, 2.0), X, Y, C, alpha, M, block_elements=20)  # several blocks
+    got = Kernel(name, 2.0).center_fact_matrix(X, Y, C, alpha, M, block_elements=20)  # several blocks
+    torch.testing.assert_close(got.outputs, f, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(got.matrix, expected, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize(("name", "form"), KERNEL_CASES)
+@pytest.mark.parametrize("centered", [False, True])
+def test_center_agop_matches_autograd(name, form, centered):
+    X, C, alpha, _, M = small_case(3)
+    M = case_matrix(M, form)
+    J, f = reference_jacobians(name, 2.0, X, C, alpha, M)
+    if centered:
+        J = J - J.mean(0, keepdim=True)
+    expected = torch.einsum("ikd,ike->de", J, J) / X.shape[0]
+    got = Kernel(name, 2.0).center_agop(X, C, alpha, M, centered=centered, block_elements=20)
     torch.testing.assert_close(got.outputs, f, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(got.matrix, expected, rtol=1e-8, atol=1e-10)
 
 
 @pytest.mark.parametrize("name", ["laplace", "gaussian", "quadratic"])
-@pytest.mark.parametrize("by_class", [True, False])
 @pytest.mark.parametrize("centered", [False, True])
-def test_agop_matches_autograd(name, by_class, centered):
+def test_both_ways_of_summing_the_center_agop_agree(name, centered):
     X, C, alpha, _, M = small_case(3)
-    J, _ = reference_jacobians(name, 2.0, X, C, alpha, M)
-    if centered:
-        J = J - J.mean(0, keepdim=True)
-    expected = torch.einsum("ikd,ike->de", J, J) / X.shape[0]
-    got = agop(Kernel(name, 2.0), X, C, alpha, M, centered=centered, block_elements=20, by_class=by_class)
-    torch.testing.assert_close(got.matrix, expected, rtol=1e-8, atol=1e-10)
+    kernel = Kernel(name, 2.0)
+    by_class, gram_form = (
+        kernel.center_agop(X, C, alpha, M, centered=centered, block_elements=20, by_class=by_class).matrix
+        for by_class in (True, False)
+    )
+    torch.testing.assert_close(by_class, gram_form, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["laplace", "gaussian"])
+@pytest.mark.parametrize("name", ["laplace", "gaussian", "l1"])
 def test_all_points_as_centres_give_the_exact_solve_and_its_alpha_form(name):
     """m = n centres at the training points: α is the exact ridge solve's, and the residual form of F
     is λ times today's α-form (r = −λα); CG converges at once since the preconditioner is exact."""
@@ -91,7 +136,7 @@ def test_all_points_as_centres_give_the_exact_solve_and_its_alpha_form(name):
     torch.testing.assert_close(alpha, exact, rtol=1e-7, atol=1e-9)
     torch.testing.assert_close(fitted, Y - ridge * exact, rtol=1e-7, atol=1e-9)
     assert report.iterations <= 3
-    residual_form = residual_fact_matrix(kernel, X, Y, X, exact, M).matrix
+    residual_form = kernel.center_fact_matrix(X, Y, X, exact, M).matrix
     alpha_form = fact_matrix(kernel, X, exact, M, kernel.derivative_weights(X, M))
     torch.testing.assert_close(residual_form, ridge * alpha_form, rtol=1e-9, atol=1e-12)
 
@@ -183,3 +228,22 @@ def test_a_kernel_matrix_far_from_positive_definite_is_refused_in_one_line():
     K_mm = torch.ones(4, 4) - 2 * torch.eye(4)  # eigenvalue −2: no small jitter repairs it
     with pytest.raises(InvalidInput, match="fewer rfm.centers"):
         factor_centers(K_mm)
+
+
+@pytest.mark.parametrize("cache", [0.0, 1e9])
+def test_one_system_serves_every_ridge_exactly_as_fresh_solves(cache):
+    """A grid's ridges share K_mm's factor, the kernel rows and K_nmᵀY (NystromSystem): each ridge's α,
+    fitted values and report are bit for bit those of a fresh nystrom_solve."""
+    from factcli.core.nystrom import NystromSystem
+
+    g = torch.Generator().manual_seed(11)
+    X, Y = torch.randn(200, 4, generator=g), torch.randn(200, 2, generator=g)
+    C, M = X[sample_centers(X, 30, seed=0)], random_psd(4, g)
+    kernel = Kernel("l1", 3.0)
+    system = NystromSystem(kernel, X, Y, C, M, block_elements=500, cache_bytes=cache)
+    for ridge in (1.0, 1e-2, 1e-4):
+        shared = system.solve(ridge, tol=1e-10, max_iters=300)
+        fresh = nystrom_solve(
+            kernel, X, Y, C, M, ridge, tol=1e-10, max_iters=300, block_elements=500, cache_bytes=cache
+        )
+        assert torch.equal(shared[0], fresh[0]) and torch.equal(shared[1], fresh[1]) and shared[2] == fresh[2]

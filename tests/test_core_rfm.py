@@ -8,8 +8,6 @@ from factcli.core.kernels import Kernel, predict
 from factcli.core.linalg import NotPositiveDefinite, mirror_upper_triangle, psd_power, solve_kernel_system
 from factcli.core.rfm import (
     RFMOptions,
-    _agop_by_class,
-    _agop_gram_form,
     agop_matrix,
     fact_matrix,
     rescale_feature_matrix,
@@ -98,12 +96,12 @@ def test_fact_and_agop_closed_forms_match_autograd(name, classes):
     W = lambda: kernel.derivative_weights(X, M)  # noqa: E731 (fresh buffer: the statistics overwrite it)
     torch.testing.assert_close(fact_matrix(kernel, X, alpha, M, W()), expected_F, rtol=0, atol=1e-8)
     torch.testing.assert_close(agop_matrix(kernel, X, alpha, M, W()), expected_agop, rtol=0, atol=1e-8)
-    for agop in (_agop_by_class, _agop_gram_form):  # agop_matrix picks one by cost; both must be exact
+    for agop in (kernel._agop_by_class, kernel._agop_gram_form):  # agop_matrix picks one by cost
         for centered, expected in ((False, expected_agop), (True, expected_centered_agop)):
-            S = agop(kernel, X, alpha, W(), centered) / n
+            S = agop(X, alpha, W(), centered) / n
             torch.testing.assert_close(M @ S @ M, expected, rtol=0, atol=1e-8)
     for group_columns in (1, 2 * d):  # one class per pass, and groups of two (3 classes: 2 + 1)
-        S = _agop_by_class(kernel, X, alpha, W(), True, group_columns=group_columns) / n
+        S = kernel._agop_by_class(X, alpha, W(), True, group_columns=group_columns) / n
         torch.testing.assert_close(M @ S @ M, expected_centered_agop, rtol=0, atol=1e-8)
 
 
@@ -111,7 +109,7 @@ def test_fact_and_agop_closed_forms_match_autograd(name, classes):
 def test_row_blocks_do_not_change_gram_weights_or_statistics(name, monkeypatch):
     """The n×n passes run in row blocks; blocks of 2-3 rows (diagonal across boundaries, duplicates
     in different blocks) must give what the pairwise definition and one big block give."""
-    import factcli.core.kernels as kernels
+    import factcli.core.kernel_base as kernels
 
     g = torch.Generator().manual_seed(5)
     X = torch.randn(11, 3, generator=g)
@@ -294,7 +292,7 @@ def test_path_iterates_interpolate_the_training_data_and_predict_blockwise():
         torch.testing.assert_close(it.predictor(X), Y, rtol=0, atol=1e-5)
         assert it.M.trace() == pytest.approx(4.0)
     last = iterates[-1].predictor
-    blockwise = predict(last.kernel, X - last.center, last.X, last.M, last.alpha, block_elements=70)
+    blockwise = predict(last.kernel, X - last.center, last.points, last.M, last.alpha, block_elements=70)
     torch.testing.assert_close(blockwise, last(X), rtol=0, atol=1e-9)
 
 

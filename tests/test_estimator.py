@@ -1,16 +1,21 @@
-"""FACT-RFM as scikit-learn estimators: the API contract and held-out accuracy."""
+"""FACT-RFM as scikit-learn estimators: the API contract, held-out accuracy, and the same algorithm
+as `fact fit-rfm` (the plain estimators with its grid off, the CV estimators with its selection)."""
+
+import json
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from factcli.estimator import FactRFMClassifier, FactRFMRegressor
+from factcli.estimator import FactRFMClassifier, FactRFMClassifierCV, FactRFMRegressor, FactRFMRegressorCV
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +81,103 @@ def test_solve_tolerance_reaches_the_solver():
     X, y = load_diabetes(return_X_y=True)
     X = StandardScaler().fit_transform(X[:80])
     FactRFMRegressor(precision="float64", iters=1).fit(X, y[:80])  # the default tolerance accepts it
-    with pytest.raises(ValueError, match="relative residual .* raise ridge or use precision='float64'"):
+    # Already in float64: the advice is the ridge only (it used to advise float64 here too).
+    with pytest.raises(ValueError, match="relative residual .* > 1e-30; raise ridge$"):
         FactRFMRegressor(precision="float64", iters=1, solve_tol=1e-30).fit(X, y[:80])
+    with pytest.raises(ValueError, match="relative residual .* raise ridge or use precision='float64'"):
+        FactRFMRegressor(precision="float32", iters=1, solve_tol=1e-30).fit(X, y[:80])
+
+
+ESTIMATORS = [FactRFMClassifier, FactRFMRegressor, FactRFMClassifierCV, FactRFMRegressorCV]
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+@pytest.mark.parametrize(
+    ("parameter", "value"),
+    [("ridge", None), ("centered_agop", "no"), ("iters", -1), ("iters", 2.5), ("method", "magic")],
+)
+def test_bad_parameters_are_refused_naming_the_parameter(estimator, parameter, value):
+    """One declaration of the allowed values; before it, ridge=None died in float() with a TypeError
+    and centered_agop='no' was taken as True."""
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    model = estimator(**({"ridges": [None]} if parameter == "ridge" and estimator in ESTIMATORS[2:] else {}))
+    if "ridges" not in model.get_params() or parameter != "ridge":
+        model.set_params(**{parameter: value})
+    with pytest.raises((InvalidParameterError, ValueError), match=f"{parameter}|ridges|bandwidths"):
+        model.fit(X, y)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_cuda_without_cuda_is_a_one_line_value_error(estimator):
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    with pytest.raises(ValueError, match="device='cuda' but no CUDA device is available"):
+        estimator(device="cuda").fit(X, y)  # was an AssertionError from torch
+
+
+def test_the_plain_estimator_runs_fit_rfms_algorithm_with_the_grid_off():
+    """The same options dataclass as fit-rfm's (update, fact_power, form, rescale, precision, solver):
+    only the grid's choices (kernel, bandwidth, ridge) are the estimator's own."""
+    from omegaconf import OmegaConf
+
+    from factcli.core.kernels import Kernel
+    from factcli.experiments.rfm.folds import fit_options
+    from factcli.schema.fit_rfm import Config
+
+    cfg = OmegaConf.structured(Config())
+    estimator = FactRFMClassifier()
+    cli = fit_options(cfg, cfg.method)
+    options = estimator._options()
+    assert options.fact_power == 2.0 and options == type(cli)(
+        **{**cli.__dict__, "kernel": Kernel(estimator.kernel, estimator.bandwidth), "ridge": estimator.ridge}
+    )
+    cv = FactRFMClassifierCV()
+    assert (cv.kernel, cv.fact_power, cv.iters) == (cfg.kernel.name, cfg.rfm.fact_power, cfg.rfm.iters)
+    assert list(cv.ridges) == list(cfg.grid.ridges) and list(cv.bandwidths) == list(cfg.grid.bandwidths)
+    assert cv.validation_fraction == cfg.data.val_fraction and cv.solver == cfg.rfm.solver
+
+
+def write_csv(path, X, y):
+    header = ",".join([f"x{j}" for j in range(X.shape[1])] + ["label"])
+    rows = [",".join([*(repr(float(v)) for v in x), str(int(label))]) for x, label in zip(X, y, strict=True)]
+    path.write_text("\n".join([header, *rows]) + "\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["iris", "wine", "breast-cancer"])
+def test_the_cv_estimator_selects_and_predicts_as_fit_rfm(name, shared_data, fact_cli, tmp_path):
+    """The same training rows (a fold's), validation split and seed: FactRFMClassifierCV() and
+    `fact fit-rfm` (its default selection, strict protocol) choose the same configuration, reach the
+    same validation score and score the same test rows identically."""
+    from factcli.data.uci import load_uci
+
+    data = load_uci(shared_data / "uci", name)
+    train, test = data.splits.folds[0]
+    write_csv(tmp_path / "train.csv", data.X[train], data.y[train])
+    write_csv(tmp_path / "test.csv", data.X[test], data.y[test])
+    out = tmp_path / "run"
+    result = fact_cli(
+        "fit-rfm",
+        f"dataset={tmp_path / 'train.csv'}",
+        f"data.test={tmp_path / 'test.csv'}",
+        "data.target=label",
+        "data.task=classification",
+        "data.standardize=no",
+        "plots=false",
+        "threads=1",
+        f"hydra.run.dir={out}",
+    )
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    model = FactRFMClassifierCV().fit(data.X[train], data.y[train])
+    chosen = {key: model.chosen_[key] for key in ("bandwidth", "ridge", "normalize_rows", "iteration")}
+    assert chosen == pytest.approx(summary["chosen"])
+    assert (model.chosen_["kernel"], model.chosen_["form"]) == (
+        summary["kernel"]["name"],
+        summary["rfm"]["form"],
+    )
+    assert model.best_score_ == summary["val_accuracy"]
+    assert model.score(data.X[test], data.y[test]) == summary["test_accuracy"]
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +195,14 @@ def one_thread():
 # Every check passes, at the default precision too: predictions are made in float64 whatever the
 # fit's precision, so a subset scores exactly as within the whole batch (check_methods_subset_invariance).
 # scikit-learn itself skips check_array_api_input unless SCIPY_ARRAY_API=1 is set before SciPy loads.
-@parametrize_with_checks([FactRFMClassifier(), FactRFMRegressor()])
+@parametrize_with_checks(
+    [FactRFMClassifier(), FactRFMRegressor(), FactRFMClassifierCV(), FactRFMRegressorCV()]
+)
 def test_scikit_learn_estimator_checks(estimator, check, one_thread):
     check(estimator)
 
 
-@pytest.mark.parametrize("estimator", [FactRFMClassifier(), FactRFMRegressor()])
+@pytest.mark.parametrize("estimator", [FactRFMClassifier(), FactRFMRegressor(), FactRFMClassifierCV()])
 def test_not_fitted_error_before_fit(estimator):
     for method in ("predict", "decision_function", "predict_proba"):
         if hasattr(estimator, method):

@@ -41,6 +41,8 @@ def test_fit_rfm_writes_the_run_directory_contract(fact_cli, tmp_path):
         "iteration",
         "train_accuracy",
         "val_accuracy",
+        "solve_residual",
+        "cg_steps",
         "fold",
         "test_accuracy",
     ]
@@ -48,6 +50,7 @@ def test_fit_rfm_writes_the_run_directory_contract(fact_cli, tmp_path):
     # then t = 1, 2 from the best stage-0 (kernel, bandwidth, normalization) for every ridge.
     assert (metrics.phase == "select").sum() == 2 * 50 + 5 * 2
     selected = metrics[metrics.phase == "select"]
+    assert (metrics.solve_residual <= 1e-3).all() and metrics.cg_steps.isna().all()  # exact: no CG
     paths = selected[selected.iteration > 0][["kernel", "bandwidth", "normalize_rows"]].drop_duplicates()
     assert len(paths) == 1 and paths.kernel.iloc[0] == summary["kernel"]["name"]
     assert summary["status"] == "finished" and summary["method"] == "fact" and summary["seed"] == 0
@@ -196,3 +199,16 @@ def test_datasets_lists_builtins_and_uci(fact_cli, shared_data):
 def test_fetch_refuses_an_unknown_image_dataset(fact_cli, tmp_path):
     line = one_line_error(fact_cli("fetch", "imagenet", tmp_path))
     assert "unknown image dataset 'imagenet'; choose one of mnist, cifar10" in line
+
+
+def test_an_inaccurate_solve_in_float64_is_not_answered_with_float64_advice():
+    from factcli.core.rfm import InaccurateSolve
+    from factcli.errors import FactError
+    from factcli.experiments.rfm.folds import clear_solver_errors
+
+    problem = "kernel solve in float64 has relative residual 1.0e-01 > 1e-03"
+    for precision, advised in (("float64", False), ("auto", True), ("float32", True)):
+        with pytest.raises(FactError) as error, clear_solver_errors(precision):
+            raise InaccurateSolve(problem)
+        assert "raise the smallest ridge in grid.ridges" in str(error.value)
+        assert ("rfm.precision=float64" in str(error.value)) == advised

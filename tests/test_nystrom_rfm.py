@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from factcli.core.kernels import Kernel
-from factcli.core.nystrom_rfm import NystromOptions
 from factcli.core.rfm import RFMOptions, rfm_path
+from factcli.core.solvers import NystromSolver
 from factcli.errors import FactError
 from factcli.experiments.common.scalable import choose_solver
 
@@ -20,7 +20,7 @@ def test_every_row_a_centre_gives_the_exact_path(method):
     Y = torch.nn.functional.one_hot((X[:, 0] * X[:, 1] > 0).long(), 2).double()
     X_test = torch.randn(20, 4, generator=g, dtype=torch.float64)
     exact = RFMOptions(kernel=Kernel("laplace", 2.0), method=method, ridge=0.1, iters=2, precision="float64")
-    nystrom = RFMOptions(**{**exact.__dict__, "scalable": NystromOptions(centers=60, cg_tol=1e-12)})
+    nystrom = RFMOptions(**{**exact.__dict__, "solver": NystromSolver(centers=60, cg_tol=1e-12)})
     for a, b in zip(rfm_path(X, Y, exact), rfm_path(X, Y, nystrom), strict=True):
         torch.testing.assert_close(b.M, a.M, rtol=1e-7, atol=1e-9)
         torch.testing.assert_close(b.predictor(X_test), a.predictor(X_test), rtol=1e-7, atol=1e-9)

@@ -7,9 +7,10 @@ import torch
 
 from factcli.core.kernels import Kernel
 from factcli.core.rfm import RFMOptions, rfm_path
+from factcli.core.solvers import EigenSolver
 from factcli.experiments.rfm import grid as rfm_grid
 from factcli.experiments.rfm.grid import Candidate, GridSpec, choose, kernel_stage
-from factcli.experiments.rfm.protocol import Task
+from factcli.experiments.rfm.protocol import Split, Task
 
 TASK = Task("classification", 2)
 
@@ -57,18 +58,19 @@ def two_moons(n, seed):
 @pytest.mark.parametrize("kernel", ["laplace", "l1"])
 def test_stage0_solves_are_the_paths_t0_and_eigen_equals_cholesky(kernel):
     X, y = two_moons(160, 0)
-    parts = (X[:100], y[:100], X[100:], y[100:])
+    split = Split(X[:100], y[:100], X[100:], y[100:])
     options = RFMOptions(precision="float64")
     spec = GridSpec(bandwidths=(1.0, 4.0), ridges=(1.0, 1e-3))
-    stage = kernel_stage(TASK, kernel, spec, options, *parts)
-    eigen = kernel_stage(
-        TASK, kernel, GridSpec(bandwidths=(1.0, 4.0), ridges=(1.0, 1e-3), solver="eigen"), options, *parts
-    )
+    stage = kernel_stage(TASK, kernel, spec, options, split)
+    eigen = kernel_stage(TASK, kernel, spec, RFMOptions(precision="float64", solver=EigenSolver()), split)
     assert len(stage.candidates) == 2 * 2 * 2 and stage.unsolved == 0
     for a, b in zip(stage.candidates, eigen.candidates, strict=True):
         assert (a.bandwidth, a.ridge, a.val_score) == (b.bandwidth, b.ridge, b.val_score)
-    for (bandwidth, normalize, ridge), (alpha, _) in stage.solves.items():
-        torch.testing.assert_close(eigen.solves[(bandwidth, normalize, ridge)][0], alpha, rtol=0, atol=1e-10)
+    for (bandwidth, normalize, ridge), fit in stage.solves.items():
+        alpha = fit.alpha
+        torch.testing.assert_close(
+            eigen.solves[(bandwidth, normalize, ridge)].alpha, alpha, rtol=0, atol=1e-10
+        )
         A = X[:100] / X[:100].norm(dim=1, keepdim=True) if normalize else X[:100]
         fresh = next(
             iter(
@@ -91,22 +93,24 @@ def test_stage0_solves_are_the_paths_t0_and_eigen_equals_cholesky(kernel):
 
 def test_feature_stage_adds_paths_from_the_best_setting_and_strict_never_reads_test_labels():
     X, y = two_moons(200, 1)
-    parts = (X[:120], y[:120], X[120:160], y[120:160])
+    split = Split(X[:120], y[:120], X[120:160], y[120:160])
     options = RFMOptions(method="fact", iters=2, precision="float64")
     spec = GridSpec(bandwidths=(1.0, 4.0), ridges=(1.0, 1e-2))
-    stage = kernel_stage(TASK, "laplace", spec, options, *parts)
-    selection = rfm_grid.feature_stage(TASK, stage, spec, options, *parts)
+    stage = kernel_stage(TASK, "laplace", spec, options, split)
+    selection = rfm_grid.feature_stage(TASK, stage, spec, options, split)
     best0 = rfm_grid.best_of(TASK, stage.candidates)
     paths = [c for c in selection.candidates if c.iteration > 0]
     assert len(paths) == 2 * 2  # 2 ridges × t = 1, 2, from the best stage-0 setting only
     assert {(c.bandwidth, c.normalize) for c in paths} == {(best0.bandwidth, best0.normalize)}
     every = rfm_grid.feature_stage(
-        TASK, stage, GridSpec(bandwidths=(1.0, 4.0), ridges=(1.0, 1e-2), search="all"), options, *parts
+        TASK, stage, GridSpec(bandwidths=(1.0, 4.0), ridges=(1.0, 1e-2), search="all"), options, split
     )
     assert len([c for c in every.candidates if c.iteration > 0]) == 4 * 2 * 2
-    fold = (X[:160], y[:160], X[160:], y[160:])
-    result = rfm_grid.evaluate(TASK, options, selection, "strict", *fold)
-    shuffled = rfm_grid.evaluate(TASK, options, selection, "strict", *fold[:3], 1 - fold[3])
+    fold = Split(X[:160], y[:160], X[160:], y[160:])
+    result = rfm_grid.evaluate(TASK, options, selection, "strict", fold)
+    shuffled = rfm_grid.evaluate(
+        TASK, options, selection, "strict", Split(X[:160], y[:160], X[160:], 1 - y[160:])
+    )
     torch.testing.assert_close(result.M, shuffled.M, rtol=0, atol=0)
     assert result.score + shuffled.score == pytest.approx(1.0)  # only the scoring saw the labels
 
@@ -124,7 +128,6 @@ def test_suite_rows_on_a_real_dataset(shared_data):
         Entry("L1-KRR", "krr", kernel="l1"),
         Entry("SVC-RBF", "svc"),
         Entry("fact", kernel="l1", form="diagonal"),
-        Entry("fact-today", "legacy"),
     ):
         rows += suite.run(entry, ["strict", "paper"])
     assert all(set(row) == set(TABLE_COLUMNS) for row in rows)
@@ -140,7 +143,7 @@ def test_suite_rows_on_a_real_dataset(shared_data):
 
 def test_kernel_selected_on_validation_takes_the_best_stage0_kernel_and_its_paths():
     X, y = two_moons(160, 2)
-    parts = (X[:100], y[:100], X[100:], y[100:])
+    parts = (Split(X[:100], y[:100], X[100:], y[100:]),)
     options = RFMOptions(method="fact", iters=1, precision="float64")
     spec = GridSpec(bandwidths=(1.0, 4.0), ridges=(1.0, 1e-2))
     stages = {kernel: kernel_stage(TASK, kernel, spec, options, *parts) for kernel in ("laplace", "l1")}

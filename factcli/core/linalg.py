@@ -31,6 +31,11 @@ class SolveReport:
         """The solve's precision as configs and tables spell it: float32 | float64."""
         return dtype_name(self.dtype)
 
+    @property
+    def cg_steps(self) -> int | None:
+        """Conjugate-gradient steps of an iterative solve; None for a direct one."""
+        return None
+
 
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")

@@ -1,5 +1,6 @@
-"""Nyström kernel ridge regression with a Falkon-style preconditioned conjugate-gradient solve, and the
-FACT and AGOP statistics of its predictor from the actual residuals (SPEC §4, "Approximate predictors").
+"""Nyström kernel ridge regression with a Falkon-style preconditioned conjugate-gradient solve (SPEC §4,
+"Approximate predictors"); the FACT and AGOP statistics of its predictor, from the actual residuals,
+are the kernel's (kernel_base.Kernel.center_fact_matrix, center_agop).
 
 The predictor is f(x) = Σ_j α_j k_M(x, c_j) over m centres c_j (rows of the training data). α solves
 
@@ -27,12 +28,10 @@ from dataclasses import dataclass
 import torch
 
 from . import InvalidInput
-from .kernels import Kernel, predict
+from .kernel_base import CENTER_BLOCK_ELEMENTS, Kernel
 from .linalg import SolveReport
 
-# Rows per block × centres: a 4M-entry block (16 MB in float32) keeps every temporary of a pass
-# around 100 MB while each GEMM is still large enough for every core.
-BLOCK_ELEMENTS = 1 << 22
+BLOCK_ELEMENTS = CENTER_BLOCK_ELEMENTS  # rows per block × centres of a pass over the kernel rows
 # Largest jitter (relative to max K_ii) added to K_mm before its factorization is refused: 1e-6 is
 # far below any ridge the grid tries and above the √eps ≈ 1e-8 errors of a Laplace kernel's entries.
 MAX_RELATIVE_JITTER = 1e-6
@@ -49,6 +48,10 @@ class CGReport(SolveReport):
     iterations: int = 0
     converged: bool = True
     centers: int = 0
+
+    @property
+    def cg_steps(self) -> int:
+        return self.iterations
 
 
 def sample_centers(X: torch.Tensor, m: int, seed: int) -> torch.Tensor:
@@ -115,88 +118,106 @@ def nystrom_solve(
     over the data (one more pass at the end gives f at the training points); None: when the blocks
     are not kept and m < worth_forming_normal_matrix(d).
     """
-    n, all_centers = X.shape[0], C.shape[0]
-    K_mm = kernel.gram_by_differences(C.double(), C.double(), None if M is None else M.double())
-    T, kept, jitter = factor_centers(K_mm)
-    if kept is not None:  # centres dependent on the others (in M's metric) get α = 0
-        C, K_mm = C[kept], K_mm[kept][:, kept]
-        initial = None if initial is None else initial[kept]
-    m = C.shape[0]
-    A = preconditioner_factor(T, n, ridge, jitter)
-    rows = KernelRows(kernel, X, C, M, block_elements, cache_bytes)
-    if form_normal_matrix is None:
-        form_normal_matrix = rows.cached is None and m < worth_forming_normal_matrix(X.shape[1])
-    Yd = Y.double()
+    system = NystromSystem(kernel, X, Y, C, M, block_elements, cache_bytes, form_normal_matrix)
+    return system.solve(ridge, tol=tol, max_iters=max_iters, initial=initial, progress=progress)
 
-    def precondition(v):  # B v = T⁻¹ A⁻¹ v
-        return _upper_solve(T, _upper_solve(A, v))
 
-    def precondition_t(u):  # Bᵀ u = A⁻ᵀ T⁻ᵀ u
-        return _upper_solve(A, _upper_solve(T, u, transpose=True), transpose=True)
+class NystromSystem:
+    """What the Nyström systems of every ridge share (one kernel, M, centres and targets): the factor
+    T of K_mm, (n/m) T Tᵀ, the kernel rows (kept when they fit), Bᵀ's right-hand side K_nmᵀY and, when
+    formed, K_nmᵀK_nm. Made once, it serves a grid's ridges for the price of an m×m factor and the CG
+    steps each; ``solve`` gives each ridge exactly what a fresh ``nystrom_solve`` would."""
 
-    def normal_operator(v):
-        """(H v, K_nm v) for v (m×c): one pass over the kernel rows (none with K_nmᵀK_nm formed)."""
-        if normal is not None:
-            return normal @ v + ridge * (K_mm @ v), None
-        fitted = Yd.new_empty(n, v.shape[1])
-        gram_part = torch.zeros_like(v)
-        vw = v.to(X.dtype)
-        for rows_, block in rows.blocks():
-            out = block @ vw
-            fitted[rows_] = out
-            gram_part += (block.T @ out).double()
-        return gram_part + ridge * (K_mm @ v), fitted
+    def __init__(
+        self, kernel, X, Y, C, M, block_elements=BLOCK_ELEMENTS, cache_bytes=0.0, form_normal_matrix=None
+    ):
+        self.n, self.all_centers = X.shape[0], C.shape[0]
+        K_mm = kernel.gram_by_differences(C.double(), C.double(), None if M is None else M.double())
+        self.T, self.kept, self.jitter = factor_centers(K_mm)
+        if self.kept is not None:  # centres dependent on the others (in M's metric) get α = 0
+            C, K_mm = C[self.kept], K_mm[self.kept][:, self.kept]
+        self.K_mm, self.m, self.X = K_mm, C.shape[0], X
+        self.inner = (self.n / self.m) * (self.T @ self.T.T)
+        self.rows = KernelRows(kernel, X, C, M, block_elements, cache_bytes)
+        if form_normal_matrix is None:
+            form_normal_matrix = self.rows.cached is None and self.m < worth_forming_normal_matrix(X.shape[1])
+        self.Yd = Y.double()
+        self.rhs = torch.zeros(self.m, Y.shape[1], dtype=torch.float64, device=X.device)
+        self.normal = None
+        Yw = Y.to(X.dtype)
+        for rows_, block in self.rows.blocks():
+            self.rhs += (block.T @ Yw[rows_]).double()
+            if form_normal_matrix:
+                wide = block.double()  # float32 products lose the small eigenvalues that the ridge keeps
+                product = wide.T @ wide
+                self.normal = product if self.normal is None else self.normal.add_(product)
 
-    rhs = torch.zeros(m, Y.shape[1], dtype=torch.float64, device=X.device)
-    normal = None
-    Yw = Y.to(X.dtype)
-    for rows_, block in rows.blocks():
-        rhs += (block.T @ Yw[rows_]).double()
-        if form_normal_matrix:
-            wide = block.double()  # float32 products lose the small eigenvalues that the ridge keeps
-            product = wide.T @ wide
-            normal = product if normal is None else normal.add_(product)
-    rhs_p = precondition_t(rhs)
+    def solve(self, ridge, *, tol=1e-4, max_iters=100, initial=None, progress: Progress | None = None):
+        """(α, K_nm α, report) for one ridge: conjugate gradients on Bᵀ H B β = Bᵀ K_nmᵀ Y, α = Bβ."""
+        n, T, K_mm, normal, X, Yd = self.n, self.T, self.K_mm, self.normal, self.X, self.Yd
+        if self.kept is not None and initial is not None:
+            initial = initial[self.kept]
+        A = preconditioner_factor(T, n, ridge, self.jitter, self.inner)
 
-    beta = torch.zeros_like(rhs_p)
-    fitted = Yd.new_zeros(n, Y.shape[1])
-    residual = rhs_p.clone()
-    if initial is not None:
-        beta = A @ (T @ initial.double())  # B⁻¹ α
-        H_alpha, fitted_initial = normal_operator(initial.double())
-        if fitted_initial is not None:
-            fitted = fitted_initial
-        residual = rhs_p - precondition_t(H_alpha)
-    scale = rhs_p.norm(dim=0).clamp_min(1e-300)
-    direction = residual.clone()
-    squared = residual.square().sum(0)
-    iterations, relative = 0, float((residual.norm(dim=0) / scale).max())
-    while relative > tol and iterations < max_iters:
-        H_p, K_p = normal_operator(precondition(direction))
-        Ap = precondition_t(H_p)
-        curvature = (direction * Ap).sum(0)
-        step = torch.where(curvature > 0, squared / curvature.clamp_min(1e-300), 0.0)
-        beta += step * direction
-        if K_p is not None:
-            fitted += step.to(fitted) * K_p
-        residual -= step * Ap
-        new_squared = residual.square().sum(0)
-        momentum = torch.where(squared > 0, new_squared / squared.clamp_min(1e-300), 0.0)
-        direction = residual + momentum * direction
-        squared = new_squared
-        iterations += 1
-        relative = float((residual.norm(dim=0) / scale).max())
-        if progress is not None:
-            progress("cg", iterations, max_iters)
-    alpha = precondition(beta)
-    if normal is not None:  # f at the training points: one more pass
-        alpha_w = alpha.to(X.dtype)
-        for rows_, block in rows.blocks():
-            fitted[rows_] = block @ alpha_w
-    if kept is not None:
-        alpha = alpha.new_zeros(all_centers, alpha.shape[1]).index_copy_(0, kept, alpha)
-    report = CGReport(relative, X.dtype, iterations=iterations, converged=relative <= tol, centers=m)
-    return alpha, fitted, report
+        def precondition(v):  # B v = T⁻¹ A⁻¹ v
+            return _upper_solve(T, _upper_solve(A, v))
+
+        def precondition_t(u):  # Bᵀ u = A⁻ᵀ T⁻ᵀ u
+            return _upper_solve(A, _upper_solve(T, u, transpose=True), transpose=True)
+
+        def normal_operator(v):
+            """(H v, K_nm v) for v (m×c): one pass over the kernel rows (none with K_nmᵀK_nm formed)."""
+            if normal is not None:
+                return normal @ v + ridge * (K_mm @ v), None
+            fitted = Yd.new_empty(n, v.shape[1])
+            gram_part = torch.zeros_like(v)
+            vw = v.to(X.dtype)
+            for rows_, block in self.rows.blocks():
+                out = block @ vw
+                fitted[rows_] = out
+                gram_part += (block.T @ out).double()
+            return gram_part + ridge * (K_mm @ v), fitted
+
+        rhs_p = precondition_t(self.rhs)
+        beta = torch.zeros_like(rhs_p)
+        fitted = Yd.new_zeros(n, Yd.shape[1])
+        residual = rhs_p.clone()
+        if initial is not None:
+            beta = A @ (T @ initial.double())  # B⁻¹ α
+            H_alpha, fitted_initial = normal_operator(initial.double())
+            if fitted_initial is not None:
+                fitted = fitted_initial
+            residual = rhs_p - precondition_t(H_alpha)
+        scale = rhs_p.norm(dim=0).clamp_min(1e-300)
+        direction = residual.clone()
+        squared = residual.square().sum(0)
+        iterations, relative = 0, float((residual.norm(dim=0) / scale).max())
+        while relative > tol and iterations < max_iters:
+            H_p, K_p = normal_operator(precondition(direction))
+            Ap = precondition_t(H_p)
+            curvature = (direction * Ap).sum(0)
+            step = torch.where(curvature > 0, squared / curvature.clamp_min(1e-300), 0.0)
+            beta += step * direction
+            if K_p is not None:
+                fitted += step.to(fitted) * K_p
+            residual -= step * Ap
+            new_squared = residual.square().sum(0)
+            momentum = torch.where(squared > 0, new_squared / squared.clamp_min(1e-300), 0.0)
+            direction = residual + momentum * direction
+            squared = new_squared
+            iterations += 1
+            relative = float((residual.norm(dim=0) / scale).max())
+            if progress is not None:
+                progress("cg", iterations, max_iters)
+        alpha = precondition(beta)
+        if normal is not None:  # f at the training points: one more pass
+            alpha_w = alpha.to(X.dtype)
+            for rows_, block in self.rows.blocks():
+                fitted[rows_] = block @ alpha_w
+        if self.kept is not None:
+            alpha = alpha.new_zeros(self.all_centers, alpha.shape[1]).index_copy_(0, self.kept, alpha)
+        report = CGReport(relative, X.dtype, iterations=iterations, converged=relative <= tol, centers=self.m)
+        return alpha, fitted, report
 
 
 def worth_forming_normal_matrix(d: int, cg_steps: int = 20) -> int:
@@ -241,9 +262,12 @@ def factor_centers(K_mm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | Non
     return torch.linalg.cholesky(sub, upper=True), kept, jitter
 
 
-def preconditioner_factor(T: torch.Tensor, n: int, ridge: float, jitter: float) -> torch.Tensor:
-    """Upper Cholesky factor A of (n/m) T Tᵀ + λI (λ at least the jitter put on K_mm)."""
-    inner = (n / T.shape[0]) * (T @ T.T)
+def preconditioner_factor(
+    T: torch.Tensor, n: int, ridge: float, jitter: float, scaled_gram: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Upper Cholesky factor A of (n/m) T Tᵀ + λI (λ at least the jitter put on K_mm); ``scaled_gram``
+    is (n/m) T Tᵀ when the caller has it (shared by a grid's ridges)."""
+    inner = (n / T.shape[0]) * (T @ T.T) if scaled_gram is None else scaled_gram.clone()
     inner.diagonal().add_(max(ridge, jitter))
     return torch.linalg.cholesky(inner, upper=True)
 
@@ -253,120 +277,6 @@ def _upper_solve(U, v, transpose: bool = False):
     if transpose:
         return torch.linalg.solve_triangular(U.T, v, upper=False)
     return torch.linalg.solve_triangular(U, v, upper=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Feature statistics of f(x) = Σ_j α_j k_M(x, c_j), in one pass over row blocks.
-#
-# J_i = ∂f(x_i)/∂x (c×d) with the centres fixed; row k is Σ_j W_ij α_jk (x_i − c_j)ᵀ M for
-# translation-invariant kernels (W_ij = 2κ'(D²_ij)) and Σ_j W_ij α_jk c_jᵀ M for inner-product ones.
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Statistic:
-    matrix: torch.Tensor  # d×d: F (residual form) or AGOP
-    outputs: torch.Tensor  # n×c: f(x_i) at the training points
-
-
-def residual_fact_matrix(kernel, X, Y, C, alpha, M, block_elements=BLOCK_ELEMENTS) -> Statistic:
-    """F = −(1/n) Σ_i J_iᵀ r_i x_iᵀ with the actual residuals r_i = f(x_i) − y_i.
-
-    With A_ij = W_ij (r_i·α_j) and a = A·1, Σ_i J_iᵀ r_i x_iᵀ = M (Xᵀ Diag(a) X − (A C)ᵀ X) for
-    translation-invariant kernels and M (A C)ᵀ X for inner-product ones. O(n·m·(c + d)).
-    For an exact ridge solve (centres = training points) r = −λα, and F is λ times fact_matrix's.
-    """
-    n, d = X.shape
-    S = torch.zeros(d, d, dtype=torch.float64, device=X.device)
-    outputs = torch.empty(n, alpha.shape[1], dtype=torch.float64, device=X.device)
-    alpha_w = alpha.to(X.dtype)
-    for rows, values, weights in _value_weight_blocks(kernel, X, C, M, block_elements):
-        fitted = values @ alpha_w
-        outputs[rows] = fitted
-        A = weights.mul_((fitted - Y[rows].to(X.dtype)) @ alpha_w.T)
-        Xb = X[rows]
-        part = (A @ C).T @ Xb
-        if kernel.translation_invariant:
-            part = Xb.T @ (A.sum(1, keepdim=True) * Xb) - part
-        S += part.double()
-    S = S if M is None else M.double() @ S
-    return Statistic(-S / n, outputs)
-
-
-def agop(kernel, X, C, alpha, M, centered=False, block_elements=BLOCK_ELEMENTS, by_class=None) -> Statistic:
-    """AGOP = (1/n) Σ_i J_iᵀ J_i = (1/n) M (Σ_ik g_ik g_ikᵀ) M, g_ik = R_ik x_i − Σ_j W_ij α_jk c_j
-    (R = Wα; the first term only for translation-invariant kernels).
-
-    Two exact ways to sum, the cheaper one unless ``by_class`` says: per class, P_k = W(α_k ∘ C),
-    O(n·m·c·d); or in Gram form Σ_i ‖R_i‖² x_i x_iᵀ − Xᵀ(W ∘ Rαᵀ)C − its transpose
-    + Cᵀ((WᵀW) ∘ ααᵀ)C, O(n·m·(m + c + d)) with one extra m×m matrix. Centring (per class, over i)
-    subtracts T Tᵀ/n, T = Xᵀ R − Cᵀ(w ∘ α), w = Wᵀ1.
-    """
-    n, d = X.shape
-    m, c = alpha.shape
-    if by_class is None:
-        by_class = c * d <= m
-    S = torch.zeros(d, d, dtype=torch.float64, device=X.device)
-    T = torch.zeros(d, c, dtype=torch.float64, device=X.device)
-    WtW = None if by_class else torch.zeros(m, m, dtype=torch.float64, device=X.device)
-    column_sums = torch.zeros(m, dtype=torch.float64, device=X.device)
-    outputs = torch.empty(n, c, dtype=torch.float64, device=X.device)
-    alpha_w = alpha.to(X.dtype)
-    weighted_centers = (alpha_w[:, :, None] * C[:, None, :]).reshape(m, c * d) if by_class else None
-    invariant = kernel.translation_invariant
-    for rows, values, weights in _value_weight_blocks(kernel, X, C, M, block_elements):
-        outputs[rows] = values @ alpha_w
-        Xb = X[rows]
-        R = weights @ alpha_w if invariant else None
-        column_sums += weights.sum(0).double()
-        if invariant:
-            T += (Xb.T @ R).double()
-        if by_class:
-            G = -(weights @ weighted_centers).view(-1, c, d)
-            if invariant:
-                G += R[:, :, None] * Xb[:, None, :]
-            flat = G.reshape(-1, d)
-            S += (flat.T @ flat).double()
-        else:
-            WtW += (weights.T @ weights).double()
-            if invariant:
-                cross = Xb.T @ (weights * (R @ alpha_w.T)) @ C
-                S += (Xb.T @ (R.square().sum(1, keepdim=True) * Xb) - cross - cross.T).double()
-    Cd, ad = C.double(), alpha.double()
-    if WtW is not None:
-        S += Cd.T @ ((WtW * (ad @ ad.T)) @ Cd)
-    if centered:
-        T -= Cd.T @ (column_sums[:, None] * ad)
-        S -= T @ T.T / n
-    S /= n
-    return Statistic(S if M is None else M.double() @ S @ M.double(), outputs)
-
-
-def _value_weight_blocks(kernel, X, C, M, block_elements):
-    rows_per_block = max(1, block_elements // max(1, C.shape[0]))
-    for start in range(0, X.shape[0], rows_per_block):
-        rows = slice(start, min(X.shape[0], start + rows_per_block))
-        values, weights = kernel.values_and_weights(X[rows], C, M)
-        yield rows, values, weights
-
-
-@dataclass
-class NystromPredictor:
-    """f(x) = Σ_j α_j k_M(x − s, c_j) over the centres (s centres the data, as KernelPredictor)."""
-
-    kernel: Kernel
-    centers: torch.Tensor
-    center: torch.Tensor
-    M: torch.Tensor
-    alpha: torch.Tensor
-    fitted: torch.Tensor  # f at the training points, from the solve
-
-    def __call__(self, X_query: torch.Tensor) -> torch.Tensor:
-        query = X_query.to(self.centers) - self.center
-        return predict(self.kernel, query, self.centers, self.M, self.alpha.to(self.centers))
-
-    def training_outputs(self, Y: torch.Tensor, ridge: float) -> torch.Tensor:
-        return self.fitted.to(Y)
 
 
 def default_centers(n: int) -> int:

@@ -21,6 +21,7 @@ from factcli.choices import (
     TASKS,
     TRANSLATION_INVARIANT_KERNELS,
 )
+from factcli.core import defaults
 from factcli.errors import FactError
 
 from . import _checks as check
@@ -35,7 +36,7 @@ class DataConfig:
     task: str = "auto"  # classification | regression | auto (from the data, said in the summary)
     standardize: str = "auto"  # auto (yes, except the already standardized UCI collection) | yes | no
     test_fraction: float = 0.2  # held-out test split (datasets without fixed splits)
-    val_fraction: float = 0.25  # of the remaining training data, for selecting hyperparameters
+    val_fraction: float = defaults.VALIDATION_FRACTION  # of the remaining training data, to select on
     test: str | None = None  # the user's own test file (same columns as dataset): no test split is made
     missing: str = "refuse"  # numeric missing values: refuse | median (of training rows; counted)
 
@@ -47,7 +48,7 @@ class FitKernelConfig:
     # auto (selected on validation: laplace with rfm.form, or l1 with a diagonal M) | laplace | gaussian
     # | l1 (exp(−‖M^½(x − z)‖₁ / L)). auto: chosen on the shipped UCI datasets by the rule in
     # benchmarks/README.md, so the default is the kernel that did best there.
-    name: str = "auto"
+    name: str = defaults.TABULAR_KERNEL
 
 
 @dataclass
@@ -60,12 +61,13 @@ class GridConfig:
     no normalization. Paper (docs/SPEC.md §5): grid.bandwidths=[10] grid.bandwidth_unit=absolute.
     """
 
-    ridges: list[float] = field(default_factory=lambda: [10.0, 1.0, 0.1, 0.01, 0.001])
-    normalize_rows: list[bool] = field(default_factory=lambda: [False, True])  # x ← x / ‖x‖
-    bandwidths: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0, 8.0])
-    bandwidth_unit: str = "median"  # median: L = s × median pairwise distance of the training rows | absolute
-    search: str = "best"  # best: paths from the best t = 0 setting | all: from every one
-    rule: str = "best"  # best | noise: t > 0 only when it beats t = 0 by more than its standard error
+    ridges: list[float] = field(default_factory=lambda: list(defaults.GRID_RIDGES))
+    normalize_rows: list[bool] = field(default_factory=lambda: list(defaults.GRID_NORMALIZATIONS))  # x/‖x‖
+    bandwidths: list[float] = field(default_factory=lambda: list(defaults.GRID_BANDWIDTHS))
+    # median: L = s × median pairwise distance of the training rows | absolute
+    bandwidth_unit: str = defaults.GRID_BANDWIDTH_UNIT
+    search: str = defaults.GRID_SEARCH  # best: paths from the best t = 0 setting | all: from every one
+    rule: str = defaults.GRID_RULE  # best | noise: t > 0 only when it beats t = 0 by more than its std. error
     solver: str = "cholesky"  # t = 0: one Cholesky per ridge | eigen: one eigendecomposition for all (2 n×n)
 
 
@@ -96,7 +98,9 @@ class Config:
     kernel: FitKernelConfig = field(default_factory=FitKernelConfig)
     # M ← FFᵀ: chosen on the shipped UCI datasets by the rule in benchmarks/README.md.
     # rfm.solver: exact or Nyström (experiments/common/scalable.py decides auto from n and memory).
-    rfm: ScalableRfmConfig = field(default_factory=lambda: ScalableRfmConfig(fact_power=2.0))
+    rfm: ScalableRfmConfig = field(
+        default_factory=lambda: ScalableRfmConfig(fact_power=defaults.TABULAR_FACT_POWER)
+    )
     grid: GridConfig = field(default_factory=GridConfig)
     benchmark: BenchmarkConfig | None = None
     memory_limit_gb: float | None = None  # refuse kernel matrices above this (default: available memory)

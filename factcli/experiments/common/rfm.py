@@ -3,6 +3,7 @@ options, and the memory check before an n×n kernel matrix is made."""
 
 from __future__ import annotations
 
+from factcli.core import defaults
 from factcli.core.kernels import PREDICT_BLOCK_ELEMENTS, Kernel
 from factcli.core.rfm import RFMOptions
 from factcli.runtime import require_memory
@@ -21,8 +22,8 @@ def rfm_options(
         ridge=float(rfm.ridge if ridge is None else ridge),
         iters=int(rfm.iters),
         nfa_power=float(rfm.nfa_power),
-        fact_power=float(rfm.get("fact_power", 1.0)),
-        form=rfm.get("form", "full"),
+        fact_power=float(rfm.get("fact_power", defaults.FACT_POWER)),
+        form=rfm.get("form", defaults.FORM),
         centered_agop=bool(rfm.centered_agop),
         rescale=rfm.rescale,
         precision=rfm.precision,

@@ -16,7 +16,7 @@ import torch
 
 from factcli.core.kernels import Kernel
 from factcli.core.nystrom import worth_forming_normal_matrix
-from factcli.core.nystrom_rfm import NystromOptions
+from factcli.core.solvers import NystromSolver
 from factcli.errors import FactError
 from factcli.progress import format_duration, interactive
 from factcli.runtime import available_memory_bytes, format_bytes
@@ -57,9 +57,9 @@ def choose_solver(rfm_cfg, n: int, precision: str, device, memory_limit_gb: floa
     return SolverChoice("nystrom", f"auto: {why}", checked_centers(options, n))
 
 
-def nystrom_options(rfm_cfg, seed: int, progress=None) -> NystromOptions:
+def nystrom_options(rfm_cfg, seed: int, progress=None) -> NystromSolver:
     try:
-        return NystromOptions(
+        return NystromSolver(
             centers=None if rfm_cfg.centers is None else int(rfm_cfg.centers),
             seed=int(seed),
             cg_max_iters=int(rfm_cfg.cg_max_iters),
@@ -69,7 +69,7 @@ def nystrom_options(rfm_cfg, seed: int, progress=None) -> NystromOptions:
         raise FactError(f"rfm.centers: {error}") from None
 
 
-def checked_centers(options: NystromOptions, n: int) -> int:
+def checked_centers(options: NystromSolver, n: int) -> int:
     try:
         return options.centers_for(n)
     except ValueError as error:
@@ -77,10 +77,10 @@ def checked_centers(options: NystromOptions, n: int) -> int:
 
 
 def with_choice(options, choice: SolverChoice, rfm_cfg, seed: int, progress=None):
-    """RFMOptions for the chosen solver (``scalable`` set for Nyström)."""
+    """RFMOptions for the chosen solver (the exact one as ``options`` has it, or Nyström)."""
     if choice.solver == "exact":
         return options
-    return replace(options, scalable=nystrom_options(rfm_cfg, seed, progress))
+    return replace(options, solver=nystrom_options(rfm_cfg, seed, progress))
 
 
 # ------------------------------------------------------------------------------- estimates
@@ -116,7 +116,7 @@ def estimate_seconds(
     m = choice.centers
     per_pass = _block_seconds(kernel, d, m) * n / max(1, (1 << 22) // m)
     cg_steps = min(cg_max_iters, 20)  # 13-20 in the runs measured here
-    if n * m * 4 <= NystromOptions.cache_bytes:  # blocks kept: one pass, then cheap CG steps
+    if n * m * 4 <= NystromSolver.cache_bytes:  # blocks kept: one pass, then cheap CG steps
         solve = per_pass + cg_steps * 4 * n * m * c / flops
     elif m < worth_forming_normal_matrix(d):  # K_nmᵀK_nm formed in float64: two passes and a GEMM
         solve = 2 * per_pass + 2 * n * m * m / (0.5 * flops)
@@ -137,10 +137,11 @@ def _gemm_rate() -> float:
 
 
 def _block_seconds(kernel: Kernel, d: int, m: int) -> float:
+    """One row block of kernel values against m centres (every kernel's blocks of a pass are made so)."""
     rows = max(1, (1 << 22) // m)
     X, C = torch.randn(rows, d), torch.randn(m, d)
     started = time.perf_counter()
-    kernel.values_and_weights(X, C, None)
+    kernel.gram(X, C, None)
     return time.perf_counter() - started
 
 

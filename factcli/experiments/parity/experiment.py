@@ -147,7 +147,7 @@ def fit_rfm(cfg, data, device, run, options, choice) -> LearnerTrace:
                 **feature_measures(iterate.M, data.support),
                 "precision": iterate.solve.precision,
                 "solve_residual": iterate.solve.relative_residual,
-                "cg_steps": getattr(iterate.solve, "iterations", None),
+                "cg_steps": iterate.solve.cg_steps,
                 "seconds": round(time.perf_counter() - started, 3),
             }
             run.log(**row)

@@ -5,7 +5,7 @@ then, per the protocol, the model is refit on all training data and scored on he
 UCI datasets use their own fixed splits (tuning split, then the 4 folds); others get a seeded,
 stratified train / validation / test split. With ``benchmark=uci`` the whole collection is run
 instead (see benchmark.py). Above rfm.exact_max_rows training rows (rfm.solver=auto) selection and
-refits run on the Nyström path (experiments/common/scalable.py, grid.py).
+refits run on the Nyström path (experiments/common/scalable.py, core/solvers.py), every kernel too.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import torch
 
 from factcli import plots
 from factcli.choices import AUTO_KERNEL, AUTO_KERNELS
-from factcli.core.nystrom_rfm import NYSTROM_KERNELS
 from factcli.data import load_tabular
 from factcli.errors import FactError
 from factcli.runtime import resolve_device
@@ -54,11 +53,6 @@ def run(cfg, run) -> dict:
     options = fit_options(cfg, cfg.method)
     largest = max(len(rows) for rows, _ in [tuning, *folds])
     choice = scalable.choose_solver(cfg.rfm, largest, options.precision, device, cfg.memory_limit_gb)
-    if choice.solver == "nystrom" and cfg.kernel.name not in (AUTO_KERNEL, *NYSTROM_KERNELS):
-        raise FactError(
-            f"kernel.name={cfg.kernel.name} has no Nyström path ({choice.reason}); use kernel.name=auto,"
-            " laplace or gaussian, or rfm.solver=exact on a smaller table"
-        )
     if choice.solver == "exact":
         nystrom = cfg.kernel.name in (AUTO_KERNEL, *NYSTROM_KERNELS)
         remedy = "use rfm.solver=auto or rfm.solver=nystrom (n×centres kernel blocks, not n²), a subset"
@@ -100,6 +94,8 @@ def run(cfg, run) -> dict:
                 bandwidth=chosen.bandwidth,
                 ridge=chosen.ridge,
                 normalize_rows=chosen.normalize,
+                solve_residual=result.path_residuals[t],
+                cg_steps=result.path_cg_steps[t],
                 fold=fold,
                 **{f"test_{metric}": score},
             )
@@ -155,7 +151,7 @@ def run(cfg, run) -> dict:
 def estimate_fit(cfg, choice, options, data, n: int, folds: int, device) -> tuple[float, float | None]:
     """(seconds, Nyström memory bytes or None) of the whole protocol, before it starts; a Nyström
     fit that cannot fit in memory is refused here, with the numbers."""
-    from factcli.core.nystrom_rfm import NystromOptions
+    from factcli.core.solvers import NystromSolver
     from factcli.runtime import require_memory
 
     stage0, paths = grid_solves(cfg, options, choice)
@@ -168,7 +164,7 @@ def estimate_fit(cfg, choice, options, data, n: int, folds: int, device) -> tupl
     if choice.solver == "exact":
         return seconds, None
     itemsize = 8 if options.precision == "float64" else 4
-    memory = scalable.nystrom_memory_bytes(n, data.d, c, choice.centers, itemsize, NystromOptions.cache_bytes)
+    memory = scalable.nystrom_memory_bytes(n, data.d, c, choice.centers, itemsize, NystromSolver.cache_bytes)
     limit = None if cfg.memory_limit_gb is None else cfg.memory_limit_gb * 2**30
     require_memory(memory, device, f"the Nyström fit (n={n}, {choice.centers} centres)", limit)
     return seconds, memory
@@ -220,7 +216,7 @@ def grid_solves(cfg, options, choice) -> tuple[int, int]:
     normalization × ridge at t = 0, then t = 1..T for every ridge from the best (or every) setting."""
     kernels = 1
     if cfg.kernel.name == AUTO_KERNEL:
-        kernels = len([k for k in AUTO_KERNELS if choice.solver == "exact" or k in NYSTROM_KERNELS])
+        kernels = len(AUTO_KERNELS)
     settings = len(cfg.grid.bandwidths) * len(cfg.grid.normalize_rows)
     stage0 = kernels * settings * len(cfg.grid.ridges)
     iters = 0 if options.method == "laplace" else options.iters

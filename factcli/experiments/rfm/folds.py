@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from dataclasses import replace
 
 import numpy as np
-import torch
 
 from factcli.core.rfm import FeatureCollapse, InaccurateSolve
+from factcli.core.solvers import CholeskySolver, EigenSolver
 from factcli.data.tabular import check_kernel_scale, standardize
 from factcli.errors import FactError
 
 from ..common.rfm import COLLAPSE_ADVICE, rfm_options
 from .grid import AUTO_KERNEL, GridSelection, GridSpec, evaluate, select
-from .protocol import FoldResult
+from .protocol import FoldResult, Split
 
 
 def splits_of(data, cfg, held_out=None):
@@ -33,8 +34,8 @@ def splits_of(data, cfg, held_out=None):
     if held_out is not None:
         training, test = rows[: data.n - held_out.rows], rows[data.n - held_out.rows :]
     else:
-        training, test = _split(rows, data, cfg.data.test_fraction, cfg.seed)
-    train, val = _split(training, data, cfg.data.val_fraction, cfg.seed + 1)
+        training, test = _split(rows, _labels(data), cfg.data.test_fraction, cfg.seed)
+    train, val = validation_split(training, _labels(data), cfg.data.val_fraction, cfg.seed)
     return (train, val), [(training, test)]
 
 
@@ -71,10 +72,21 @@ def standardizes(cfg, data) -> bool:
     return choice in ("yes", "True") or (choice == "auto" and data.source != "uci")
 
 
-def _split(rows, data, fraction, seed):
+def validation_split(rows, labels, fraction: float, seed: int):
+    """(rows to fit, rows to validate on) of the training rows, as fit-rfm and the CV estimators make
+    them: stratified by ``labels`` (all rows' labels; None for regression), seeded with seed + 1 so
+    that it differs from the test split seeded with ``seed``."""
+    return _split(rows, labels, fraction, seed + 1)
+
+
+def _labels(data):
+    return data.y if data.task == "classification" else None
+
+
+def _split(rows, all_labels, fraction, seed):
     from sklearn.model_selection import train_test_split
 
-    labels = data.y[rows] if data.task == "classification" else None
+    labels = None if all_labels is None else all_labels[rows]
     try:
         return train_test_split(rows, test_size=fraction, random_state=seed, stratify=labels)
     except ValueError:  # a class too small to stratify: split without stratification
@@ -82,10 +94,13 @@ def _split(rows, data, fraction, seed):
 
 
 def fit_options(cfg, method: str):
-    """fit-rfm's RFM options for ``method``. The bandwidth and ridge are placeholders: selection sets
-    both grid point by grid point (grid.py)."""
+    """fit-rfm's RFM options for ``method`` with the exact solver (grid.solver: stage 0's ridges by
+    Cholesky or one eigendecomposition; common/scalable.with_choice swaps in Nyström). The bandwidth
+    and ridge are placeholders: selection sets both grid point by grid point (grid.py)."""
     kernel = "laplace" if cfg.kernel.name == AUTO_KERNEL else cfg.kernel.name  # auto: chosen per path
-    return rfm_options(cfg, method, ridge=cfg.grid.ridges[0], bandwidth=1.0, kernel=kernel)
+    options = rfm_options(cfg, method, ridge=cfg.grid.ridges[0], bandwidth=1.0, kernel=kernel)
+    solver = EigenSolver() if cfg.grid.solver == "eigen" else CholeskySolver()
+    return replace(options, solver=solver)
 
 
 def grid_spec(cfg) -> GridSpec:
@@ -97,45 +112,40 @@ def grid_spec(cfg) -> GridSpec:
         normalizations=tuple(bool(v) for v in grid.normalize_rows),
         search=grid.search,
         rule=grid.rule,
-        solver=grid.solver,
     )
 
 
 def select_on_tuning_split(task, options, cfg, X, y, tuning, progress=None) -> GridSelection:
-    """Stage 0 (kernel ridge regression over the grid), then the method's paths (grid.py); with
-    ``options.scalable`` both on the Nyström path (no n×n matrix)."""
-    train, val = (torch.as_tensor(rows, device=X.device) for rows in tuning)
-    parts = (X[train], y[train], X[val], y[val])
-    spec = grid_spec(cfg)
-    with clear_solver_errors():
-        return select(task, cfg.kernel.name, spec, options, *parts, progress=progress)
+    """Stage 0 (kernel ridge regression over the grid), then the method's paths (grid.py), both with
+    ``options.solver`` (on the Nyström path no n×n matrix is made)."""
+    with clear_solver_errors(options.precision):
+        return select(
+            task, cfg.kernel.name, grid_spec(cfg), options, Split.of(X, y, *tuning), progress=progress
+        )
 
 
 def evaluate_folds(task, options, selection, protocol, X, y, folds, progress=None) -> list[FoldResult]:
     results = []
-    with clear_solver_errors():
+    with clear_solver_errors(options.precision):
         for index, (train_rows, test_rows) in enumerate(folds):
             if progress is not None:
                 progress.stage(f"refit {index + 1} of {len(folds)} ({protocol} protocol)")
-            train = torch.as_tensor(train_rows, device=X.device)
-            test = torch.as_tensor(test_rows, device=X.device)
-            results.append(
-                evaluate(task, options, selection, protocol, X[train], y[train], X[test], y[test], progress)
-            )
+            split = Split.of(X, y, train_rows, test_rows)
+            results.append(evaluate(task, options, selection, protocol, split, progress))
     return results
 
 
 @contextmanager
-def clear_solver_errors():
-    """An impossible kernel solve, or memory running out mid-way, becomes one actionable line."""
+def clear_solver_errors(precision: str = "auto"):
+    """An impossible kernel solve, or memory running out mid-way, becomes one actionable line (float64
+    is advised only when it is not already the precision)."""
     try:
         yield
     except FeatureCollapse as error:
         raise FactError(f"{error}: {COLLAPSE_ADVICE}") from None
     except InaccurateSolve as error:
-        raise FactError(
-            f"{error}; raise the smallest ridge in grid.ridges or use rfm.precision=float64"
-        ) from None
+        also = "" if precision == "float64" else " or use rfm.precision=float64"
+        raise FactError(f"{error}; raise the smallest ridge in grid.ridges{also}") from None
     except MemoryError as error:
         raise FactError(
             f"out of memory during the kernel solve ({error}); use a subset or a larger machine"

@@ -8,9 +8,9 @@ Two stages on the tuning split (rules in benchmarks/README.md, fixed before any 
 2. ``feature_stage``: the RFM path t = 1..T from the best stage-0 (bandwidth, normalization) (or from
    every one), for every ridge, starting from stage 0's own t = 0 solve.
 
-With ``options.scalable`` (rfm.solver resolved to nystrom, experiments/common/scalable.py) both stages
-run on the Nyström path: stage 0 is the path's t = 0 at every grid point (m centres, CG solves) and no
-n×n matrix is built; the kernels are those it has (nystrom_rfm.NYSTROM_KERNELS; auto: laplace only).
+Both stages solve with ``options.solver`` (core/solvers.py: exact Cholesky, eigen for stage 0's ridges,
+or Nyström centres with CG) under its one solve-check policy; a grid point no precision solves
+accurately is counted (``failures``), never scored. Stage 0's fits are the paths' t = 0.
 
 ``choose`` picks the best validation score; equal scores go to the simplest candidate (fewer
 iterations, larger ridge, larger bandwidth, no normalization, kernel order), never to grid order.
@@ -31,39 +31,32 @@ from factcli.choices import (
     AUTO_KERNEL,
     AUTO_KERNELS,
     BANDWIDTH_UNITS,
-    RIDGE_SOLVERS,
     SEARCHES,
     SELECTION_RULES,
 )
-from factcli.core import InvalidInput, spectral
-from factcli.core.kernels import Kernel, predict
-from factcli.core.linalg import NotPositiveDefinite, SolveReport, dtype_name, solve_kernel_system
-from factcli.core.nystrom_rfm import NYSTROM_KERNELS
-from factcli.core.rfm import InaccurateSolve, RFMOptions, rfm_path
+from factcli.core import InvalidInput, defaults
+from factcli.core.kernels import Kernel
+from factcli.core.rfm import Fit, InaccurateSolve, RFMOptions, rfm_path
 
-from .protocol import FoldResult, Task, fit_fold, normalize_rows
-
-KERNEL_ORDER = ("laplace", "l1", "gaussian", "quadratic")  # the tie rule's last key, across kernels
+from .protocol import FoldResult, Split, Task, fit_fold
 
 MEDIAN_ROWS = 1000  # rows (at an even stride) the median pairwise distance is estimated on
 
 
 @dataclass(frozen=True)
 class GridSpec:
-    bandwidths: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
-    bandwidth_unit: str = "median"  # median: L = s × median pairwise distance; absolute: L = s
-    ridges: tuple[float, ...] = (10.0, 1.0, 0.1, 0.01, 0.001)
-    normalizations: tuple[bool, ...] = (False, True)
-    search: str = "best"
-    rule: str = "best"
-    solver: str = "cholesky"  # stage 0: a Cholesky per ridge, or one eigendecomposition for all
+    bandwidths: tuple[float, ...] = defaults.GRID_BANDWIDTHS
+    bandwidth_unit: str = defaults.GRID_BANDWIDTH_UNIT  # median: L = s × median pairwise distance; absolute
+    ridges: tuple[float, ...] = defaults.GRID_RIDGES
+    normalizations: tuple[bool, ...] = defaults.GRID_NORMALIZATIONS
+    search: str = defaults.GRID_SEARCH
+    rule: str = defaults.GRID_RULE
 
     def __post_init__(self) -> None:
         for value, allowed, what in (
             (self.bandwidth_unit, BANDWIDTH_UNITS, "bandwidth unit"),
             (self.search, SEARCHES, "search"),
             (self.rule, SELECTION_RULES, "selection rule"),
-            (self.solver, RIDGE_SOLVERS, "stage-0 solver"),
         ):
             if value not in allowed:
                 raise InvalidInput(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
@@ -83,10 +76,14 @@ class Candidate:
     val_score: float
     val_stderr: float
     train_score: float
+    # How its solve went (within rfm.solve_tol, or it would have been refused): reported, not compared.
+    solve_residual: float = field(default=math.nan, compare=False)
+    cg_steps: int | None = field(default=None, compare=False)  # conjugate-gradient steps (Nyström)
 
     def simplicity(self) -> tuple:
         """Smaller is simpler: the tie rule's order."""
-        return (self.iteration, -self.ridge, -self.bandwidth, self.normalize, KERNEL_ORDER.index(self.kernel))
+        kernel = Kernel(self.kernel, 1.0).simplicity
+        return (self.iteration, -self.ridge, -self.bandwidth, self.normalize, kernel)
 
     def row(self, metric: str) -> dict:
         return {
@@ -97,6 +94,8 @@ class Candidate:
             "iteration": self.iteration,
             f"train_{metric}": self.train_score,
             f"val_{metric}": self.val_score,
+            "solve_residual": self.solve_residual,
+            "cg_steps": self.cg_steps,
         }
 
 
@@ -130,9 +129,10 @@ def score_with_error(task: Task, outputs: torch.Tensor, y: torch.Tensor) -> tupl
 
 
 def median_distance(kernel_name: str, X: torch.Tensor, max_rows: int = MEDIAN_ROWS) -> float:
-    """Median pairwise distance (L1 for the l1 kernel, L2 otherwise) on ≤ max_rows rows at an even stride."""
+    """Median pairwise distance (in the kernel's own distance: L1 for the l1 kernel, L2 otherwise) on
+    ≤ max_rows rows at an even stride."""
     rows = X[:: max(1, math.ceil(X.shape[0] / max_rows))].double()
-    distances = torch.cdist(rows, rows, p=1.0 if kernel_name == "l1" else 2.0)
+    distances = torch.cdist(rows, rows, p=Kernel(kernel_name, 1.0).distance_p)
     pairs = distances[torch.triu_indices(len(rows), len(rows), 1).unbind()]
     positive = pairs[pairs > 0]
     return float(positive.median()) if len(positive) else 1.0  # all rows equal: any scale will do
@@ -147,158 +147,83 @@ def bandwidth_values(kernel_name: str, spec: GridSpec, X: torch.Tensor) -> list[
 
 @dataclass
 class KernelStage:
-    """Stage 0 for one kernel: every candidate, and every solve (reused as the paths' t = 0)."""
+    """Stage 0 for one kernel: every candidate, and every accepted fit (reused as the paths' t = 0)."""
 
     kernel: str
     candidates: list[Candidate]
-    solves: dict  # (bandwidth, normalize, ridge) -> (α, SolveReport), α on the centred training rows
+    solves: dict  # (bandwidth, normalize, ridge) -> Fit, on the (centred) training rows
     precisions: set = field(default_factory=set)
     seconds: float = 0.0
     unsolved: int = 0  # grid points no precision could solve accurately (not candidates)
 
 
-def _checked(alpha: torch.Tensor, report: SolveReport, tol: float) -> tuple[torch.Tensor, SolveReport]:
-    if not report.relative_residual <= tol:
-        raise InaccurateSolve(
-            f"kernel solve in {report.precision} has relative residual"
-            f" {report.relative_residual:.1e} > {tol:.0e}"
-        )
-    return alpha, report
-
-
-def _solve_all_ridges(
-    kernel: Kernel, A: torch.Tensor, Y: torch.Tensor, ridges, tol: float, solver: str
-) -> dict:
-    """ridge -> (α, report), or the InaccurateSolve it raised.
-
-    Cholesky: one n×n buffer holding the Gram matrix, factored in place for each ridge and restored
-    from the triangle the factorization leaves untouched (O(n²), against O(n²d) to make it again:
-    the L1 kernel's is a distance pass without a GEMM); the peak stays one n×n matrix, as an RFM
-    iteration's. Eigen: K and its eigenvectors, two n×n matrices.
-    """
-    out = {}
-    if solver == "eigen":
-        spectrum = spectral.decompose(kernel.gram(A, A, None), Y)
-    else:
-        buffer = torch.empty(A.shape[0], A.shape[0], dtype=A.dtype, device=A.device)
-        intact = False
-    for ridge in ridges:
-        try:
-            if solver == "eigen":
-                out[ridge] = _checked(*spectral.solve(spectrum, ridge), tol)
-            else:
-                if not intact:
-                    kernel.gram(A, A, None, out=buffer)
-                intact = False  # until the solve has restored it
-                alpha, report = solve_kernel_system(buffer, Y, ridge, keep=True)
-                intact = True
-                out[ridge] = _checked(alpha, report, tol)
-        except NotPositiveDefinite as error:
-            out[ridge] = InaccurateSolve(
-                f"kernel matrix is not positive definite in {dtype_name(A.dtype)} ({error})"
-            )
-        except InaccurateSolve as error:
-            out[ridge] = error
-    return out
-
-
-def _nystrom_points(task: Task, kernel: Kernel, ridges, options: RFMOptions, A, B, Y, y_train, y_val) -> dict:
-    """ridge -> (candidate scores, (α, report)) from the Nyström path's t = 0 (A, B uncentred), or the
-    InaccurateSolve it raised."""
-    out = {}
-    for ridge in ridges:
-        point = replace(options, kernel=kernel, ridge=float(ridge), method="laplace")
-        try:
-            (iterate,) = rfm_path(A, Y, point)
-        except InaccurateSolve as error:
-            out[ridge] = error
-            continue
-        val, stderr = score_with_error(task, iterate.predictor(B), y_val)
-        train = task.score(iterate.predictor.training_outputs(Y, ridge), y_train)
-        out[ridge] = ((val, stderr, train), (iterate.predictor.alpha, iterate.solve))
-    return out
-
-
 def kernel_stage(
-    task: Task,
-    kernel_name: str,
-    spec: GridSpec,
-    options: RFMOptions,
-    X_train,
-    y_train,
-    X_val,
-    y_val,
-    progress=None,
+    task: Task, kernel_name: str, spec: GridSpec, options: RFMOptions, split: Split, progress=None
 ) -> KernelStage:
-    """KRR with M = I at every grid point; ``options`` gives precision and solve tolerance.
+    """KRR with M = I at every grid point, solved by ``options.solver`` (precision, solve tolerance).
 
-    The validation predictions of every ridge of one (normalization, bandwidth) come from one blockwise
-    pass over the validation Gram matrix, with the ridges' α side by side. With ``options.scalable``
-    every point is the Nyström path's t = 0 instead (its α lives on the centres; not reused).
+    Every ridge of one (normalization, bandwidth) shares its kernel matrix (the solver's ``fit_ridges``),
+    and the validation predictions of all of them come from one blockwise pass with their α side by side.
     """
     started = time.perf_counter()
-    Y = task.targets(y_train)
-    if options.scalable is not None:
-        candidates, solves, precisions, unsolved = [], {}, set(), 0
-        for normalize in spec.normalizations:
-            A, B = normalize_rows(X_train, normalize), normalize_rows(X_val, normalize)
-            for bandwidth in bandwidth_values(kernel_name, spec, A - A.mean(0, keepdim=True)):
-                if progress is not None:
-                    progress.stage(f"stage 0: {kernel_name} L={bandwidth:.3g}, x/|x|={normalize}")
-                kernel = Kernel(kernel_name, bandwidth)
-                points = _nystrom_points(task, kernel, spec.ridges, options, A, B, Y, y_train, y_val)
-                for ridge, point in points.items():
-                    if isinstance(point, InaccurateSolve):
-                        unsolved += 1
-                        continue
-                    (val, stderr, train), solve = point
-                    solves[(bandwidth, normalize, ridge)] = solve
-                    precisions.add(solve[1].precision)
-                    candidates.append(
-                        Candidate(kernel_name, bandwidth, normalize, float(ridge), 0, val, stderr, train)
-                    )
-                    if progress is not None:
-                        progress.iterate(0, f"ridge={ridge:g}, validation {task.metric} {val:.4f}")
-        if not candidates:
-            raise InaccurateSolve(f"no {kernel_name} Nyström solve of the grid was accurate")
-        return KernelStage(
-            kernel_name, candidates, solves, precisions, time.perf_counter() - started, unsolved
-        )
-    dtypes = [torch.float64] if options.precision == "float64" else [torch.float32, torch.float64]
+    Y = task.targets(split.y_train)
     candidates, solves, precisions, unsolved = [], {}, set(), 0
     for normalize in spec.normalizations:
-        A, B = normalize_rows(X_train, normalize), normalize_rows(X_val, normalize)
-        center = A.mean(0, keepdim=True)  # as rfm_path centres: the same α, reusable as its t = 0
-        A, B = A - center, B - center
-        for bandwidth in bandwidth_values(kernel_name, spec, A):
+        A, B = split.normalized(normalize)
+        invariant = Kernel(kernel_name, 1.0).translation_invariant
+        center = A.mean(0, keepdim=True) if invariant else torch.zeros_like(A[:1])  # as rfm_path centres
+        work = options.solver.start(A - center, Y, options.precision)
+        eye = torch.eye(A.shape[1], dtype=torch.float64, device=A.device)
+        for bandwidth in bandwidth_values(kernel_name, spec, A - A.mean(0, keepdim=True)):
             if progress is not None:
                 progress.stage(f"stage 0: {kernel_name} L={bandwidth:.3g}, x/|x|={normalize}")
-            kernel = Kernel(kernel_name, bandwidth)
-            pending = list(spec.ridges)
-            for dtype in dtypes:  # auto: float32 first, float64 for the ridges it could not solve
-                if not pending:
-                    break
-                Aw = A.to(dtype)
-                solved = _solve_all_ridges(kernel, Aw, Y.to(dtype), pending, options.solve_tol, spec.solver)
-                done = [r for r in pending if not isinstance(solved[r], InaccurateSolve)]
-                if done:
-                    alphas = torch.cat([solved[r][0] for r in done], dim=1)
-                    outputs = predict(kernel, B.to(dtype), Aw, None, alphas).split(Y.shape[1], dim=1)
-                for ridge, output in zip(done, outputs if done else [], strict=True):
-                    alpha, report = solved[ridge]
-                    val, stderr = score_with_error(task, output, y_val)
-                    train = task.score(Y - ridge * alpha.to(Y), y_train)
-                    solves[(bandwidth, normalize, ridge)] = (alpha, report)
-                    precisions.add(report.precision)
-                    candidates.append(
-                        Candidate(kernel_name, bandwidth, normalize, float(ridge), 0, val, stderr, train)
+            fits = work.fit_ridges(Kernel(kernel_name, bandwidth), eye, spec.ridges, options.solve_tol)
+            done = [ridge for ridge in spec.ridges if isinstance(fits[ridge], Fit)]
+            unsolved += len(spec.ridges) - len(done)
+            outputs = _predict_together([fits[ridge] for ridge in done], B - center)
+            for ridge, output in zip(done, outputs, strict=True):
+                fit = fits[ridge]
+                val, stderr = score_with_error(task, output, split.y_held_out)
+                train = task.score(fit.predictor.training_outputs(Y, ridge), split.y_train)
+                solves[(bandwidth, normalize, ridge)] = replace(
+                    fit, predictor=replace(fit.predictor, center=center.to(fit.predictor.points))
+                )
+                precisions.add(fit.report.precision)
+                report = fit.report
+                candidates.append(
+                    Candidate(
+                        kernel_name,
+                        bandwidth,
+                        normalize,
+                        float(ridge),
+                        0,
+                        val,
+                        stderr,
+                        train,
+                        report.relative_residual,
+                        report.cg_steps,
                     )
-                pending = [r for r in pending if r not in done]
-            unsolved += len(pending)
+                )
+                if progress is not None:
+                    progress.iterate(0, f"ridge={ridge:g}, validation {task.metric} {val:.4f}")
     if not candidates:
         raise InaccurateSolve(f"no {kernel_name} kernel solve of the grid was accurate, even in float64")
     seconds = time.perf_counter() - started
     return KernelStage(kernel_name, candidates, solves, precisions, seconds, unsolved)
+
+
+def _predict_together(fits: list[Fit], query: torch.Tensor) -> list[torch.Tensor]:
+    """Each fit's outputs on the (centred) query rows; fits on the same points in one kernel pass."""
+    outputs, groups = {}, {}
+    for index, fit in enumerate(fits):
+        groups.setdefault(id(fit.predictor.points), []).append(index)
+    for indices in groups.values():
+        predictor = fits[indices[0]].predictor
+        alphas = torch.cat([fits[i].alpha.to(predictor.points) for i in indices], dim=1)
+        together = predictor.kernel.predict(query.to(predictor.points), predictor.points, predictor.M, alphas)
+        for i, output in zip(indices, together.split(predictor.alpha.shape[1], dim=1), strict=True):
+            outputs[i] = output
+    return [outputs[i] for i in range(len(fits))]
 
 
 @dataclass
@@ -323,25 +248,17 @@ def select_krr(task: Task, stage: KernelStage, d: int) -> GridSelection:
 
 
 def feature_stage(
-    task: Task,
-    stage: KernelStage,
-    spec: GridSpec,
-    options: RFMOptions,
-    X_train,
-    y_train,
-    X_val,
-    y_val,
-    progress=None,
+    task: Task, stage: KernelStage, spec: GridSpec, options: RFMOptions, split: Split, progress=None
 ) -> GridSelection:
     """RFM paths (options.method) from stage 0's best setting(s), for every ridge; then ``choose``."""
     started = time.perf_counter()
-    Y = task.targets(y_train)
+    Y = task.targets(split.y_train)
     best0 = best_of(task, stage.candidates)
     settings = sorted({(c.bandwidth, c.normalize) for c in stage.candidates})
     starts = [(best0.bandwidth, best0.normalize)] if spec.search == "best" else settings
     candidates, Ms, precisions, failed = list(stage.candidates), {}, set(stage.precisions), 0
     for bandwidth, normalize in starts:
-        A, B = normalize_rows(X_train, normalize), normalize_rows(X_val, normalize)
+        A, B = split.normalized(normalize)
         for ridge in spec.ridges:
             first = stage.solves.get((bandwidth, normalize, float(ridge)))
             if first is None:
@@ -353,29 +270,39 @@ def feature_stage(
                 for iterate in rfm_path(A, Y, path_options, first=first):
                     if iterate.t == 0:
                         continue  # stage 0's own candidate
-                    val, stderr = score_with_error(task, iterate.predictor(B), y_val)
-                    train = task.score(iterate.predictor.training_outputs(Y, ridge), y_train)
+                    val, stderr = score_with_error(task, iterate.predictor(B), split.y_held_out)
+                    train = task.score(iterate.predictor.training_outputs(Y, ridge), split.y_train)
                     if progress is not None:
                         progress.iterate(iterate.t, f"validation {task.metric} {val:.4f}")
                     precisions.add(iterate.solve.precision)
                     candidate = Candidate(
-                        stage.kernel, bandwidth, normalize, float(ridge), iterate.t, val, stderr, train
+                        stage.kernel,
+                        bandwidth,
+                        normalize,
+                        float(ridge),
+                        iterate.t,
+                        val,
+                        stderr,
+                        train,
+                        iterate.solve.relative_residual,
+                        iterate.solve.cg_steps,
                     )
                     candidates.append(candidate)
                     Ms[candidate] = iterate.M
             except InaccurateSolve:
                 failed += 1
     chosen = choose(task, candidates, spec.rule)
-    M = Ms.get(chosen, torch.eye(X_train.shape[1], dtype=torch.float64))
+    M = Ms.get(chosen, torch.eye(split.X_train.shape[1], dtype=torch.float64))
     seconds = stage.seconds + time.perf_counter() - started
     return GridSelection(chosen, M, candidates, precisions, seconds, stage.unsolved + failed, options.form)
 
 
 def options_for_kernel(options: RFMOptions, kernel: str, auto: bool) -> RFMOptions:
-    """The options a path with ``kernel`` runs with. Selected kernels (auto): the L1 kernel's M is
-    diagonal (docs/SPEC.md §4: a full W rotates away its per-coordinate structure), L2's as configured."""
-    form = "diagonal" if auto and kernel == "l1" else options.form
-    return replace(options, kernel=Kernel(kernel, options.kernel.bandwidth), form=form)
+    """The options a path with ``kernel`` runs with: a selected kernel (auto) brings its own form of M
+    when it has one (the L1 kernel's is diagonal), otherwise M's form is as configured."""
+    chosen = Kernel(kernel, options.kernel.bandwidth)
+    form = chosen.selected_form if auto and chosen.selected_form else options.form
+    return replace(options, kernel=chosen, form=form)
 
 
 def select(
@@ -383,38 +310,32 @@ def select(
     kernel_name: str,
     spec: GridSpec,
     options: RFMOptions,
-    X_train,
-    y_train,
-    X_val,
-    y_val,
+    split: Split,
     stage_of=None,
     progress=None,
 ) -> GridSelection:
-    """The whole selection for ``options.method`` (``laplace``: KRR, t = 0 only).
+    """The whole selection for ``options.method`` (``laplace``: KRR, t = 0 only) on the tuning split.
 
     ``kernel_name`` may be ``auto``: stage 0 then runs for every kernel of AUTO_KERNELS, the best
     stage-0 point decides the kernel, and only that kernel's paths are run; the other kernels'
     stage-0 points stay candidates (none can win: their best already lost). ``stage_of(kernel)``
-    gives a stage computed earlier (shared by methods); by default it is computed here. On the
-    Nyström path (``options.scalable``) auto means the AUTO_KERNELS it has (NYSTROM_KERNELS).
+    gives a stage computed earlier (shared by methods); by default it is computed here.
     """
     if stage_of is None:
 
         def stage_of(kernel):
-            return kernel_stage(task, kernel, spec, options, X_train, y_train, X_val, y_val, progress)
+            return kernel_stage(task, kernel, spec, options, split, progress)
 
     auto = kernel_name == AUTO_KERNEL
     kernels = AUTO_KERNELS if auto else (kernel_name,)
-    if options.scalable is not None and auto:
-        kernels = tuple(k for k in kernels if k in NYSTROM_KERNELS)
     stages = [stage_of(kernel) for kernel in kernels]
     best0 = best_of(task, [c for stage in stages for c in stage.candidates])
     stage = next(stage for stage in stages if stage.kernel == best0.kernel)
     if options.method == "laplace":
-        selection = select_krr(task, stage, X_train.shape[1])
+        selection = select_krr(task, stage, split.X_train.shape[1])
     else:
         path_options = options_for_kernel(options, best0.kernel, auto)
-        selection = feature_stage(task, stage, spec, path_options, X_train, y_train, X_val, y_val, progress)
+        selection = feature_stage(task, stage, spec, path_options, split, progress)
     for other in stages:
         if other is not stage:
             selection.candidates += other.candidates
@@ -425,22 +346,19 @@ def select(
 
 
 def evaluate(
-    task: Task,
-    options: RFMOptions,
-    selection: GridSelection,
-    protocol: str,
-    X_train,
-    y_train,
-    X_test,
-    y_test,
-    progress=None,
+    task: Task, options: RFMOptions, selection: GridSelection, protocol: str, split: Split, progress=None
 ) -> FoldResult:
     """One fold: strict relearns M_t on the fold's training part; paper reuses the selected M."""
+    fit, how = chosen_fit(options, selection, protocol)
+    chosen = selection.chosen
+    return fit_fold(task, fit, chosen.normalize, chosen.iteration, selection.M, how, split, progress)
+
+
+def chosen_fit(options: RFMOptions, selection: GridSelection, protocol: str) -> tuple[RFMOptions, str]:
+    """The options of the selected setting, and how a refit makes it (with t = 0 both protocols are
+    one solve with the selected M, the identity: no path to relearn)."""
     chosen = selection.chosen
     fit = replace(
         options, kernel=Kernel(chosen.kernel, chosen.bandwidth), ridge=chosen.ridge, form=selection.form
     )
-    # With t = 0 both protocols are one solve with the selected M (the identity): no path to relearn.
-    how = "paper" if chosen.iteration == 0 else protocol
-    parts = (X_train, y_train, X_test, y_test)
-    return fit_fold(task, fit, chosen.normalize, chosen.iteration, selection.M, how, *parts, progress)
+    return fit, "paper" if chosen.iteration == 0 else protocol

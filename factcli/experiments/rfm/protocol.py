@@ -1,17 +1,14 @@
-"""Selecting and evaluating an RFM on tabular data: the protocol of docs/SPEC.md §5, and its strict variant.
+"""What selection (grid.py) and evaluation share: the task, the data split, and one fold's fit.
 
-1. ``select``: for every grid point (ridge, row normalization), run the RFM path on the tuning
-   training part and score every iterate M_t (t = 0..T) on the validation part; keep the best.
-2. ``evaluate``: on each (train, test) fold, either reuse the selected M (``paper``: docs/SPEC.md §5 exactly)
-   or relearn M on the fold's training part with the selected ridge, normalization and t
-   (``strict``: no test label ever shapes the features), then solve and score on the test part.
+``fit_fold`` fits the chosen setting on a fold's training part, either reusing the selected M
+(``paper``: docs/SPEC.md §5 exactly) or relearning M_0..M_t on the fold's training part (``strict``: no
+test label ever shapes the features), then scores on the fold's held-out part.
 
 Pure computation (tensors in, numbers out): no files, no printing.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
@@ -50,6 +47,26 @@ class Task:
         return score > best if self.kind == "classification" else score < best
 
 
+@dataclass(frozen=True)
+class Split:
+    """Rows to fit on and rows to score on: the tuning split (validation part) or a fold (test part)."""
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_held_out: torch.Tensor
+    y_held_out: torch.Tensor
+
+    @classmethod
+    def of(cls, X: torch.Tensor, y: torch.Tensor, train_rows, held_out_rows) -> Split:
+        train = torch.as_tensor(train_rows, device=X.device)
+        held_out = torch.as_tensor(held_out_rows, device=X.device)
+        return cls(X[train], y[train], X[held_out], y[held_out])
+
+    def normalized(self, enabled: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(training rows, held-out rows), each x ← x / ‖x‖ when ``enabled``."""
+        return normalize_rows(self.X_train, enabled), normalize_rows(self.X_held_out, enabled)
+
+
 def normalize_rows(X: torch.Tensor, enabled: bool) -> torch.Tensor:
     """x ← x / ‖x‖ (zero rows stay zero)."""
     if not enabled:
@@ -58,84 +75,14 @@ def normalize_rows(X: torch.Tensor, enabled: bool) -> torch.Tensor:
 
 
 @dataclass
-class Selection:
-    """The chosen hyperparameters, the chosen iterate's M, and every candidate's validation score."""
-
-    ridge: float
-    normalize: bool
-    iteration: int
-    M: torch.Tensor
-    val_score: float
-    candidates: list[dict] = field(default_factory=list)
-    precisions: set = field(default_factory=set)
-    seconds: float = 0.0
-
-
-def select(
-    task: Task, options: RFMOptions, ridges, normalizations, X_train, y_train, X_val, y_val, progress=None
-) -> Selection:
-    """Grid search over (normalization, ridge) and iteration t, scored on the validation part.
-
-    ``progress`` (common/scalable.py FitProgress) hears of every grid point and iterate."""
-    started = time.perf_counter()
-    best: Selection | None = None
-    candidates, precisions = [], set()
-    Y_train = task.targets(y_train)
-    for normalize in normalizations:
-        A, B = normalize_rows(X_train, normalize), normalize_rows(X_val, normalize)
-        for ridge in ridges:
-            if progress is not None:
-                point = len({(c["ridge"], c["normalize_rows"]) for c in candidates}) + 1
-                total = len(ridges) * len(normalizations)
-                progress.stage(f"grid point {point} of {total} (ridge={ridge:g}, x/|x|={normalize})")
-            for iterate in rfm_path(A, Y_train, replace(options, ridge=float(ridge))):
-                val = task.score(iterate.predictor(B), y_val)
-                train = task.score(iterate.predictor.training_outputs(Y_train, ridge), y_train)
-                precisions.add(iterate.solve.precision)
-                candidates.append(
-                    {
-                        "iteration": iterate.t,
-                        "ridge": float(ridge),
-                        "normalize_rows": bool(normalize),
-                        f"train_{task.metric}": train,
-                        f"val_{task.metric}": val,
-                    }
-                )
-                if progress is not None:
-                    progress.iterate(iterate.t, f"validation {task.metric} {val:.4f}")
-                if task.better(val, None if best is None else best.val_score):
-                    best = Selection(float(ridge), bool(normalize), iterate.t, iterate.M, val)
-    assert best is not None, "empty grid"
-    best.candidates, best.precisions = candidates, precisions
-    best.seconds = time.perf_counter() - started
-    return best
-
-
-@dataclass
 class FoldResult:
     score: float
     M: torch.Tensor
     path_scores: list[float]  # test score of every iterate computed on this fold (strict: t = 0..t*)
     precision: str
-
-
-def evaluate(
-    task: Task,
-    options: RFMOptions,
-    selection: Selection,
-    protocol: str,
-    X_train,
-    y_train,
-    X_test,
-    y_test,
-    progress=None,
-) -> FoldResult:
-    """Fit on one fold's training part as the protocol says, score on its test part."""
-    fit = replace(options, ridge=selection.ridge)
-    parts = (X_train, y_train, X_test, y_test)
-    return fit_fold(
-        task, fit, selection.normalize, selection.iteration, selection.M, protocol, *parts, progress
-    )
+    # How each of those iterates' solve went: relative residual, CG steps (None: a direct solve).
+    path_residuals: list[float] = field(default_factory=list)
+    path_cg_steps: list[int | None] = field(default_factory=list)
 
 
 def fit_fold(
@@ -145,30 +92,36 @@ def fit_fold(
     iteration: int,
     M: torch.Tensor,
     protocol: str,
-    X_train,
-    y_train,
-    X_test,
-    y_test,
+    split: Split,
     progress=None,
 ) -> FoldResult:
-    """One fold of the chosen setting (``fit`` carries its kernel and ridge): ``strict`` relearns
-    M_0..M_iteration on the fold's training part, ``paper`` solves once with the selected ``M``."""
-    A = normalize_rows(X_train, normalize)
-    B = normalize_rows(X_test, normalize)
-    Y = task.targets(y_train)
-    if protocol == "paper":
-        iterates = list(rfm_path(A, Y, replace(fit, method="laplace"), M0=M))  # laplace: solve only, M kept
-    elif protocol == "strict":
-        iterates = []
-        for iterate in _take(rfm_path(A, Y, replace(fit, iters=iteration)), iteration):
-            iterates.append(iterate)
-            if progress is not None:
-                progress.iterate(iterate.t)
-    else:
-        raise ValueError(f"unknown protocol {protocol!r}")
-    path_scores = [task.score(iterate.predictor(B), y_test) for iterate in iterates]
+    """One fold of the chosen setting (``fit`` carries its kernel and ridge), fitted by ``refit`` on the
+    fold's training part and scored on its held-out part."""
+    B = normalize_rows(split.X_held_out, normalize)
+    iterates = refit(task, fit, normalize, iteration, M, protocol, split.X_train, split.y_train, progress)
+    path_scores = [task.score(iterate.predictor(B), split.y_held_out) for iterate in iterates]
     final = iterates[-1]
-    return FoldResult(path_scores[-1], final.M, path_scores, final.solve.precision)
+    residuals = [iterate.solve.relative_residual for iterate in iterates]
+    steps = [iterate.solve.cg_steps for iterate in iterates]
+    return FoldResult(path_scores[-1], final.M, path_scores, final.solve.precision, residuals, steps)
+
+
+def refit(
+    task: Task, fit: RFMOptions, normalize: bool, iteration: int, M, protocol: str, X, y, progress=None
+):
+    """The iterates of the chosen setting fitted on the rows X, y: ``strict`` relearns M_0..M_iteration
+    on them, ``paper`` solves once with the selected ``M`` (one iterate)."""
+    A, Y = normalize_rows(X, normalize), task.targets(y)
+    if protocol == "paper":
+        return list(rfm_path(A, Y, replace(fit, method="laplace"), M0=M))  # laplace: solve only, M kept
+    if protocol != "strict":
+        raise ValueError(f"unknown protocol {protocol!r}")
+    iterates = []
+    for iterate in _take(rfm_path(A, Y, replace(fit, iters=iteration)), iteration):
+        iterates.append(iterate)
+        if progress is not None:
+            progress.iterate(iterate.t)
+    return iterates
 
 
 def _take(path, last_t: int) -> Iterator[Iterate]:

@@ -11,35 +11,35 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, astuple, dataclass, replace
 
 import numpy as np
 import torch
 
-from factcli.core import InvalidInput
+from factcli.core import InvalidInput, defaults
 from factcli.core.linalg import timing_factorizations
 from factcli.core.rfm import InaccurateSolve, RFMOptions
 
 from . import grid as rfm_grid
 from . import svc as svc_baseline
-from .protocol import Task, evaluate, select
+from .protocol import Split, Task
 
-KINDS = ("krr", "rfm", "svc", "legacy")
+KINDS = ("krr", "rfm", "svc")
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One table row: ``krr`` (tuned kernel ridge, t = 0), ``rfm`` (a feature-learning method),
-    ``svc`` (tuned SVC-RBF) or ``legacy`` (the pre-issue-15 selection: fixed bandwidth, grid order)."""
+    """One table row: ``krr`` (tuned kernel ridge, t = 0), ``rfm`` (a feature-learning method) or
+    ``svc`` (tuned SVC-RBF)."""
 
     label: str
     kind: str = "rfm"
     kernel: str = "laplace"
-    method: str = ""  # default by kind: fact (rfm, legacy), laplace (krr: no feature learning), svc
-    form: str = "full"
-    fact_power: float = 1.0
-    nfa_power: float = 0.5
-    iters: int = 5
+    method: str = ""  # default by kind: fact (rfm), laplace (krr: no feature learning), svc
+    form: str = defaults.FORM
+    fact_power: float = defaults.FACT_POWER
+    nfa_power: float = defaults.NFA_POWER
+    iters: int = defaults.ITERS
     rule: str = "best"
     search: str = "best"
 
@@ -84,17 +84,16 @@ TABLE_COLUMNS = [
 class Suite:
     """Runs entries on one dataset, sharing stage 0 and t = 0 fold fits between them."""
 
-    def __init__(self, data, spec: rfm_grid.GridSpec, options: RFMOptions, device="cpu", legacy_grid=None):
+    def __init__(self, data, spec: rfm_grid.GridSpec, options: RFMOptions, device="cpu"):
         self.data, self.spec, self.options = data, spec, options
         self.task = Task("classification", data.n_outputs)
         self.X = torch.tensor(data.X, device=device)
         self.y = torch.tensor(data.y, device=device)
         train, val = (torch.as_tensor(rows, device=device) for rows in (data.splits.train, data.splits.val))
-        self.tuning = (self.X[train], self.y[train], self.X[val], self.y[val])
+        self.tuning = Split(self.X[train], self.y[train], self.X[val], self.y[val])
         self.folds = [
             tuple(torch.as_tensor(rows, device=device) for rows in fold) for fold in data.splits.folds
         ]
-        self.legacy_grid = legacy_grid or {"ridges": list(spec.ridges), "normalize_rows": [False, True]}
         self.stages: dict[str, rfm_grid.KernelStage] = {}
         self.fold_cache: dict = {}
 
@@ -112,32 +111,25 @@ class Suite:
     def stage(self, kernel: str) -> rfm_grid.KernelStage:
         if kernel not in self.stages:
             self.stages[kernel] = rfm_grid.kernel_stage(
-                self.task, kernel, self.spec, self.options, *self.tuning
+                self.task, kernel, self.spec, self.options, self.tuning
             )
         return self.stages[kernel]
 
     def select(self, entry: Entry):
         spec = replace(self.spec, rule=entry.rule, search=entry.search)
         if entry.kind == "svc":
-            return svc_baseline.select_svc(spec, *self.tuning)
-        if entry.kind == "legacy":
-            options = replace(self.options_for(entry), method=entry.method)
-            grid = self.legacy_grid
-            return select(self.task, options, grid["ridges"], grid["normalize_rows"], *self.tuning)
+            return svc_baseline.select_svc(spec, *astuple(self.tuning))
         return rfm_grid.select(
-            self.task, entry.kernel, spec, self.options_for(entry), *self.tuning, stage_of=self.stage
+            self.task, entry.kernel, spec, self.options_for(entry), self.tuning, stage_of=self.stage
         )
 
     # -- evaluation ------------------------------------------------------------------------
     def evaluate(self, entry: Entry, selection, protocol: str) -> list[float]:
         scores = []
         for index, (train, test) in enumerate(self.folds):
-            parts = (self.X[train], self.y[train], self.X[test], self.y[test])
+            split = Split(self.X[train], self.y[train], self.X[test], self.y[test])
             if entry.kind == "svc":
-                scores.append(svc_baseline.evaluate_svc(selection, *parts))
-            elif entry.kind == "legacy":
-                options = replace(self.options_for(entry), method=entry.method)
-                scores.append(evaluate(self.task, options, selection, protocol, *parts).score)
+                scores.append(svc_baseline.evaluate_svc(selection, *astuple(split)))
             else:
                 chosen = selection.chosen
                 key = (index, chosen.kernel, chosen.bandwidth, chosen.normalize, chosen.ridge)
@@ -145,7 +137,7 @@ class Suite:
                     scores.append(self.fold_cache[key])
                     continue
                 options = self.options_for(entry)
-                score = rfm_grid.evaluate(self.task, options, selection, protocol, *parts).score
+                score = rfm_grid.evaluate(self.task, options, selection, protocol, split).score
                 if chosen.iteration == 0:
                     self.fold_cache[key] = score
                 scores.append(score)
@@ -202,16 +194,6 @@ class Suite:
                 "val_accuracy": 100 * c.val_accuracy,
                 "failures": 0,
                 "precision": "float64",
-            }
-        if entry.kind == "legacy":
-            return {
-                "bandwidth": self.options.kernel.bandwidth,
-                "ridge": selection.ridge,
-                "normalize_rows": selection.normalize,
-                "iteration": selection.iteration,
-                "val_accuracy": 100 * selection.val_score,
-                "failures": 0,
-                "precision": "+".join(sorted(selection.precisions)),
             }
         c = selection.chosen
         return {
