@@ -37,14 +37,14 @@ run train_net $FACT train-net data.train_size=300 data.test_size=200 "model.hidd
     "hydra.run.dir=$RUNS/train_net"
 run verify_fact $FACT verify-fact "source=$RUNS/train_net" "verify.heatmap_layers=[1,2]" "$THREADS" \
     "hydra.run.dir=$RUNS/verify_fact"
-# 4. Grokking: (a × b) mod 23 with FACT-RFM.
-run grokking $FACT grokking p=23 operation=mul rfm.iters=10 "$THREADS" "hydra.run.dir=$RUNS/grokking"
+# 4. Grokking: (a + b) mod 61 with FACT-RFM (test accuracy jumps near iteration 25).
+run grokking $FACT grokking p=61 rfm.iters=40 "$THREADS" "hydra.run.dir=$RUNS/grokking"
 # 5. Sparse parity: d = 20, k = 3.
 run parity $FACT parity d=20 k=3 n=2000 rfm.iters=5 "$THREADS" "hydra.run.dir=$RUNS/parity"
 # 6. One sweep: two learners × two seeds on grokking; one figure of every job.
-echo "== grokking_sweep: fact grokking -m learner=fact,nfa seed=0,1 p=13 rfm.iters=6"
+echo "== grokking_sweep: fact grokking -m learner=fact,nfa seed=0,1 p=61 rfm.iters=40"
 start=$SECONDS
-$FACT grokking -m learner=fact,nfa seed=0,1 p=13 rfm.iters=6 plots=false "$THREADS" \
+$FACT grokking -m learner=fact,nfa seed=0,1 p=61 rfm.iters=40 plots=false "$THREADS" \
     "hydra.sweep.dir=$RUNS/grokking_sweep"
 echo "== grokking_sweep: $((SECONDS - start)) s"
 # 7. Three UCI datasets, FACT-RFM against the Laplace kernel (needs the data root).
