@@ -340,6 +340,7 @@ def test_grokking_sweep_gives_one_figure_of_every_job(checked_figures, tmp_path)
             )
 
 
+@pytest.mark.slow  # three parity runs, one a sweep of four jobs
 def test_parity_figures(checked_figures, tmp_path):
     small = ["d=12", "k=3", "n=300", "test_size=400", "rfm.iters=3", "threads=1"]
     invoke("parity", *small, f"hydra.run.dir={tmp_path}/rfm")
@@ -353,6 +354,7 @@ def test_parity_figures(checked_figures, tmp_path):
     assert problems_of(checked_figures) == {}, json.dumps(problems_of(checked_figures), indent=1)
 
 
+@pytest.mark.slow  # a three-dataset benchmark with every baseline
 def test_benchmark_scatter_figures(checked_figures, tmp_path, shared_data):
     invoke("fit-rfm", "benchmark=uci", f"data.root={shared_data}",
            "benchmark.datasets=[balloons,lenses,fertility]", "benchmark.methods=[laplace,fact]",
