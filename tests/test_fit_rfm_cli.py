@@ -195,7 +195,7 @@ def test_datasets_lists_builtins_and_uci(fact_cli, shared_data):
         names[:6] == ["breast_cancer", "diabetes", "digits", "iris", "signal_in_noise", "wine"]
         and "abalone" in names
     )
-    assert len(names) == 5 + 96
+    assert len(names) == 6 + 96
 
 
 def test_fetch_refuses_an_unknown_image_dataset(fact_cli, tmp_path):
