@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install fact with its test tools
 
-run: $(STAMP) ## The main job: FACT-RFM on the built-in breast_cancer data (runs/fit_rfm/<time>/)
-	$(BIN)/fact fit-rfm dataset=breast_cancer method=fact
+run: $(STAMP) ## The main job: FACT-RFM learns which 3 of 16 features carry the label (runs/fit_rfm/<time>/; ARGS=threads=1 …)
+	$(BIN)/fact fit-rfm dataset=signal_in_noise method=fact $(ARGS)
 
 test: $(STAMP) ## The test suite (tests needing ../shared/data skip without it; FACT_DATA points elsewhere)
 	$(BIN)/python -m pytest -q

@@ -39,6 +39,7 @@ from pathlib import Path
 from . import rundir_lock
 from .errors import FactError, environment_problem
 from .rundir import CONFIG, ERROR, finished_summary, write_atomic
+from .runtime import thread_pools
 
 log = logging.getLogger("fact")
 
@@ -234,7 +235,7 @@ def _run_held(command, job: Job, cfg, path: Path, multirun: bool, label: str, fr
         run.sweep_dir = Path(hydra_cfg.sweep.dir) if multirun else None
         threads = prepare_process(cfg, job.default_threads)
         words = [job.command_path.split()[-1], *hydra_cfg.overrides.task]
-        result = {**command.run(cfg, run), "threads": threads}
+        result = {**command.run(cfg, run), "threads": threads, "thread_pools": thread_pools()}
         summary = run.finish(result, seed=cfg.get("seed"), command=words)
         log.info("finished: %s", run.path)
         return summary, None
@@ -334,24 +335,14 @@ def _resolved_yaml(cfg) -> str:
 
 
 def prepare_process(cfg, default_threads: int | None) -> int:
-    """Threads (the config's, else this job's share of the cores) and seeds; returns the threads."""
+    """Threads of every pool (the config's, else this job's share of the cores) and seeds; returns them."""
     from .runtime import seed_everything, set_threads
 
     requested = cfg.get("threads")
     threads = set_threads(requested if requested is not None else default_threads)
-    limit_blas_threads(threads)
     if cfg.get("seed") is not None:
         seed_everything(int(cfg.seed))
     return threads
-
-
-def limit_blas_threads(count: int) -> None:
-    """NumPy's BLAS (OpenBLAS / MKL) gets torch's share too: side-by-side jobs must not oversubscribe."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # comes with scikit-learn; without it only torch is limited
-        return
-    threadpool_limits(limits=count, user_api="blas")
 
 
 def _first_line(error: BaseException) -> str:

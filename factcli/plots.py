@@ -41,7 +41,8 @@ def line_plot(
     highlight: str | None = None,
     hlines: Mapping[str, float] | None = None,
 ) -> Path:
-    """One line per entry of ``series`` (label → (xs, ys)); ``highlight`` is drawn thick."""
+    """One line per entry of ``series`` (label → (xs, ys)); ``highlight`` is drawn thick; ``hlines``
+    (label → y) are dashed reference lines, named in the legend like the series."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for label, (xs, ys) in series.items():
@@ -55,16 +56,41 @@ def line_plot(
             linewidth=2.5 if thick else 1.2,
             alpha=1.0 if thick or highlight is None else 0.5,
         )
-    for label, value in (hlines or {}).items():
-        ax.axhline(value, linestyle="--", color="gray", linewidth=1)
-        ax.annotate(label, (ax.get_xlim()[0], value), fontsize=8, va="bottom")
+    for index, (label, value) in enumerate((hlines or {}).items()):
+        ax.axhline(value, linestyle=("--", ":", "-.")[index % 3], color="gray", linewidth=1, label=label)
     if log_y:
         ax.set_yscale("log")
     ax.set(xlabel=x_label, ylabel=y_label, title=title)
     ax.grid(alpha=0.3)
-    if 1 < len(series) <= 12:
-        ax.legend(fontsize=8)
+    integer_ticks(ax, [xs for xs, _ in series.values()])
+    legend(ax)
     return save(fig, path)
+
+
+def integer_ticks(ax, xs: Sequence[Sequence]) -> None:
+    """Iterations and steps are whole numbers: no tick at 0.5 between them."""
+    from matplotlib.ticker import MaxNLocator
+
+    values = [float(x) for column in xs for x in column]
+    if values and all(x == int(x) for x in values):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def legend(ax) -> None:
+    """Name every line (reference lines too) once there are two: inside the axes for a few, beside
+    them for many (a legend over the lines would hide some)."""
+    named = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))  # one entry per label
+    if len(ax.get_lines()) + len(ax.collections) < 2:
+        return
+    if len(named) <= 6:
+        ax.legend(named.values(), named.keys(), fontsize=8)
+    else:
+        ax.legend(named.values(), named.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+# From this many entries a heatmap's colour scale ends at the 99th percentile of |entries|: a few large
+# ones (the diagonal of a 784×784 WᵀW, say) would otherwise leave every other entry white.
+ROBUST_SCALE_ENTRIES = 40 * 40
 
 
 def heatmaps(
@@ -77,27 +103,39 @@ def heatmaps(
 ) -> Path:
     """Matrices side by side, each with its own colour scale (centred at 0 when ``symmetric``).
 
-    ``labels`` names the rows and columns (shown when there are at most 40).
+    ``labels`` names the rows and columns (shown when there are at most 40); otherwise the ticks are
+    whole indices. Large matrices are scaled to their 99th percentile (the colour bar's arrows mark
+    the clipped entries). The layout is constrained, so no colour bar's ticks reach the next panel.
     """
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
     count = len(matrices)
-    fig, axes = plt.subplots(1, count, figsize=(4.2 * count, 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, count, figsize=(4.4 * count, 3.9), squeeze=False, layout="constrained")
     for ax, (label, matrix) in zip(axes[0], matrices.items(), strict=True):
         values = np.asarray(matrix.detach().cpu() if hasattr(matrix, "detach") else matrix, dtype=float)
-        limit = float(np.abs(values).max()) or 1.0
-        image = ax.imshow(
-            values,
-            cmap="RdBu_r" if symmetric else "viridis",
-            vmin=-limit if symmetric else None,
-            vmax=limit if symmetric else None,
-        )
+        magnitudes = np.abs(values[np.isfinite(values)])
+        peak = float(magnitudes.max()) if magnitudes.size else 0.0
+        limit = peak
+        if values.size >= ROBUST_SCALE_ENTRIES and magnitudes.size:
+            limit = float(np.quantile(magnitudes, 0.99)) or peak
+        limit = limit or 1.0
+        clipped = limit < peak
+        low, high = (-limit, limit) if symmetric else (None, limit if clipped else None)
+        image = ax.imshow(values, cmap="RdBu_r" if symmetric else "viridis", vmin=low, vmax=high)
         ax.set_title(label, fontsize=10)
         if labels is not None and len(labels) == values.shape[0] <= 40:
             ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
             ax.set_yticks(range(len(labels)), labels, fontsize=6)
-        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        else:
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_major_locator(MaxNLocator(integer=True))
+        bar = fig.colorbar(
+            image, ax=ax, shrink=0.85, extend=("both" if symmetric else "max") if clipped else "neither"
+        )
+        if clipped:
+            bar.set_label(f"clipped at the 99th percentile of |entries| (max {peak:.3g})", fontsize=7)
     if title:
         fig.suptitle(title)
     return save(fig, path)
@@ -131,14 +169,59 @@ def bar_plot(
     return save(fig, path)
 
 
-def scatter_against_diagonal(path, x, y, *, x_label: str, y_label: str, title: str = "") -> Path:
-    """Paired values (one point per item) with the y = x line: above it, y wins."""
+def scatter_against_diagonal(
+    path,
+    x,
+    y,
+    *,
+    x_label: str,
+    y_label: str,
+    title: str = "",
+    names: Sequence[str] | None = None,
+    named: int = 8,
+) -> Path:
+    """Paired values (one point per item) with the y = x line: above it, y wins.
+
+    The axes reach a little beyond the extreme points, so none is cut; with ``names``, the ``named``
+    points farthest from the line are labelled (a label that would cover another is left out).
+    """
+    import numpy as np
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 4.8))
-    ax.scatter(x, y, s=14, alpha=0.7)
-    low = min(min(x, default=0), min(y, default=0))
-    high = max(max(x, default=1), max(y, default=1))
-    ax.plot([low, high], [low, high], color="gray", linestyle="--", linewidth=1)
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ax.scatter(x, y, s=14, alpha=0.7, label=f"{len(x)} items")
+    low = min(x.min(initial=0.0), y.min(initial=0.0))
+    high = max(x.max(initial=1.0), y.max(initial=1.0))
+    margin = 0.04 * (high - low or 1.0)
+    low, high = low - margin, high + margin
+    ax.plot([low, high], [low, high], color="gray", linestyle="--", linewidth=1, label="y = x")
     ax.set(xlabel=x_label, ylabel=y_label, title=title, xlim=(low, high), ylim=(low, high))
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    if names is not None:
+        _label_farthest(fig, ax, x, y, list(names), named)
     return save(fig, path)
+
+
+def _label_farthest(fig, ax, x, y, names: list[str], count: int) -> None:
+    """Name the ``count`` points farthest from y = x, skipping a label that would overlap one drawn."""
+    import numpy as np
+
+    fig.canvas.draw()  # the legend's place is decided when drawn
+    renderer = fig.canvas.get_renderer()
+    taken = [ax.get_legend().get_window_extent(renderer), ax.title.get_window_extent(renderer)]
+    frame = ax.get_window_extent(renderer)
+    for index in np.argsort(-np.abs(y - x))[:count]:
+        # toward the middle of the axes, so the label stays inside the frame
+        right = x[index] > np.mean(ax.get_xlim())
+        note = ax.annotate(
+            names[index], (x[index], y[index]), xytext=(-4 if right else 4, 4), textcoords="offset points",
+            ha="right" if right else "left", fontsize=7,
+        )  # fmt: skip
+        box = note.get_window_extent(renderer)
+        inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+        if not inside or any(box.overlaps(other) for other in taken):
+            note.remove()
+        else:
+            taken.append(box)

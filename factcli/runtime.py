@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
 from contextlib import contextmanager
@@ -40,11 +41,19 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def set_threads(count: int | None = None) -> int:
-    """torch's intra-op threads: ``count``, else $OMP_NUM_THREADS, else every core this process may use.
+# Modules that bring a thread pool of their own when imported: scipy its OpenBLAS (numpy ships another),
+# scikit-learn its OpenMP runtime. threadpoolctl only reaches libraries already loaded, so set_threads
+# loads these first; a pool that appeared only later (scikit-learn imported mid-run) would keep every core.
+POOL_MODULES = ("numpy", "scipy.linalg", "sklearn.utils._openmp_helpers")
 
-    On a machine shared with other heavy jobs, 1 thread is often faster: idle threads spin while
-    waiting for descheduled siblings.
+
+def set_threads(count: int | None = None) -> int:
+    """Every thread pool of the process: ``count``, else $OMP_NUM_THREADS, else every core it may use.
+
+    torch's intra-op (and, while it can still be set, inter-op) threads and every BLAS / OpenMP
+    library threadpoolctl finds (numpy's and scipy's OpenBLAS, the OpenMP runtimes of torch and
+    scikit-learn). ``thread_pools`` says what each one really uses. On a machine shared with other
+    heavy jobs, 1 thread is often faster: idle threads spin while waiting for descheduled siblings.
     """
     import torch
 
@@ -55,7 +64,43 @@ def set_threads(count: int | None = None) -> int:
     if count < 1:
         raise FactError(f"threads must be at least 1 (or null for every core), got {count}")
     torch.set_num_threads(count)
+    if torch.get_num_interop_threads() != count:
+        try:
+            torch.set_num_interop_threads(count)
+        except RuntimeError:  # settable once per process, before inter-op work; thread_pools records it
+            pass
+    limit_every_pool(count)
     return count
+
+
+def limit_every_pool(count: int) -> None:
+    """Load the libraries of POOL_MODULES, then limit every BLAS and OpenMP pool to ``count`` threads."""
+    from threadpoolctl import threadpool_limits
+
+    for module in POOL_MODULES:
+        importlib.import_module(module)
+    threadpool_limits(limits=count)
+
+
+def thread_pools() -> list[dict]:
+    """Each thread pool of the process and the threads it uses now (for summary.json): torch's
+    intra-op and inter-op pools, then every library threadpoolctl finds."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    pools = [
+        {"pool": "torch intra-op", "threads": torch.get_num_threads()},
+        {"pool": "torch inter-op", "threads": torch.get_num_interop_threads()},
+    ]
+    for library in threadpool_info():
+        pools.append(
+            {
+                "pool": f"{library['user_api']} ({library['internal_api']})",
+                "library": os.path.basename(library["filepath"]),
+                "threads": int(library["num_threads"]),
+            }
+        )
+    return pools
 
 
 @contextmanager

@@ -5,6 +5,8 @@ sweep resumes where it stopped."""
 import csv
 import json
 
+import pytest
+
 from factcli.experiments.rfm.benchmark import TABLE_COLUMNS
 
 SMALL = [
@@ -24,6 +26,7 @@ def table_without_timings(path) -> list[list[str]]:
     return [[row[i] for i in keep] for row in rows]
 
 
+@pytest.mark.slow
 def test_shards_in_a_joblib_sweep_fill_one_table_that_equals_the_single_run(fact_cli, shared_data, tmp_path):
     common = [*SMALL, *QUICK, f"data.root={shared_data}"]
     single = tmp_path / "single"

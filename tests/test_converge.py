@@ -16,6 +16,7 @@ FINISHING = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_default_reaches_a_critical_point_and_fact_holds(fact_cli, tmp_path):
     out = tmp_path / "run"
     result = fact_cli("verify-fact", *SMALL_DEFAULT, f"hydra.run.dir={out}")

@@ -104,7 +104,7 @@ def test_unknown_task_value():
 def test_unknown_name_without_root_suggests_and_says_how_to_set_one():
     message = raises_one_line("unknown dataset 'irsi'", load_tabular, "irsi")
     assert message == (
-        "unknown dataset 'irsi': built-in: breast_cancer, diabetes, digits, iris, wine; "
+        "unknown dataset 'irsi': built-in: breast_cancer, diabetes, digits, iris, signal_in_noise, wine; "
         "no UCI data root set (set FACT_DATA or data.root); did you mean 'iris'?"
     )
 
@@ -113,7 +113,7 @@ def test_unknown_name_lists_every_uci_name_under_the_root(tmp_path):
     fake_uci(tmp_path, ["abalone", "letter", "magic"])
     message = raises_one_line("unknown dataset", load_tabular, "abalon", data_root=str(tmp_path))
     assert message == (
-        "unknown dataset 'abalon': built-in: breast_cancer, diabetes, digits, iris, wine; "
+        "unknown dataset 'abalon': built-in: breast_cancer, diabetes, digits, iris, signal_in_noise, wine; "
         f"UCI under {tmp_path / 'uci'}: abalone, letter, magic (3); did you mean 'abalone'?"
     )
     # No close match: no suggestion.
@@ -128,7 +128,7 @@ def test_root_without_uci_folder_says_so(tmp_path):
 
 
 def test_known_datasets_and_root_from_environment(tmp_path, monkeypatch):
-    assert known_datasets() == ["breast_cancer", "diabetes", "digits", "iris", "wine"]
+    assert known_datasets() == ["breast_cancer", "diabetes", "digits", "iris", "signal_in_noise", "wine"]
     fake_uci(tmp_path, ["beta", "alpha"])
     assert known_datasets(tmp_path)[-2:] == ["alpha", "beta"]
     assert known_datasets(tmp_path / "uci")[-2:] == ["alpha", "beta"]  # root = the uci folder

@@ -119,7 +119,10 @@ def one_line_error(result, code=1):
 def test_unknown_dataset_lists_the_known_ones(fact_cli, tmp_path, monkeypatch):
     monkeypatch.delenv("FACT_DATA", raising=False)
     line = one_line_error(fact_cli("fit-rfm", "dataset=irsi", f"hydra.run.dir={tmp_path / 'r'}"))
-    assert "unknown dataset 'irsi'" in line and "breast_cancer, diabetes, digits, iris, wine" in line
+    assert (
+        "unknown dataset 'irsi'" in line
+        and "breast_cancer, diabetes, digits, iris, signal_in_noise, wine" in line
+    )
 
 
 def test_unknown_method_and_config_typo(fact_cli, tmp_path):
@@ -192,8 +195,11 @@ def test_datasets_lists_builtins_and_uci(fact_cli, shared_data):
     result = fact_cli("datasets", "--root", shared_data)
     names = result.stdout.split()
     assert result.exit_code == 0
-    assert names[:5] == ["breast_cancer", "diabetes", "digits", "iris", "wine"] and "abalone" in names
-    assert len(names) == 5 + 96
+    assert (
+        names[:6] == ["breast_cancer", "diabetes", "digits", "iris", "signal_in_noise", "wine"]
+        and "abalone" in names
+    )
+    assert len(names) == 6 + 96
 
 
 def test_fetch_refuses_an_unknown_image_dataset(fact_cli, tmp_path):

@@ -23,6 +23,7 @@ def sweep_rows(sweep_dir):
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_joblib_sweep_of_4_jobs_on_2_workers_equals_the_sequential_sweep(fact_cli, tmp_path):
     seeds = "seed=0,1,2,3"  # each seed draws another train / validation / test split
     basic, joblib = tmp_path / "basic", tmp_path / "joblib"
@@ -53,6 +54,7 @@ def test_joblib_sweep_of_4_jobs_on_2_workers_equals_the_sequential_sweep(fact_cl
     assert [float(r["test_accuracy"]) for r in rows] == [float(r["test_accuracy"]) for r in sweep_rows(basic)]
 
 
+@pytest.mark.slow
 def test_submitit_local_sweep_records_the_failed_job_and_exits_1(fact_cli, tmp_path):
     sweep = tmp_path / "sweep"
     result = fact_cli(
@@ -81,6 +83,7 @@ def test_submitit_local_sweep_records_the_failed_job_and_exits_1(fact_cli, tmp_p
     assert float(rows[0]["val_accuracy"]) == here["val_accuracy"]
 
 
+@pytest.mark.slow
 def test_sweep_table_is_rebuilt_from_the_job_directories(fact_cli, tmp_path):
     sweep = tmp_path / "sweep"
     result = fact_cli("fit-rfm", "-m", *QUICK, "seed=0,1", f"hydra.sweep.dir={sweep}")

@@ -340,7 +340,7 @@ def _command_property(count, slow=False):
     return check
 
 
-test_other_subcommands_on_random_settings = _command_property(3)
+test_other_subcommands_on_random_settings = pytest.mark.slow(_command_property(3))
 test_other_subcommands_on_random_settings_many = pytest.mark.slow(_command_property(150, slow=True))
 
 

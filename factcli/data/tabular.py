@@ -21,7 +21,7 @@ import numpy as np
 from factcli.choices import TASKS
 from factcli.errors import FactError
 
-from .builtin import BUILTIN_DATASETS, load_builtin
+from .generated import BUILTIN_DATASETS, load_builtin  # scikit-learn's and generated tables
 from .records import TabularData, resolve_data_root
 from .table_file import load_table_file
 from .uci import list_uci, load_uci

@@ -90,7 +90,7 @@ def snapshots(xs: list[int], jump: int | None) -> list[int]:
 
 def grokking_curve(path, curves: dict, x_label: str, title: str):
     """Accuracy (left) and loss (right, log scale) against iteration: test solid, train dashed,
-    one colour per learner; the dotted line is the test loss of the correct class's output."""
+    one colour per learner; the dotted line is the test loss of the correct class's output alone."""
     plt = plots._pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for index, (learner, (xs, rows)) in enumerate(curves.items()):
@@ -107,13 +107,14 @@ def grokking_curve(path, curves: dict, x_label: str, title: str):
             [row["test_correct_class_loss"] for row in rows],
             ":",
             color=colour,
-            label=f"{learner} test, y",
+            label=f"{learner} test: correct class's output",
         )
     left.set(xlabel=x_label, ylabel="accuracy", ylim=(-0.02, 1.02))
     right.set(xlabel=x_label, ylabel="loss", yscale="log")
     if all(row["train_loss"] == 0 for _, rows in curves.values() for row in rows):
         right.set_title("training loss exactly 0 (interpolation), not drawn", fontsize=9)
     for ax in (left, right):
+        plots.integer_ticks(ax, [xs for xs, _ in curves.values()])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title)

@@ -129,8 +129,11 @@ def plot_phase_transition(path: Path, table: list[dict]) -> Path:
     ax.set_xscale("log")
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.minorticks_off()
-    ax.axhline(TARGET_ACCURACY, linestyle="--", color="gray", linewidth=1)
-    ax.axhline(0.5, linestyle=":", color="gray", linewidth=1)
+    ax.axhline(
+        TARGET_ACCURACY, linestyle="--", color="gray", linewidth=1, label=f"{TARGET_ACCURACY:.0%} target"
+    )
+    ax.axhline(0.5, linestyle=":", color="gray", linewidth=1, label="chance (0.5)")
+    dims = sorted({row["d"] for row in table})
     seeds = max(row["seeds"] for row in table)
     ax.set(
         xlabel="training samples n",

@@ -361,4 +361,5 @@ def plot_benchmark(run, table: list[dict], protocols: list[str]) -> None:
                     x_label=f"{rival} test accuracy (%)",
                     y_label="fact test accuracy (%)",
                     title=f"{protocol} protocol: {len(pair)} datasets (above the line: fact wins)",
+                    names=pair.index.tolist(),
                 )

@@ -27,6 +27,7 @@ from .benchmark import run_benchmark
 from .folds import evaluate_folds, fit_options, select_on_tuning_split, splits_of, standardized
 from .grid import GridSelection
 from .protocol import Task
+from .reading import report_feature_learning
 
 log = logging.getLogger("fact")
 
@@ -102,7 +103,7 @@ def run(cfg, run) -> dict:
     final_M = results[0].M
     np.save(run.file("feature_matrix.npy"), final_M.cpu().numpy())
     if cfg.plots:
-        plot_run(run, selection, results, metric, final_M, data.feature_names)
+        plot_run(run, selection, results, metric)
     test_scores = [result.score for result in results]
     log.info(
         "validation %s %.4f at L=%.4g, ridge=%g, normalize=%s, t=%d; test %s %.4f",
@@ -115,6 +116,7 @@ def run(cfg, run) -> dict:
         metric,
         float(np.mean(test_scores)),
     )
+    reading = report_feature_learning(run, selection, results, metric, data.feature_names, cfg.plots)
     return {
         "dataset": data.name,
         "n": data.n,
@@ -144,6 +146,7 @@ def run(cfg, run) -> dict:
         "solver": {"name": choice.solver, "reason": choice.reason, "centers": choice.centers},
         "imputed_missing": imputed,
         "read_as": data.read_as,
+        "feature_learning": reading,
         **held_out_summary(held_out),
     }
 
@@ -224,7 +227,7 @@ def grid_solves(cfg, options, choice) -> tuple[int, int]:
     return stage0, starts * len(cfg.grid.ridges) * iters
 
 
-def plot_run(run, selection: GridSelection, results, metric: str, M, feature_names) -> None:
+def plot_run(run, selection: GridSelection, results, metric: str) -> None:
     """Validation score along every feature-learning path (its t = 0 is the stage-0 fit it started from)."""
 
     def key(c) -> str:
@@ -256,9 +259,3 @@ def plot_run(run, selection: GridSelection, results, metric: str, M, feature_nam
             {"refit on training data": (list(range(len(strict_path))), strict_path)},
             title="Final model: test score of each iterate",
         )
-    plots.heatmaps(
-        run.plot_file("feature_matrix.png"),
-        {"learned M": M},
-        title="Feature matrix M",
-        labels=list(feature_names),
-    )
