@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from factcli.experiments.rfm.benchmark import TABLE_COLUMNS
+from factcli.experiments.rfm.store import ResultStore
 
 SMALL = "benchmark.datasets=[balloons,lenses,fertility]"
 QUICK = ["rfm.iters=2", "grid.ridges=[1.0,0.01]", "grid.bandwidths=[1.0,4.0]", "plots=false"]
@@ -67,10 +68,10 @@ def test_rerun_resumes_and_shards_share_one_results_folder(bench, tmp_path):
     # Smallest first, dealt round-robin: balloons (16 rows), lenses (24), fertility (100), so shard 0
     # took balloons then fertility and shard 1 lenses; the second run assembled all three.
     assert len(pd.read_csv(tmp_path / "shard0" / "table.csv")) == 2 * 2
-    written = {p.name.split("__")[0]: p.stat().st_mtime_ns for p in (results / "results").iterdir()}
-    assert written["balloons"] < written["fertility"]
+    written = [line["dataset"] for line in ResultStore(results).lines()]
+    assert written.index("balloons") < written.index("fertility")  # in the order they finished
     assert len(pd.read_csv(results / "table.csv")) == 3 * 2
-    stored = {p.name: p.stat().st_mtime_ns for p in (results / "results").iterdir()}
+    stored = (results / "results.csv").read_bytes()
     bench(
         SMALL,
         "benchmark.methods=[laplace]",
@@ -78,9 +79,7 @@ def test_rerun_resumes_and_shards_share_one_results_folder(bench, tmp_path):
         f"benchmark.results_dir={results}",
         f"hydra.run.dir={tmp_path / 'again'}",
     )
-    assert {
-        p.name: p.stat().st_mtime_ns for p in (results / "results").iterdir()
-    } == stored  # nothing recomputed
+    assert (results / "results.csv").read_bytes() == stored  # nothing recomputed
     assert len(pd.read_csv(tmp_path / "again" / "table.csv")) == 3 * 2
 
 
@@ -103,8 +102,8 @@ def test_rerun_with_other_settings_is_refused_and_keeps_the_results(bench, fact_
     bench(
         "benchmark.datasets=[balloons]", "benchmark.methods=[laplace]", NO_BASELINES, f"hydra.run.dir={out}"
     )
-    stored = (out / "results" / "balloons__laplace.json").read_bytes()
-    assert json.loads(stored)["settings"]["grid"]["ridges"] == [1.0, 0.01]
+    stored = (out / "results.csv").read_bytes()
+    assert ResultStore(out).pairs()["balloons", "laplace"]["settings"]["grid"]["ridges"] == [1.0, 0.01]
     result = fact_cli(
         "fit-rfm",
         "benchmark=uci",
@@ -121,4 +120,4 @@ def test_rerun_with_other_settings_is_refused_and_keeps_the_results(bench, fact_
     )
     assert result.exit_code == 1
     assert "holds results made with other settings (grid.ridges)" in result.stderr
-    assert (out / "results" / "balloons__laplace.json").read_bytes() == stored
+    assert (out / "results.csv").read_bytes() == stored

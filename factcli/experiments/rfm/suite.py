@@ -22,15 +22,17 @@ from factcli.core.rfm import InaccurateSolve, RFMOptions
 
 from . import grid as rfm_grid
 from . import svc as svc_baseline
+from . import trees
 from .protocol import Task, evaluate, select
 
-KINDS = ("krr", "rfm", "svc", "legacy")
+KINDS = ("krr", "rfm", "svc", "legacy", *trees.TREE_KINDS)
 
 
 @dataclass(frozen=True)
 class Entry:
     """One table row: ``krr`` (tuned kernel ridge, t = 0), ``rfm`` (a feature-learning method),
-    ``svc`` (tuned SVC-RBF) or ``legacy`` (the pre-issue-15 selection: fixed bandwidth, grid order)."""
+    ``svc`` (tuned SVC-RBF), ``forest`` / ``lightgbm`` (tuned tree ensembles, trees.py) or ``legacy``
+    (the pre-issue-15 selection: fixed bandwidth, grid order)."""
 
     label: str
     kind: str = "rfm"
@@ -47,7 +49,9 @@ class Entry:
         if self.kind not in KINDS:
             raise InvalidInput(f"unknown entry kind {self.kind!r}; choose one of {', '.join(KINDS)}")
         if not self.method:
-            default = {"krr": "laplace", "svc": "svc"}.get(self.kind, "fact")
+            default = {"krr": "laplace", "svc": "svc", "forest": "forest", "lightgbm": "lightgbm"}.get(
+                self.kind, "fact"
+            )
             object.__setattr__(self, "method", default)  # frozen: set once, here
 
 
@@ -78,6 +82,7 @@ TABLE_COLUMNS = [
     "failures",
     "precision",
     "error",
+    "params",  # the chosen hyperparameters of a row the columns above do not describe (tree ensembles)
 ]
 
 
@@ -120,6 +125,8 @@ class Suite:
         spec = replace(self.spec, rule=entry.rule, search=entry.search)
         if entry.kind == "svc":
             return svc_baseline.select_svc(spec, *self.tuning)
+        if entry.kind in trees.TREE_KINDS:
+            return trees.select_tree(entry.kind, self.data.n_classes, *self.tuning)
         if entry.kind == "legacy":
             options = replace(self.options_for(entry), method=entry.method)
             grid = self.legacy_grid
@@ -135,6 +142,11 @@ class Suite:
             parts = (self.X[train], self.y[train], self.X[test], self.y[test])
             if entry.kind == "svc":
                 scores.append(svc_baseline.evaluate_svc(selection, *parts))
+            elif entry.kind in trees.TREE_KINDS:  # no M: every protocol refits the same model
+                key = (entry.label, index)
+                if key not in self.fold_cache:
+                    self.fold_cache[key] = trees.evaluate_tree(selection, *parts)
+                scores.append(self.fold_cache[key])
             elif entry.kind == "legacy":
                 options = replace(self.options_for(entry), method=entry.method)
                 scores.append(evaluate(self.task, options, selection, protocol, *parts).score)
@@ -202,6 +214,20 @@ class Suite:
                 "val_accuracy": 100 * c.val_accuracy,
                 "failures": 0,
                 "precision": "float64",
+            }
+        if entry.kind in trees.TREE_KINDS:
+            c = selection.chosen
+            return {
+                "kernel": "",
+                "form": "",
+                "bandwidth": None,
+                "ridge": None,
+                "normalize_rows": False,
+                "iteration": 0,
+                "val_accuracy": 100 * c.val_accuracy,
+                "failures": 0,
+                "precision": "float64",
+                "params": c.text(),
             }
         if entry.kind == "legacy":
             return {
