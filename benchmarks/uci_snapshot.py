@@ -42,8 +42,17 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=None, help="default: benchmarks/uci, or run_dir for a snapshot"
     )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="other results folders (shards run elsewhere): results run_dir lacks are added to it",
+    )
     args = parser.parse_args()
     store = open_store(args.run_dir)
+    for other in args.merge:
+        print(f"{store.merge(open_store(other))} results added from {other}", file=sys.stderr)
     if store.exists():
         pairs = store.pairs()
         names = sorted({name for name, _ in pairs})

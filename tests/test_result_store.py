@@ -122,7 +122,7 @@ def json_folder(tmp_path):
             "load1": 11.4,
         },
     }
-    for name in stored:
+    for name, content in stored.items():
         write_json(tmp_path / "results" / f"{name}.json", content)
     return stored
 
@@ -166,3 +166,18 @@ def test_two_writers_at_once_lose_nothing(tmp_path):
     assert [p.exitcode for p in writers] == [0, 0]
     pairs = ResultStore(tmp_path).pairs()
     assert sorted(pairs) == sorted((f"d{w}-{i}", "fact") for w in range(2) for i in range(25))
+
+
+def test_merge_adds_the_other_folders_results_it_lacks(tmp_path):
+    here, there = ResultStore(tmp_path / "here"), ResultStore(tmp_path / "there")
+    here.add("iris", "fact", [row("iris", "fact", "strict", 90.0)], SETTINGS)
+    there.add("iris", "fact", [row("iris", "fact", "strict", 10.0)], SETTINGS)  # the same pair: kept as here
+    there.add("zoo", "fact", [row("zoo", "fact", "strict", 95.0)], None, wall_seconds=2.5)
+    assert here.merge(there) == 1
+    pairs = here.pairs()
+    assert pairs["iris", "fact"]["rows"][0]["test_accuracy"] == 90.0
+    assert (
+        pairs["zoo", "fact"]["rows"][0]["test_accuracy"] == 95.0
+        and pairs["zoo", "fact"]["wall_seconds"] == 2.5
+    )
+    assert pairs["zoo", "fact"]["settings"] is None

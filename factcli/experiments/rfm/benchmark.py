@@ -148,7 +148,8 @@ def run_benchmark(cfg, run) -> dict:
     run.file("benchmark_summary.md").write_text(markdown)
     if cfg.plots and table:
         plot_benchmark(run, table, list(bench.protocols))
-    print_summary(summary)
+    table_path = results_dir / "table.csv" if results_dir != run.path else None
+    print_summary(summary, (bench.shard, bench.num_shards), table_path)
     return {"benchmark": "uci", **summary}
 
 
@@ -315,7 +316,7 @@ def summarize(
     else:  # each row's clock covers its selection and every protocol
         floor = first.groupby("label").cholesky_seconds.sum()
     summary["seconds"] = {m: round(float(v), 1) for m, v in wall.items()}
-    summary["cholesky_floor_seconds"] = {m: round(float(v), 1) for m, v in floor.items()}
+    summary["cholesky_floor_seconds"] = {m: round(float(v), 3) for m, v in floor.items()}
     summary["wall_over_floor"] = {
         m: round(float(wall[m] / floor[m]), 3) if floor[m] > 0 else None for m in wall.index
     }
@@ -324,32 +325,64 @@ def summarize(
     return summary
 
 
-def print_summary(summary: dict) -> None:
+def print_summary(summary: dict, shard: tuple[int, int] = (0, 1), table_path: Path | None = None) -> None:
+    """The console's table. It says what it covers: the datasets every row finished so far (and, for
+    a shard, that the other shards may still be adding theirs), the paper's means as the paper's
+    (over its own 120 datasets), and a row with no Cholesky factorization (SVC, trees) as such."""
     from rich.console import Console
     from rich.table import Table
 
     means = summary.get("mean_test_accuracy", {})
-    table = Table(
-        title=f"UCI benchmark: mean test accuracy over {summary.get('datasets_complete', 0)} datasets"
-    )
+    complete, requested = summary.get("datasets_complete", 0), summary.get("datasets_requested", 0)
+    title = f"UCI benchmark: mean test accuracy over the {complete} datasets every row finished"
+    if not summary.get("complete"):
+        title += f" ({complete} of {requested} requested; not final)"
+    notes = []
+    index, count = shard
+    if count > 1 and summary.get("complete"):
+        notes.append(f"Shard {index} of {count}: every shard's results are in; this is the whole benchmark.")
+    elif count > 1:
+        where = f" ({table_path})" if table_path else ""
+        notes.append(
+            f"Shard {index} of {count}: what the shards have finished so far, not the final table; "
+            f"the last shard to finish writes the whole benchmark's table{where}."
+        )
+    table = Table(title=title)
     table.add_column("method")
     for protocol in means:
         table.add_column(protocol, justify="right")
-    table.add_column("paper (120)", justify="right")
+    shown = {m: PAPER_MEANS[m] for part in means.values() for m in part if m in PAPER_MEANS}
+    if shown:
+        table.add_column("paper's mean*", justify="right")
+        notes.append(
+            "* the paper's published mean over its 120 datasets (docs/SPEC.md §5), for reference: "
+            f"not the same datasets as the {complete} here."
+        )
     table.add_column("wall s", justify="right")
     table.add_column("Cholesky floor s", justify="right")
     table.add_column("wall/floor", justify="right")
     methods = sorted({m for part in means.values() for m in part})
     for method in methods:
+        floor = summary["cholesky_floor_seconds"].get(method)
+        ratio = summary["wall_over_floor"].get(method)
         table.add_row(
             method,
-            *(f"{means[p].get(method, float('nan')):.2f}" for p in means),
-            f"{PAPER_MEANS.get(method, '')}",
-            str(summary["seconds"].get(method)),
-            str(summary["cholesky_floor_seconds"].get(method)),
-            str(summary["wall_over_floor"].get(method)),
+            *(f"{means[p][method]:.2f}" if method in means[p] else "—" for p in means),
+            *([f"{PAPER_MEANS[method]:.2f}" if method in PAPER_MEANS else "—"] if shown else []),
+            _seconds(summary["seconds"].get(method)),
+            "none" if not floor else _seconds(floor),  # SVC and trees factor nothing
+            "—" if ratio is None else f"{ratio:.2f}",
         )
-    Console(stderr=True).print(table)
+    console = Console(stderr=True)
+    console.print(table)
+    for note in notes:
+        console.print(note)
+
+
+def _seconds(value) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.1f}" if value >= 1 else f"{value:.2g}"  # a small floor is not 0.0
 
 
 def plot_benchmark(run, table: list[dict], protocols: list[str]) -> None:

@@ -115,6 +115,25 @@ class ResultStore:
             write_json(self.settings_path, known)
         write_atomic(self.path, encode(lines))
 
+    def merge(self, other: ResultStore) -> int:
+        """Add the pairs of another folder's results (shards run on other machines) that this one
+        lacks, with their settings and fields; returns how many were added."""
+        with self.locked():
+            have = set(self.pairs())
+            new = [
+                (
+                    dataset,
+                    label,
+                    pair["rows"],
+                    pair["settings"],
+                    {k: pair[k] for k in PAIR_FIELDS[1:] if k in pair},
+                )
+                for (dataset, label), pair in other.pairs().items()
+                if (dataset, label) not in have
+            ]
+            self._add(new)
+        return len(new)
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         self.folder.mkdir(parents=True, exist_ok=True)
