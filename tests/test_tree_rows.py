@@ -52,7 +52,7 @@ def test_the_grid_and_its_tie_rule():
     assert simplest == {"num_leaves": 15, "learning_rate": 0.05, "min_child_samples": 20, "trees": 7}
 
 
-@pytest.mark.parametrize("kind", trees.TREE_KINDS)
+@pytest.mark.parametrize("kind", [pytest.param("forest", marks=pytest.mark.slow), "lightgbm"])
 def test_selection_never_sees_a_test_label(iris, kind):
     """Iris with its tuning split on 90 rows and 4 folds whose test parts hold the other 60: changing
     every one of those 60 labels leaves the selection as it was, and changes the folds' scores."""
@@ -108,6 +108,7 @@ def test_without_lightgbm_the_row_is_refused_in_one_line(fact_cli, shared_data, 
     assert not (out / "results.csv").exists()
 
 
+@pytest.mark.slow
 def test_the_benchmark_adds_the_tree_rows_as_baselines(fact_cli, shared_data, tmp_path):
     import json
 
@@ -128,3 +129,9 @@ def test_the_benchmark_adds_the_tree_rows_as_baselines(fact_cli, shared_data, tm
     assert result.exit_code == 0, result.stderr
     summary = json.loads((out / "benchmark_summary.json").read_text())
     assert set(summary["comparison"]["strict"]["versus"]["fact"]) == {"random-forest", "lightgbm"}
+
+
+def test_lightgbm_takes_one_thread_per_10000_rows(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    threads = [trees._lightgbm_params({}, 2, rows)["num_threads"] for rows in (150, 19_999, 20_000, 10**6)]
+    assert threads == [1, 1, 2, 4]
