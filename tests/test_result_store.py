@@ -181,3 +181,14 @@ def test_merge_adds_the_other_folders_results_it_lacks(tmp_path):
         and pairs["zoo", "fact"]["wall_seconds"] == 2.5
     )
     assert pairs["zoo", "fact"]["settings"] is None
+
+
+def test_the_benchmark_imports_a_folder_of_json_results_once(tmp_path):
+    from factcli.experiments.rfm.benchmark import open_store
+
+    stored = json_folder(tmp_path)
+    store = open_store(tmp_path)
+    assert sorted(store.pairs()) == sorted(tuple(name.split("__")) for name in stored)
+    before = store.path.read_bytes()
+    (tmp_path / "results" / "zoo__L1-KRR.json").unlink()  # the JSON files are not read again
+    assert sorted(open_store(tmp_path).pairs()) == sorted(store.pairs()) and store.path.read_bytes() == before
