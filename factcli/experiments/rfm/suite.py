@@ -171,6 +171,7 @@ class Suite:
             "d": self.data.d,
             "classes": self.data.n_classes,
             **{k: v for k, v in asdict(entry).items() if k in ("label", "kind", "kernel", "method", "form")},
+            "params": "",  # the tree rows' hyperparameters; every other row's are in the columns above
         }
         with timing_factorizations() as clock:
             started = time.perf_counter()
