@@ -13,7 +13,7 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,parquet]"
+	$(BIN)/pip install --quiet -e ".[dev,parquet,bench]"
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install fact with its test tools

@@ -7,7 +7,10 @@ own category, categories seen only in the test file dropped), standardized with 
 statistics, the same seeded stratified train / validation split of the training file (data.val_fraction
 = 0.2), the test file as test. Ours: `fact fit-rfm ... data.test=...` run in-process (rfm.solver=auto,
 so the Nyström path above 20,000 training rows), `fact` and `nfa`. xrfm: `xRFM(tuning_metric=
-"accuracy")` with its defaults, in its own environment (`make bench-env`), in a child process. Every
+"accuracy")` with its defaults, in its own environment (`make bench-env`), in a child process.
+`random-forest` and `lightgbm` (the `bench` extra): the benchmark's tuned tree rows (trees.py, grids in
+benchmarks/README.md), selected on the same train / validation split, refit on the whole training
+file, scored on the test file. Every
 job is its own child process: its seconds (fit and predict) and peak memory are its own; rows are
 written as they finish, so a rerun resumes. Issue 14's target: test accuracy ≥ xrfm's + 1 point in at
 most half its time and memory.
@@ -110,6 +113,31 @@ def ours(table: str, method: str, root: Path) -> dict:
     }
 
 
+TREE_SIDES = {"random-forest": "forest", "lightgbm": "lightgbm"}
+
+
+def tree_side(table: str, side: str, root: Path) -> dict:
+    import numpy as np
+    import torch
+
+    from factcli.experiments.rfm import trees
+
+    started = time.perf_counter()
+    _, data, X, (train, val), [(fit_rows, test_rows)], held_out = prepared(table, root)
+    X, y = torch.tensor(X), torch.tensor(data.y)
+    selection = trees.select_tree(TREE_SIDES[side], data.n_classes, X[train], y[train], X[val], y[val])
+    score = trees.evaluate_tree(selection, X[fit_rows], y[fit_rows], X[test_rows], y[test_rows])
+    return {
+        "test_accuracy": 100 * float(score),
+        "val_accuracy": 100 * selection.chosen.val_accuracy,
+        "chosen": selection.chosen.params,
+        "d": data.d,
+        "train_rows": int(len(np.asarray(fit_rows))),
+        "test_rows": held_out.rows,
+        "seconds": time.perf_counter() - started,
+    }
+
+
 def xrfm(table: str, root: Path, threads: int) -> dict:
     import numpy as np
 
@@ -143,6 +171,9 @@ def child_main(argv: list[str]) -> None:
     torch.set_num_threads(int(threads))
     if side == "xrfm":
         row = xrfm(table, Path(root), int(threads))
+    elif side in TREE_SIDES:
+        row = tree_side(table, side, Path(root))
+        row["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     else:
         row = ours(table, side, Path(root))
         row["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -155,7 +186,7 @@ def main() -> None:
         return child_main(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", nargs="+", default=list(TABLES))
-    parser.add_argument("--sides", nargs="+", default=["fact", "nfa", "xrfm"])
+    parser.add_argument("--sides", nargs="+", default=["fact", "nfa", "xrfm", *TREE_SIDES])
     parser.add_argument("--threads", type=int, default=2)
     data_root = Path(os.environ.get("FACT_DATA", HERE.parent.parent / "shared" / "data"))
     parser.add_argument("--root", type=Path, default=data_root / "tables")

@@ -1,7 +1,8 @@
 """Snapshot the UCI benchmark's finished results into benchmarks/uci/ (table.csv, summary.json/.md).
 
 `python benchmarks/uci_snapshot.py runs/uci-benchmark` — works while the benchmark is still running
-(finished (dataset, row) results only), so the committed table can be compared against later.
+(finished (dataset, row) results only: the folder's results.csv), so the committed table can be
+compared against later.
 `python benchmarks/uci_snapshot.py benchmarks/uci` re-summarizes a snapshot's own table.csv (also
 one made before issue 15, one row per method). The summary leads with the strict protocol: every row
 against every baseline (mean Δ, wins/ties/losses, Wilcoxon p, by size), then the paper protocol with
@@ -18,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from factcli.choices import BASELINES, METHODS, PROTOCOLS
-from factcli.experiments.rfm.benchmark import collect_rows, summarize
+from factcli.experiments.rfm.benchmark import open_store, summarize
 from factcli.experiments.rfm.compare import with_leak
 from factcli.rundir import write_json
 
@@ -41,12 +42,22 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=None, help="default: benchmarks/uci, or run_dir for a snapshot"
     )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="other results folders (shards run elsewhere): results run_dir lacks are added to it",
+    )
     args = parser.parse_args()
-    store = args.run_dir / "results"
-    if store.is_dir():
-        names = sorted({path.name.split("__")[0] for path in store.glob("*__*.json")})
-        labels = ordered(path.stem.split("__")[1] for path in store.glob("*__*.json"))
-        table = collect_rows(store, names, labels, list(PROTOCOLS))
+    store = open_store(args.run_dir)
+    for other in args.merge:
+        print(f"{store.merge(open_store(other))} results added from {other}", file=sys.stderr)
+    if store.exists():
+        pairs = store.pairs()
+        names = sorted({name for name, _ in pairs})
+        labels = ordered(label for _, label in pairs)
+        table = store.rows(names, labels, list(PROTOCOLS))
         out = args.out or HERE / "uci"
     elif (args.run_dir / "table.csv").is_file():
         table = pd.read_csv(args.run_dir / "table.csv", keep_default_na=False, na_values=[""]).to_dict(
@@ -57,7 +68,7 @@ def main() -> None:
         out = args.out or args.run_dir
     else:
         sys.exit(
-            f"error: neither {store} nor {args.run_dir / 'table.csv'} found; give the benchmark's folder"
+            f"error: neither {store.path} nor {args.run_dir / 'table.csv'} found; give the benchmark's folder"
         )
     summary = summarize(table, names, labels, list(PROTOCOLS))
     markdown = summary.pop("markdown", "")

@@ -1,8 +1,8 @@
 """Issue 15, item 1: feature-learning variants against tuned baselines, strict protocol, float64.
 
 `python benchmarks/variants.py` — the shipped UCI datasets with 150 ≤ n ≤ 2,000 rows, every other one
-by (size, name) (27 datasets); each (dataset, entry) result is written as soon as it is finished under
-`variants/results/`, so a rerun resumes; `--summary` (also run at the end) writes `variants/summary.json`
+by (size, name) (27 datasets); each (dataset, entry) result is added to `variants/results.csv` as soon
+as it is finished, so a rerun resumes; `--summary` (also run at the end) writes `variants/summary.json`
 and `variants/summary.md`: every entry's mean, W/T/L and Wilcoxon p against every baseline, failures.
 `--round 2`: the kernel selected on validation, on all 53 datasets of 150-2,000 rows → `variants/round2/`.
 The variant list and the rule that picks the default from them are in benchmarks/README.md (fixed
@@ -70,14 +70,15 @@ def run(root: Path, threads: int, entries, names, out: Path) -> None:
     from factcli.core.rfm import RFMOptions
     from factcli.data.uci import load_uci
     from factcli.experiments.rfm.grid import GridSpec
+    from factcli.experiments.rfm.store import ResultStore
     from factcli.experiments.rfm.suite import Entry, Suite
 
     torch.set_num_threads(threads)
-    store = out / "results"
-    store.mkdir(parents=True, exist_ok=True)
+    store = ResultStore(out)
+    done = set(store.pairs())
     options = RFMOptions(kernel=Kernel("laplace", 10.0), precision="float64")
     for name in names:
-        pending = [(label, f) for label, f in entries if not (store / f"{name}__{label}.json").exists()]
+        pending = [(label, f) for label, f in entries if (name, label) not in done]
         if not pending:
             continue
         suite = Suite(load_uci(root, name), GridSpec(), options)
@@ -89,13 +90,12 @@ def run(root: Path, threads: int, entries, names, out: Path) -> None:
                 rows = legacy_selection.rows(suite, label, fields.get("method", "fact"), ["strict"])
             else:
                 rows = suite.run(Entry(label, **fields), ["strict"])
-            load = os.getloadavg()[0]
-            record = {"rows": rows, "wall_seconds": time.perf_counter() - started, "load1": load}
-            (store / f"{name}__{label}.json").write_text(json.dumps(record, indent=1))
+            load, wall = os.getloadavg()[0], time.perf_counter() - started
+            store.add(name, label, rows, wall_seconds=wall, load1=load)
             row = rows[0]
             print(
                 f"{name} {label}: {row['test_accuracy']:.2f} t={row['iteration']} "
-                f"({record['wall_seconds']:.1f} s, load {load:.1f}) {row['error']}",
+                f"({wall:.1f} s, load {load:.1f}) {row['error']}",
                 flush=True,
             )
 
@@ -105,9 +105,9 @@ def summary(entries=ENTRIES, baselines=BASELINES, out: Path = OUT, split: list[s
     import pandas as pd
 
     from factcli.experiments.rfm.compare import compare_table
+    from factcli.experiments.rfm.store import ResultStore
 
-    paths = sorted((out / "results").glob("*.json"))
-    frame = pd.DataFrame([row for path in paths for row in json.loads(path.read_text())["rows"]])
+    frame = pd.DataFrame(ResultStore(out).lines())
     labels = [label for label, _ in entries]
     result = compare_table(frame, labels, baselines)
     if split is not None:

@@ -26,6 +26,7 @@ PROTOCOLS = ("strict", "paper")
 AUTO_KERNEL = "auto"  # fit-rfm's kernel.name: selected on validation among AUTO_KERNELS, like L
 AUTO_KERNELS = ("laplace", "l1")
 BASELINES = ("l1-krr", "l2-krr", "svc-rbf")  # tuned kernel ridge regression (L1 / L2 Laplace), SVC-RBF
+BASELINES += ("random-forest", "lightgbm")  # tuned tree ensembles (lightgbm: the optional `bench` extra)
 BANDWIDTH_UNITS = ("median", "absolute")  # grid.bandwidths: multiples of the median distance, or L itself
 SEARCHES = ("best", "all")  # feature-learning paths from the best t = 0 setting, or from every one
 SELECTION_RULES = ("best", "noise")  # noise: t > 0 only when it beats t = 0 by more than its std. error

@@ -8,6 +8,8 @@ import json
 import pytest
 
 from factcli.experiments.rfm.benchmark import TABLE_COLUMNS
+from factcli.experiments.rfm.store import ResultStore, encode
+from factcli.rundir import write_atomic
 
 SMALL = [
     "benchmark=uci",
@@ -40,23 +42,23 @@ def test_shards_in_a_joblib_sweep_fill_one_table_that_equals_the_single_run(fact
     expected = table_without_timings(single / "table.csv")
     assert len(expected) == 1 + 3 * 2 * 2
     assert table_without_timings(sweep / "table.csv") == expected
-    assert sorted(p.name for p in (sweep / "results").iterdir()) == sorted(
-        f"{name}__{method}.json"
-        for name in ("balloons", "lenses", "fertility")
-        for method in ("laplace", "fact")
+    store = ResultStore(sweep)
+    assert sorted(store.pairs()) == sorted(
+        (name, method) for name in ("balloons", "lenses", "fertility") for method in ("laplace", "fact")
     )
-    assert not any((sweep / str(shard) / "results").exists() for shard in range(4))  # one folder only
+    assert not any((sweep / str(shard) / "results.csv").exists() for shard in range(4))  # one file only
 
     # A kill in the middle of shard 2 (fertility): its fact result and its summary never got written.
-    (sweep / "results" / "fertility__fact.json").unlink()
+    lines = [line for line in store.lines() if (line["dataset"], line["label"]) != ("fertility", "fact")]
+    write_atomic(store.path, encode(lines))
     (sweep / "2" / "summary.json").unlink()
     (sweep / "table.csv").unlink()
-    kept = {p.name: p.stat().st_mtime_ns for p in (sweep / "results").iterdir()}
+    kept = {(line["dataset"], line["label"], line["protocol"]): line for line in store.lines()}
     result = fact_cli("fit-rfm", "-m", *shards, "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep}")
     assert result.exit_code == 0, result.stderr
-    again = {p.name: p.stat().st_mtime_ns for p in (sweep / "results").iterdir()}
-    assert {name: again[name] for name in kept} == kept  # nothing finished was recomputed
-    assert "fertility__fact.json" in again
+    again = {(line["dataset"], line["label"], line["protocol"]): line for line in store.lines()}
+    assert {key: again[key] for key in kept} == kept  # nothing finished was recomputed (timings too)
+    assert ("fertility", "fact", "strict") in again
     assert table_without_timings(sweep / "table.csv") == expected
     assert json.loads((sweep / "benchmark_summary.json").read_text())["complete"] is True
     with open(sweep / "sweep.csv", newline="") as handle:
@@ -65,19 +67,16 @@ def test_shards_in_a_joblib_sweep_fill_one_table_that_equals_the_single_run(fact
 
 def test_a_result_stored_while_a_shard_writes_the_table_is_in_the_table(tmp_path, monkeypatch):
     """Two shards finishing together: the one whose table misses the other's result writes it again."""
-    import json
-
     import pandas as pd
 
     from factcli.experiments.rfm import benchmark as rfm_benchmark
 
-    store = tmp_path / "results"
-    store.mkdir()
+    store = ResultStore(tmp_path)
 
     def store_result(name):
         row = {column: 1.0 for column in TABLE_COLUMNS}
-        row.update(dataset=name, method="fact", protocol="strict", test_accuracy=80.0)
-        (store / f"{name}__fact.json").write_text(json.dumps({"protocols": ["strict"], "rows": [row]}))
+        row.update(dataset=name, label="fact", method="fact", protocol="strict", test_accuracy=80.0)
+        store.add(name, "fact", [row])
 
     store_result("balloons")
     collect = rfm_benchmark.collect_rows

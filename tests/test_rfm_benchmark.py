@@ -1,11 +1,13 @@
 """`fact fit-rfm benchmark=uci` on a few small UCI datasets: table contract, protocols, resume, shards."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
 
 from factcli.experiments.rfm.benchmark import TABLE_COLUMNS
+from factcli.experiments.rfm.store import ResultStore
 
 SMALL = "benchmark.datasets=[balloons,lenses,fertility]"
 QUICK = ["rfm.iters=2", "grid.ridges=[1.0,0.01]", "grid.bandwidths=[1.0,4.0]", "plots=false"]
@@ -67,10 +69,10 @@ def test_rerun_resumes_and_shards_share_one_results_folder(bench, tmp_path):
     # Smallest first, dealt round-robin: balloons (16 rows), lenses (24), fertility (100), so shard 0
     # took balloons then fertility and shard 1 lenses; the second run assembled all three.
     assert len(pd.read_csv(tmp_path / "shard0" / "table.csv")) == 2 * 2
-    written = {p.name.split("__")[0]: p.stat().st_mtime_ns for p in (results / "results").iterdir()}
-    assert written["balloons"] < written["fertility"]
+    written = [line["dataset"] for line in ResultStore(results).lines()]
+    assert written.index("balloons") < written.index("fertility")  # in the order they finished
     assert len(pd.read_csv(results / "table.csv")) == 3 * 2
-    stored = {p.name: p.stat().st_mtime_ns for p in (results / "results").iterdir()}
+    stored = (results / "results.csv").read_bytes()
     bench(
         SMALL,
         "benchmark.methods=[laplace]",
@@ -78,9 +80,7 @@ def test_rerun_resumes_and_shards_share_one_results_folder(bench, tmp_path):
         f"benchmark.results_dir={results}",
         f"hydra.run.dir={tmp_path / 'again'}",
     )
-    assert {
-        p.name: p.stat().st_mtime_ns for p in (results / "results").iterdir()
-    } == stored  # nothing recomputed
+    assert (results / "results.csv").read_bytes() == stored  # nothing recomputed
     assert len(pd.read_csv(tmp_path / "again" / "table.csv")) == 3 * 2
 
 
@@ -103,8 +103,8 @@ def test_rerun_with_other_settings_is_refused_and_keeps_the_results(bench, fact_
     bench(
         "benchmark.datasets=[balloons]", "benchmark.methods=[laplace]", NO_BASELINES, f"hydra.run.dir={out}"
     )
-    stored = (out / "results" / "balloons__laplace.json").read_bytes()
-    assert json.loads(stored)["settings"]["grid"]["ridges"] == [1.0, 0.01]
+    stored = (out / "results.csv").read_bytes()
+    assert ResultStore(out).pairs()["balloons", "laplace"]["settings"]["grid"]["ridges"] == [1.0, 0.01]
     result = fact_cli(
         "fit-rfm",
         "benchmark=uci",
@@ -121,4 +121,64 @@ def test_rerun_with_other_settings_is_refused_and_keeps_the_results(bench, fact_
     )
     assert result.exit_code == 1
     assert "holds results made with other settings (grid.ridges)" in result.stderr
-    assert (out / "results" / "balloons__laplace.json").read_bytes() == stored
+    assert (out / "results.csv").read_bytes() == stored
+
+
+def console_text(capsys) -> str:
+    return " ".join(capsys.readouterr().err.split())  # rich wraps long lines; compare words
+
+
+SHOWN = {
+    "mean_test_accuracy": {"strict": {"fact": 80.0, "svc-rbf": 79.0, "lightgbm": 81.5}},
+    "datasets_complete": 3,
+    "datasets_requested": 5,
+    "complete": False,
+    "seconds": {"fact": 12.3, "svc-rbf": 0.5, "lightgbm": 2.0},
+    "cholesky_floor_seconds": {"fact": 0.004, "svc-rbf": 0.0, "lightgbm": 0.0},
+    "wall_over_floor": {"fact": 3075.0, "svc-rbf": None, "lightgbm": None},
+}
+
+
+def test_the_console_table_says_what_each_number_is(capsys):
+    from factcli.experiments.rfm.benchmark import print_summary
+
+    print_summary(SHOWN, (1, 4), None)
+    text = console_text(capsys)
+    assert "over the 3 datasets every row finished (3 of 5 requested; not final)" in text
+    # The paper's column is the paper's own mean over its 120 datasets, and says so.
+    assert "paper's mean*" in text and "85.22" in text
+    assert "* the paper's published mean over its 120 datasets" in text and "the 3 here" in text
+    # Rows without a factorization say so; nothing prints a raw None or a rounded-away floor.
+    assert "None" not in text and " 0.0 " not in text
+    assert "│ svc-rbf │ 79.00 │ — │ 0.5 │ none │ — │" in text
+    assert "│ fact │ 80.00 │ 85.22 │ 12.3 │ 0.004 │ 3075.00 │" in text
+    # A shard's table is what the shards finished so far, not the final one.
+    assert "Shard 1 of 4: what the shards have finished so far, not the final table" in text
+    print_summary({**SHOWN, "complete": True, "datasets_complete": 5}, (3, 4), None)
+    text = console_text(capsys)
+    assert "not final" not in text and "Shard 3 of 4: every shard's results are in" in text
+
+
+def test_a_small_cholesky_floor_is_not_rounded_to_zero():
+    from factcli.experiments.rfm.benchmark import summarize
+
+    row = {column: 1.0 for column in TABLE_COLUMNS}
+    row.update(dataset="balloons", n=16, label="fact", protocol="strict", error="", params="")
+    row.update(selection_seconds=0.5, eval_seconds=0.1, cholesky_seconds=0.004, iteration=0)
+    summary = summarize([row], ["balloons"], ["fact"], ["strict"])
+    assert summary["cholesky_floor_seconds"]["fact"] == 0.004
+    assert summary["wall_over_floor"]["fact"] == 150.0
+
+
+def test_the_readme_names_the_files_the_benchmark_writes(bench, tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    paragraph = readme[readme.index("Read the benchmark") :].split("\n\n")[0]
+    named = set(re.findall(r"`([\w.-]+\.(?:md|csv|json))`", paragraph))
+    assert "benchmark_summary.md" in named
+    out = tmp_path / "run"
+    bench(
+        "benchmark.datasets=[balloons]", "benchmark.methods=[laplace]", NO_BASELINES, f"hydra.run.dir={out}"
+    )
+    assert all((out / name).is_file() for name in named), named

@@ -1,8 +1,6 @@
 """Issue 12, results that were silently wrong: the task guess, overflowing and stray values, the UCI
 benchmark's status and stored-result identity, verify-fact on a diverged or untrained checkpoint."""
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +11,7 @@ from test_train_net import TINY, error_line, summary_of
 from factcli.data import load_tabular
 from factcli.data.tabular import standardize
 from factcli.errors import FactError
+from factcli.experiments.rfm.store import ResultStore
 
 FAST = ["rfm.iters=1", "grid.ridges=[1.0,0.1]", "plots=false", "threads=1"]
 BENCH = ["fit-rfm", "benchmark=uci", "rfm.iters=1", "grid.ridges=[1.0]", "plots=false", "threads=1"]
@@ -126,7 +125,7 @@ def test_benchmark_results_remember_data_standardize(fact_cli, shared_data, tmp_
     first = fact_cli(*common, f"hydra.run.dir={tmp_path / 'a'}")
     assert first.exit_code == 0, first.stderr
     assert summary_of(tmp_path / "a")["status"] == "finished"
-    stored = json.loads((results / "results" / "balloons__laplace.json").read_text())
+    stored = ResultStore(results).pairs()["balloons", "laplace"]
     assert stored["settings"]["data"] == {"standardize": False}
     again = fact_cli(*common, "data.standardize=no", f"hydra.run.dir={tmp_path / 'b'}")
     assert again.exit_code == 0, again.stderr  # auto is no for the UCI data: the same results, reused
@@ -144,15 +143,16 @@ def test_benchmark_results_from_before_the_nystrom_path_count_as_exact_solves(
     common = [*BENCH, f"data.root={shared_data}", "benchmark.datasets=[balloons]",
               "benchmark.methods=[laplace]", f"benchmark.results_dir={results}"]  # fmt: skip
     assert fact_cli(*common, "rfm.solver=exact", f"hydra.run.dir={tmp_path / 'a'}").exit_code == 0
-    path = results / "results" / "balloons__laplace.json"
-    stored = json.loads(path.read_text())
+    store = ResultStore(results)
+    written = store.pairs()["balloons", "laplace"]
     for key in ("solver", "centers", "exact_max_rows", "cg_max_iters"):
-        del stored["settings"]["rfm"][key]  # as written before issue 14
-    path.write_text(json.dumps(stored))
-    before = path.read_bytes()
+        del written["settings"]["rfm"][key]  # as written before issue 14
+    store.add("balloons", "laplace", written["rows"], written["settings"])
+    before = (results / "results.csv").read_bytes()
     again = fact_cli(*common, "rfm.solver=exact", f"hydra.run.dir={tmp_path / 'b'}")
     assert again.exit_code == 0, again.stderr
-    assert summary_of(tmp_path / "b")["status"] == "finished" and path.read_bytes() == before  # reused
+    assert summary_of(tmp_path / "b")["status"] == "finished"
+    assert (results / "results.csv").read_bytes() == before  # reused
     auto = fact_cli(*common, f"hydra.run.dir={tmp_path / 'c'}")
     assert "made with other settings (rfm.solver)" in error_line(auto)
 

@@ -4,13 +4,13 @@
 Rows: the methods (``laplace`` = tuned kernel ridge regression with the configured kernel, i.e. the
 t = 0 of every path) and the baselines (``l1-krr``, ``l2-krr``, ``svc-rbf``), all selected on the tuning
 split by the same grid and tie rule (grid.py; stage 0 is computed once per dataset and kernel and
-shared), then each protocol is evaluated on the 4 folds. Finished (dataset, row) pairs are stored as
-one JSON file each under ``<results_dir>/results/``, so a rerun resumes, and shards
-(``benchmark.shard`` of ``benchmark.num_shards``) running in other processes or on other machines
-can share one results folder. Every run assembles ``table.csv`` from whatever is finished.
-Run as the jobs of one sweep (``fact fit-rfm -m benchmark=uci benchmark.num_shards=4
+shared), then each protocol is evaluated on the 4 folds. Finished (dataset, row) pairs are stored in
+one file, ``<results_dir>/results.csv`` (store.py), so a rerun resumes, and shards
+(``benchmark.shard`` of ``benchmark.num_shards``) running in other processes can share one results
+folder (each adds its results under a file lock). Every run assembles ``table.csv`` from whatever is
+finished. Run as the jobs of one sweep (``fact fit-rfm -m benchmark=uci benchmark.num_shards=4
 'benchmark.shard=range(4)' hydra/launcher=joblib``), the shards share the sweep directory: one
-``results/`` folder, one ``table.csv`` beside ``sweep.csv``; rerunning the sweep with the same
+``results.csv``, one ``table.csv`` beside ``sweep.csv``; rerunning the sweep with the same
 ``hydra.sweep.dir`` resumes it.
 
 Time is reported beside its floor: the seconds spent inside the Cholesky factorizations the protocol
@@ -20,7 +20,6 @@ needs, measured as they happen, so wall / floor says how much the rest of the en
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from pathlib import Path
 from types import SimpleNamespace
@@ -38,8 +37,10 @@ from factcli.runtime import resolve_device
 from factcli.schema.rfm import SolverFields
 
 from ..common.rfm import check_kernel_memory
+from . import trees
 from .compare import report, with_leak
 from .folds import fit_options, grid_spec, standardized, standardizes
+from .store import ResultStore, import_json_results, json_results
 from .suite import TABLE_COLUMNS, Entry, Suite
 
 log = logging.getLogger("fact")
@@ -50,6 +51,8 @@ BASELINE_ENTRIES = {  # benchmark.baselines (choices.BASELINES) -> the table row
     "l1-krr": {"kind": "krr", "kernel": "l1"},
     "l2-krr": {"kind": "krr", "kernel": "laplace"},
     "svc-rbf": {"kind": "svc"},
+    "random-forest": {"kind": "forest"},  # trees.py; not among the default baselines
+    "lightgbm": {"kind": "lightgbm"},  # needs the optional `bench` extra
 }
 
 
@@ -81,11 +84,12 @@ def run_benchmark(cfg, run) -> dict:
     by_size = sorted(names, key=lambda name: (rows_of[name], name))
     mine = by_size[bench.shard :: bench.num_shards]
     results_dir = results_folder(bench, run)
-    store = results_dir / "results"
+    store = open_store(results_dir)
     device = resolve_device(cfg.device)
     settings = result_settings(cfg)
-    for stored in sorted(store.glob("*.json")) if store.is_dir() else []:
-        finished_earlier(stored, [], settings)  # refuses results of other settings before any work
+    stored = store.pairs()
+    for pair in stored.values():
+        finished_earlier(pair, [], settings, results_dir)  # refuses results of other settings before any work
     log.info(
         "UCI benchmark: %d datasets (shard %d/%d), methods %s, protocols %s; results in %s",
         len(mine),
@@ -93,10 +97,12 @@ def run_benchmark(cfg, run) -> dict:
         bench.num_shards,
         list(bench.methods),
         list(bench.protocols),
-        store,
+        store.path,
     )
 
     entries = table_entries(cfg)
+    if any(entry.kind == "lightgbm" for entry in entries):
+        trees.require_lightgbm()  # before any work, not at the first dataset that reaches the row
     for name in track(mine, "UCI benchmark", total=len(mine)):
         if name in skipped:
             log.info("skip %s: %s", name, skipped[name])
@@ -104,13 +110,13 @@ def run_benchmark(cfg, run) -> dict:
         data = load_uci(root, name)
         suite = None
         for entry in entries:
-            path = store / f"{name}__{entry.label}.json"
-            if path.exists() and finished_earlier(path, bench.protocols, settings):
+            pair = stored.get((name, entry.label))
+            if pair is not None and finished_earlier(pair, bench.protocols, settings, results_dir):
                 continue  # resume
             if suite is None:
                 suite = dataset_suite(cfg, data, device)
             rows = suite.run(entry, list(bench.protocols))
-            write_json(path, {"protocols": list(bench.protocols), "settings": settings, "rows": rows})
+            store.add(name, entry.label, rows, settings)
             accuracies = ", ".join(f"{r['protocol']} {r['test_accuracy']:.2f}" for r in rows)
             wall = rows[0]["selection_seconds"] + sum(r["eval_seconds"] for r in rows)  # selection is shared
             chosen_t, error = rows[0]["iteration"], rows[0]["error"]
@@ -142,7 +148,8 @@ def run_benchmark(cfg, run) -> dict:
     run.file("benchmark_summary.md").write_text(markdown)
     if cfg.plots and table:
         plot_benchmark(run, table, list(bench.protocols))
-    print_summary(summary)
+    table_path = results_dir / "table.csv" if results_dir != run.path else None
+    print_summary(summary, (bench.shard, bench.num_shards), table_path)
     return {"benchmark": "uci", **summary}
 
 
@@ -185,14 +192,15 @@ def write_shared_table(
 ) -> None:
     """``table.csv`` and ``benchmark_summary.json`` of a results folder that shards share.
 
-    Shards finishing at the same time may each write it. Each one rereads the results until the set
-    it read is still all there is after its write, so the last table written holds every result
-    stored before it (per-result files are written atomically and never removed).
+    Shards finishing at the same time may each write it. Each one rereads the results until the
+    results file it read is still the one there after its write, so the last table written holds
+    every result stored before it (the results file is replaced atomically and only ever grows).
     """
-    store = results_dir / "results"
+    store = ResultStore(results_dir)
 
-    def snapshot() -> dict:
-        return {p.name: p.stat().st_mtime_ns for p in store.glob("*.json")}
+    def snapshot() -> tuple | None:
+        status = store.path.stat() if store.path.exists() else None
+        return None if status is None else (status.st_mtime_ns, status.st_size, status.st_ino)
 
     while True:
         before = snapshot()
@@ -203,6 +211,16 @@ def write_shared_table(
         write_json(results_dir / "benchmark_summary.json", summary)
         if snapshot() == before:
             return
+
+
+def open_store(results_dir: Path) -> ResultStore:
+    """The folder's results; a folder from before the results file (one JSON file per result) is
+    imported into it first, value for value, its JSON files left as they are."""
+    store = ResultStore(results_dir)
+    if not store.exists() and json_results(results_dir):
+        count = import_json_results(results_dir, exist_ok=True)  # a shard beside this one may be first
+        log.info("imported %d finished results from %s into %s", count, results_dir / "results", store.path)
+    return store
 
 
 def result_settings(cfg) -> dict:
@@ -221,13 +239,11 @@ SETTINGS_BEFORE_RECORDED = {
 }
 
 
-def finished_earlier(path: Path, protocols, settings: dict) -> bool:
-    """True when ``path`` holds every protocol made with these settings; refuses other settings.
-
-    Results from before settings were recorded carry none and are reused as they are.
-    """
-    stored = json.loads(path.read_text())
-    recorded = stored.get("settings", settings)
+def finished_earlier(pair: dict, protocols, settings: dict, where: Path) -> bool:
+    """True when the stored ``pair`` (ResultStore.pairs) holds every protocol made with these
+    settings; refuses other settings. Results from before settings were recorded carry none and are
+    reused as they are."""
+    recorded = pair["settings"] if pair["settings"] is not None else settings
     made_with = {
         group: {**SETTINGS_BEFORE_RECORDED.get(group, {}), **recorded.get(group, {})}
         for group in {*SETTINGS_BEFORE_RECORDED, *recorded}
@@ -240,20 +256,14 @@ def finished_earlier(path: Path, protocols, settings: dict) -> bool:
             if settings[group].get(key) != made_with.get(group, {}).get(key)
         )
         raise FactError(
-            f"{path.parent} holds results made with other settings ({', '.join(changed)}): "
+            f"{where} holds results made with other settings ({', '.join(changed)}): "
             "choose another hydra.run.dir or benchmark.results_dir, or rerun with the same settings"
         )
-    return set(protocols) <= set(stored["protocols"])
+    return set(protocols) <= set(pair["protocols"])
 
 
-def collect_rows(store: Path, names, methods, protocols) -> list[dict]:
-    rows = []
-    for name in names:
-        for method in methods:
-            path = store / f"{name}__{method}.json"
-            if path.exists():
-                rows += [row for row in json.loads(path.read_text())["rows"] if row["protocol"] in protocols]
-    return rows
+def collect_rows(store: ResultStore, names, labels, protocols) -> list[dict]:
+    return store.rows(names, labels, protocols)
 
 
 def summarize(
@@ -306,7 +316,7 @@ def summarize(
     else:  # each row's clock covers its selection and every protocol
         floor = first.groupby("label").cholesky_seconds.sum()
     summary["seconds"] = {m: round(float(v), 1) for m, v in wall.items()}
-    summary["cholesky_floor_seconds"] = {m: round(float(v), 1) for m, v in floor.items()}
+    summary["cholesky_floor_seconds"] = {m: round(float(v), 3) for m, v in floor.items()}
     summary["wall_over_floor"] = {
         m: round(float(wall[m] / floor[m]), 3) if floor[m] > 0 else None for m in wall.index
     }
@@ -315,32 +325,64 @@ def summarize(
     return summary
 
 
-def print_summary(summary: dict) -> None:
+def print_summary(summary: dict, shard: tuple[int, int] = (0, 1), table_path: Path | None = None) -> None:
+    """The console's table. It says what it covers: the datasets every row finished so far (and, for
+    a shard, that the other shards may still be adding theirs), the paper's means as the paper's
+    (over its own 120 datasets), and a row with no Cholesky factorization (SVC, trees) as such."""
     from rich.console import Console
     from rich.table import Table
 
     means = summary.get("mean_test_accuracy", {})
-    table = Table(
-        title=f"UCI benchmark: mean test accuracy over {summary.get('datasets_complete', 0)} datasets"
-    )
+    complete, requested = summary.get("datasets_complete", 0), summary.get("datasets_requested", 0)
+    title = f"UCI benchmark: mean test accuracy over the {complete} datasets every row finished"
+    if not summary.get("complete"):
+        title += f" ({complete} of {requested} requested; not final)"
+    notes = []
+    index, count = shard
+    if count > 1 and summary.get("complete"):
+        notes.append(f"Shard {index} of {count}: every shard's results are in; this is the whole benchmark.")
+    elif count > 1:
+        where = f" ({table_path})" if table_path else ""
+        notes.append(
+            f"Shard {index} of {count}: what the shards have finished so far, not the final table; "
+            f"the last shard to finish writes the whole benchmark's table{where}."
+        )
+    table = Table(title=title)
     table.add_column("method")
     for protocol in means:
         table.add_column(protocol, justify="right")
-    table.add_column("paper (120)", justify="right")
+    shown = {m: PAPER_MEANS[m] for part in means.values() for m in part if m in PAPER_MEANS}
+    if shown:
+        table.add_column("paper's mean*", justify="right")
+        notes.append(
+            "* the paper's published mean over its 120 datasets (docs/SPEC.md §5), for reference: "
+            f"not the same datasets as the {complete} here."
+        )
     table.add_column("wall s", justify="right")
     table.add_column("Cholesky floor s", justify="right")
     table.add_column("wall/floor", justify="right")
     methods = sorted({m for part in means.values() for m in part})
     for method in methods:
+        floor = summary["cholesky_floor_seconds"].get(method)
+        ratio = summary["wall_over_floor"].get(method)
         table.add_row(
             method,
-            *(f"{means[p].get(method, float('nan')):.2f}" for p in means),
-            f"{PAPER_MEANS.get(method, '')}",
-            str(summary["seconds"].get(method)),
-            str(summary["cholesky_floor_seconds"].get(method)),
-            str(summary["wall_over_floor"].get(method)),
+            *(f"{means[p][method]:.2f}" if method in means[p] else "—" for p in means),
+            *([f"{PAPER_MEANS[method]:.2f}" if method in PAPER_MEANS else "—"] if shown else []),
+            _seconds(summary["seconds"].get(method)),
+            "none" if not floor else _seconds(floor),  # SVC and trees factor nothing
+            "—" if ratio is None else f"{ratio:.2f}",
         )
-    Console(stderr=True).print(table)
+    console = Console(stderr=True)
+    console.print(table)
+    for note in notes:
+        console.print(note)
+
+
+def _seconds(value) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.1f}" if value >= 1 else f"{value:.2g}"  # a small floor is not 0.0
 
 
 def plot_benchmark(run, table: list[dict], protocols: list[str]) -> None:

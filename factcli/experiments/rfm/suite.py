@@ -22,15 +22,16 @@ from factcli.core.rfm import InaccurateSolve, RFMOptions
 
 from . import grid as rfm_grid
 from . import svc as svc_baseline
+from . import trees
 from .protocol import Split, Task
 
-KINDS = ("krr", "rfm", "svc")
+KINDS = ("krr", "rfm", "svc", *trees.TREE_KINDS)
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One table row: ``krr`` (tuned kernel ridge, t = 0), ``rfm`` (a feature-learning method) or
-    ``svc`` (tuned SVC-RBF)."""
+    """One table row: ``krr`` (tuned kernel ridge, t = 0), ``rfm`` (a feature-learning method),
+    ``svc`` (tuned SVC-RBF) or ``forest`` / ``lightgbm`` (tuned tree ensembles, trees.py)."""
 
     label: str
     kind: str = "rfm"
@@ -47,7 +48,9 @@ class Entry:
         if self.kind not in KINDS:
             raise InvalidInput(f"unknown entry kind {self.kind!r}; choose one of {', '.join(KINDS)}")
         if not self.method:
-            default = {"krr": "laplace", "svc": "svc"}.get(self.kind, "fact")
+            default = {"krr": "laplace", "svc": "svc", "forest": "forest", "lightgbm": "lightgbm"}.get(
+                self.kind, "fact"
+            )
             object.__setattr__(self, "method", default)  # frozen: set once, here
 
 
@@ -78,6 +81,7 @@ TABLE_COLUMNS = [
     "failures",
     "precision",
     "error",
+    "params",  # the chosen hyperparameters of a row the columns above do not describe (tree ensembles)
 ]
 
 
@@ -119,6 +123,8 @@ class Suite:
         spec = replace(self.spec, rule=entry.rule, search=entry.search)
         if entry.kind == "svc":
             return svc_baseline.select_svc(spec, *astuple(self.tuning))
+        if entry.kind in trees.TREE_KINDS:
+            return trees.select_tree(entry.kind, self.data.n_classes, *astuple(self.tuning))
         return rfm_grid.select(
             self.task, entry.kernel, spec, self.options_for(entry), self.tuning, stage_of=self.stage
         )
@@ -130,6 +136,11 @@ class Suite:
             split = Split(self.X[train], self.y[train], self.X[test], self.y[test])
             if entry.kind == "svc":
                 scores.append(svc_baseline.evaluate_svc(selection, *astuple(split)))
+            elif entry.kind in trees.TREE_KINDS:  # no M: every protocol refits the same model
+                key = (entry.label, index)
+                if key not in self.fold_cache:
+                    self.fold_cache[key] = trees.evaluate_tree(selection, *astuple(split))
+                scores.append(self.fold_cache[key])
             else:
                 chosen = selection.chosen
                 key = (index, chosen.kernel, chosen.bandwidth, chosen.normalize, chosen.ridge)
@@ -151,6 +162,7 @@ class Suite:
             "d": self.data.d,
             "classes": self.data.n_classes,
             **{k: v for k, v in asdict(entry).items() if k in ("label", "kind", "kernel", "method", "form")},
+            "params": "",  # the tree rows' hyperparameters; every other row's are in the columns above
         }
         with timing_factorizations() as clock:
             started = time.perf_counter()
@@ -194,6 +206,20 @@ class Suite:
                 "val_accuracy": 100 * c.val_accuracy,
                 "failures": 0,
                 "precision": "float64",
+            }
+        if entry.kind in trees.TREE_KINDS:
+            c = selection.chosen
+            return {
+                "kernel": "",
+                "form": "",
+                "bandwidth": None,
+                "ridge": None,
+                "normalize_rows": False,
+                "iteration": 0,
+                "val_accuracy": 100 * c.val_accuracy,
+                "failures": 0,
+                "precision": "float64",
+                "params": c.text(),
             }
         c = selection.chosen
         return {
