@@ -20,8 +20,8 @@ import torch
 from common import RESULTS
 
 from factcli.core.kernels import Kernel
-from factcli.core.nystrom_rfm import NystromOptions
 from factcli.core.rfm import RFMOptions, rfm_path
+from factcli.core.solvers import NystromSolver
 from factcli.data.parity import make_parity
 
 DEFAULTS = {"L": 10.0, "ridge": 1e-3, "iters": 10, "centers": 1000, "cg": 15, "form": "full", "power": 1.0}
@@ -53,14 +53,14 @@ def main() -> None:
             iters=setting["iters"],
             form=setting["form"],
             fact_power=setting["power"],
-            scalable=NystromOptions(centers=setting["centers"], cg_max_iters=setting["cg"]),
+            solver=NystromSolver(centers=setting["centers"], cg_max_iters=setting["cg"]),
         )
         started, iterates = time.perf_counter(), []
         for iterate in rfm_path(X, Y, options):
             accuracy = float((iterate.predictor(X_val).argmax(1) == y_val).double().mean())
             diagonal = iterate.M.diagonal()
             mass = float(diagonal[support].sum() / diagonal.sum())
-            steps = getattr(iterate.solve, "iterations", None)
+            steps = iterate.solve.cg_steps
             iterates.append(
                 {"t": iterate.t, "val_accuracy": accuracy, "support_mass": mass, "cg_steps": steps}
             )

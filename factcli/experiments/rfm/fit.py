@@ -55,11 +55,8 @@ def run(cfg, run) -> dict:
     largest = max(len(rows) for rows, _ in [tuning, *folds])
     choice = scalable.choose_solver(cfg.rfm, largest, options.precision, device, cfg.memory_limit_gb)
     if choice.solver == "exact":
-        nystrom = cfg.kernel.name in (AUTO_KERNEL, *NYSTROM_KERNELS)
         remedy = "use rfm.solver=auto or rfm.solver=nystrom (n×centres kernel blocks, not n²), a subset"
-        check_kernel_memory(
-            largest, options.precision, device, cfg.memory_limit_gb, remedy if nystrom else None
-        )
+        check_kernel_memory(largest, options.precision, device, cfg.memory_limit_gb, remedy)
     estimate, memory = estimate_fit(cfg, choice, options, data, largest, len(folds), device)
     log.info(
         "%s: n=%d d=%d %s%s, method=%s, protocol=%s",
