@@ -256,10 +256,10 @@ class _FactRFMCV(_Outputs, BaseEstimator):
     def _spec(self) -> GridSpec:
         try:
             return GridSpec(
-                bandwidths=tuple(float(s) for s in self.bandwidths),
+                bandwidths=self.bandwidths,
                 bandwidth_unit=self.bandwidth_unit,
-                ridges=tuple(float(r) for r in self.ridges),
-                normalizations=tuple(bool(v) for v in self.normalize_rows),
+                ridges=self.ridges,
+                normalizations=self.normalize_rows,
                 search=self.search,
                 rule=self.rule,
             )

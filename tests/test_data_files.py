@@ -288,10 +288,11 @@ def test_the_separator_is_the_one_that_splits_the_header(tmp_path, separator):
 
 def test_every_dataset_is_listed_once_under_a_name_that_means_it(shared_data):
     names = known_datasets(shared_data)
-    assert names[:5] == ["breast_cancer", "diabetes", "digits", "iris", "wine"]
+    builtin = ["breast_cancer", "diabetes", "digits", "iris", "signal_in_noise", "wine"]
+    assert names[:6] == builtin
     assert {"uci:iris", "uci:wine", "uci:breast-cancer", "abalone"} <= set(names)
-    assert not {"iris", "wine", "breast-cancer"} & set(names[5:])
-    assert len(names) == len(set(names)) == 5 + 96
+    assert not {"iris", "wine", "breast-cancer"} & set(names[6:])
+    assert len(names) == len(set(names)) == len(builtin) + 96
 
 
 def test_qualified_names_reach_one_source_and_bare_ones_say_which(shared_data, caplog):

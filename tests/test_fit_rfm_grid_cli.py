@@ -1,4 +1,4 @@
-"""`fact fit-rfm` with issue 15's options: the L1 kernel, absolute bandwidths (the paper's L = 10), the
+"""`fact fit-rfm` with the grid options: the L1 kernel, absolute bandwidths (the paper's L = 10), the
 noise rule, a diagonal M; and bad values of the new settings as one-line errors."""
 
 import json

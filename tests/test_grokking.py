@@ -101,7 +101,7 @@ def test_discrete_log_order_shows_the_circulant_structure_of_a_converged_multipl
 
 @pytest.mark.slow
 def test_fact_rfm_groks_modular_addition_mod_61():
-    """Issue 4, criterion 1 for `fact` (seed 0): below 10% test accuracy for iterations 0-5, at least
+    """The grokking criterion for `fact` (seed 0): below 10% test accuracy for iterations 0-5, at least
     99% within 75 iterations, 100% training accuracy throughout, circulant deviation falling tenfold."""
     from factcli.experiments.grokking.rfm import run_rfm
 

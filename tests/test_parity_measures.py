@@ -262,6 +262,6 @@ def test_phase_transition_of_two_dimensions_side_by_side(tmp_path, monkeypatch):
     write_phase_transition(tmp_path / "both", [tmp_path / "d50", tmp_path / "d100"])
     (ax,) = figures[0].axes
     lines = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
-    assert set(lines) == {"fact, d=50, k=4", "fact, d=100, k=4"}
+    assert set(lines) == {"fact, d=50, k=4", "fact, d=100, k=4", "95% target", "chance (0.5)"}
     assert lines["fact, d=50, k=4"].get_marker() != lines["fact, d=100, k=4"].get_marker()
     assert list(lines["fact, d=100, k=4"].get_ydata()) == [0.5, 0.99]

@@ -1,4 +1,4 @@
-"""Issue 5's acceptance settings, end to end (minutes on a shared 2-core CPU): `make test-slow`."""
+"""The parity acceptance settings, end to end (minutes on a shared 2-core CPU): `make test-slow`."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Issue 12, property-based: random valid and invalid inputs never give a traceback.
+"""Property-based: random valid and invalid inputs never give a traceback.
 
 1. Every subcommand's validation, over every key of its schema: a random config (defaults with a few
    keys set to adversarial values of the key's type: NaN, ±inf, negatives, zero, 2**31, 2**70, empty

@@ -1,4 +1,4 @@
-"""Issue 15's selection: shared stage 0, the tie rule, the noise rule, the suite's rows on real data."""
+"""The grid selection: shared stage 0, the tie rule, the noise rule, the suite's rows on real data."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Issue 12, results that were silently wrong: the task guess, overflowing and stray values, the UCI
+"""Results that were silently wrong: the task guess, overflowing and stray values, the UCI
 benchmark's status and stored-result identity, verify-fact on a diverged or untrained checkpoint."""
 
 import numpy as np
@@ -146,7 +146,7 @@ def test_benchmark_results_from_before_the_nystrom_path_count_as_exact_solves(
     store = ResultStore(results)
     written = store.pairs()["balloons", "laplace"]
     for key in ("solver", "centers", "exact_max_rows", "cg_max_iters"):
-        del written["settings"]["rfm"][key]  # as written before issue 14
+        del written["settings"]["rfm"][key]  # as written before the Nyström path
     store.add("balloons", "laplace", written["rows"], written["settings"])
     before = (results / "results.csv").read_bytes()
     again = fact_cli(*common, "rfm.solver=exact", f"hydra.run.dir={tmp_path / 'b'}")

@@ -131,13 +131,7 @@ class TableEncoding:
 
     def _labels(self, target: ColumnCells, where: str) -> np.ndarray:
         values = target.numbers if target.is_number else target.labels
-        missing = _is_missing(values)
-        if missing.any():
-            k = int(missing.sum())
-            raise FactError(
-                f"target '{self.target}' has {k} missing value{'s' * (k > 1)} in {where}; "
-                "fill or drop those rows before fitting"
-            )
+        _refuse_missing_target(values, self.target, where)
         if self.task == "regression":
             return values.astype(np.float64)
         keys = [_class_key(v) for v in values]
@@ -280,17 +274,21 @@ def _refuse_bad_numbers(X: np.ndarray, encoding: TableEncoding, where: str) -> N
         raise FactError(f"{what} in {where}; fill or drop them before fitting or set data.missing=median")
 
 
+def _refuse_missing_target(values: np.ndarray, target: str, where) -> None:
+    missing = _is_missing(values)
+    if missing.any():
+        k = int(missing.sum())
+        raise FactError(
+            f"target '{target}' has {k} missing value{'s' * (k > 1)} in {where}; "
+            "fill or drop those rows before fitting"
+        )
+
+
 def _learn_target(cells: ColumnCells, target: str, task: str, path: Path):
     """(task, task_reason, classes) from the training file's target column."""
     numbers = cells.numbers
     labels = numbers if cells.is_number else cells.labels
-    missing = _is_missing(labels)
-    if missing.any():
-        k = int(missing.sum())
-        raise FactError(
-            f"target '{target}' has {k} missing value{'s' * (k > 1)} in {path}; "
-            "fill or drop those rows before fitting"
-        )
+    _refuse_missing_target(labels, target, path)
     numeric = cells.is_number
     if numeric and not np.isfinite(numbers).all():
         n_bad = int((~np.isfinite(numbers)).sum())

@@ -231,7 +231,7 @@ def result_settings(cfg) -> dict:
 
 
 # Results stored before a setting existed were made as these say: before `data.standardize` the UCI
-# data was used as shipped, and before the Nyström path (issue 14) every fit was an exact solve (the
+# data was used as shipped, and before the Nyström path every fit was an exact solve (the
 # path's other keys do not act on an exact solve; they read as their defaults).
 SETTINGS_BEFORE_RECORDED = {
     "data": {"standardize": False},
@@ -279,7 +279,7 @@ def summarize(
 
     skipped = dict(skipped or {})
     frame = pd.DataFrame(table, columns=None if table else TABLE_COLUMNS)
-    if "label" not in frame:  # a table from before issue 15: one row per method
+    if "label" not in frame:  # a table from before the per-label rows: one row per method
         frame["label"] = frame["method"]
     complete = frame.groupby("dataset").size() == len(labels) * len(protocols)
     done = set(complete[complete].index)
@@ -308,7 +308,7 @@ def summarize(
     # Per row: the selection once (it is shared by the protocols) plus each protocol's folds.
     first = frame.drop_duplicates(["dataset", "label"])
     wall = first.groupby("label").selection_seconds.sum() + frame.groupby("label").eval_seconds.sum()
-    if "selection_cholesky_seconds" in frame:  # before issue 15 the floor was kept per part
+    if "selection_cholesky_seconds" in frame:  # before the shared stage 0 the floor was kept per part
         floor = (
             first.groupby("label").selection_cholesky_seconds.sum()
             + frame.groupby("label").eval_cholesky_seconds.sum()

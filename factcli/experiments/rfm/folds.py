@@ -106,10 +106,10 @@ def fit_options(cfg, method: str):
 def grid_spec(cfg) -> GridSpec:
     grid = cfg.grid
     return GridSpec(
-        bandwidths=tuple(float(s) for s in grid.bandwidths),
+        bandwidths=grid.bandwidths,
         bandwidth_unit=grid.bandwidth_unit,
-        ridges=tuple(float(r) for r in grid.ridges),
-        normalizations=tuple(bool(v) for v in grid.normalize_rows),
+        ridges=grid.ridges,
+        normalizations=grid.normalize_rows,
         search=grid.search,
         rule=grid.rule,
     )

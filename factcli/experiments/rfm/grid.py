@@ -53,6 +53,10 @@ class GridSpec:
     rule: str = defaults.GRID_RULE
 
     def __post_init__(self) -> None:
+        # Configs and estimators hand over lists (OmegaConf's, numpy's): one place makes them tuples.
+        object.__setattr__(self, "bandwidths", tuple(float(s) for s in self.bandwidths))
+        object.__setattr__(self, "ridges", tuple(float(r) for r in self.ridges))
+        object.__setattr__(self, "normalizations", tuple(bool(v) for v in self.normalizations))
         for value, allowed, what in (
             (self.bandwidth_unit, BANDWIDTH_UNITS, "bandwidth unit"),
             (self.search, SEARCHES, "search"),
