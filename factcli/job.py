@@ -176,6 +176,9 @@ class Job:
     environment: dict[str, str] = field(default_factory=thread_environment)
     # Failures of jobs that ran in this process (a single run); a sweep reads its job directories.
     failures: list[str] = field(default_factory=list)
+    # Where every job, in whichever process, appends its failure: for runs with Hydra's own flags,
+    # whose sweep directory the launching process never composed.
+    failure_log: str | None = None
 
     def __call__(self, cfg) -> dict | None:
         restore_thread_environment(self.environment)
@@ -184,7 +187,19 @@ class Job:
         summary, failure = run_job(COMMANDS[self.command_name], self, cfg)
         if failure is not None:
             self.failures.append(failure)
+            if self.failure_log is not None:
+                with open(self.failure_log, "a", encoding="utf-8") as log_file:  # one short line: one write
+                    log_file.write(failure.replace("\n", " ") + "\n")
         return summary
+
+
+def read_failures(failure_log: str) -> list[str]:
+    """The lines the jobs of a run appended to ``failure_log`` (none: no file)."""
+    try:
+        with open(failure_log, encoding="utf-8") as log_file:
+            return [line.rstrip("\n") for line in log_file if line.strip()]
+    except FileNotFoundError:
+        return []
 
 
 def run_job(command, job: Job, cfg) -> tuple[dict | None, str | None]:

@@ -18,7 +18,8 @@ A command's way from its arguments to its jobs:
    Everything Hydra offers keeps working (``-m``, launchers, ``--cfg job``, ``-cd``, ``--hydra-help``).
 4. The job wrapper (job.py) records a failure in the job's directory as ``error.txt``; after the run
    or sweep the exit status is read back from the directories (sweep.py), since jobs may have run in
-   other processes (``hydra/launcher=joblib``, ``submitit_*``).
+   other processes (``hydra/launcher=joblib``, ``submitit_*``); with Hydra's own flags (no composition
+   here, so no known sweep directory) from a file every job appends its failure to.
 
 Nothing is kept between calls in this module: what one step hands the next is passed (``Prepared``,
 ``job.Preflight``, the ``job.Job`` object Hydra calls).
@@ -30,6 +31,7 @@ import difflib
 import logging
 import os
 import sys
+import tempfile
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -68,9 +70,14 @@ def launch(command_path: str, command: Command, arguments: list[str]) -> None:
     register(command)
     flags = [arg for arg in arguments if arg.startswith("-")]
     if not set(flags) <= _MULTIRUN_FLAGS:  # Hydra's own flags: no pre-check, Hydra reports
-        task_function = job.Job(command.name, command_path)
-        _run_hydra(command_path, command, task_function, arguments)
-        _exit_on_failures(task_function.failures, multirun=False)
+        # No composition here, so no sweep directory to read failures back from: jobs append them to
+        # a file instead (joblib's and submitit's local workers share this machine's disk).
+        with tempfile.TemporaryDirectory(prefix="fact-") as scratch:
+            failure_log = os.path.join(scratch, "failures")
+            task_function = job.Job(command.name, command_path, failure_log=failure_log)
+            _run_hydra(command_path, command, task_function, arguments)
+            failures = job.read_failures(failure_log)
+        _exit_on_failures(failures, multirun=bool(set(flags) & _MULTIRUN_FLAGS))
         return
 
     prepared = prepare(command, [arg for arg in arguments if not arg.startswith("-")], bool(flags))

@@ -84,6 +84,34 @@ def test_submitit_local_sweep_records_the_failed_job_and_exits_1(fact_cli, tmp_p
 
 
 @pytest.mark.slow
+def test_with_hydras_own_flags_a_job_failed_in_a_worker_still_exits_1(fact_cli, tmp_path):
+    """``-cn`` leaves the run to Hydra without fact's composition; a joblib worker's failure must
+    still reach the exit status."""
+    sweep = tmp_path / "sweep"
+    result = fact_cli(
+        "fit-rfm",
+        "-m",
+        "-cn",
+        "fit_rfm",
+        *QUICK[1:],
+        "dataset=iris,nosuch",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert result.exit_code == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 1 job(s) failed (job 1: unknown dataset 'nosuch'")
+    assert (sweep / "0" / "summary.json").is_file() and (sweep / "1" / "error.txt").is_file()
+
+
+def test_with_hydras_own_flags_a_failed_single_run_exits_1_in_one_line(fact_cli, tmp_path):
+    result = fact_cli("fit-rfm", "-cn", "fit_rfm", "dataset=nosuch", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: unknown dataset 'nosuch'")
+
+
+@pytest.mark.slow
 def test_sweep_table_is_rebuilt_from_the_job_directories(fact_cli, tmp_path):
     sweep = tmp_path / "sweep"
     result = fact_cli("fit-rfm", "-m", *QUICK, "seed=0,1", f"hydra.sweep.dir={sweep}")
