@@ -39,7 +39,7 @@ def training_figure(rows: list[dict], tol: float | None = None, finish_start: in
     cols = min(3, len(layers))
     fig, axes = plt.subplots(
         math.ceil(len(layers) / cols), cols, figsize=(4.3 * cols, 3.2 * math.ceil(len(layers) / cols)),
-        squeeze=False,
+        squeeze=False, layout="constrained",
     )  # fmt: skip
     crossings = tolerance_crossings(rows, tol) if tol is not None else {}
     twins = []
@@ -78,9 +78,11 @@ def training_figure(rows: list[dict], tol: float | None = None, finish_start: in
             if label not in labels:
                 handles.append(handle)
                 labels.append(label)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
+    # "outside": the constrained layout makes room for the legend below the panels' x labels.
+    fig.legend(
+        handles, labels, loc="outside lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False
+    )
     fig.suptitle("Correlation of WᵀW with FACT, NFA and eNFA along training, and the residual (log, right)")
-    fig.tight_layout(rect=(0, 0.07 if len(labels) > 5 else 0.05, 1, 1))
     return fig
 
 
