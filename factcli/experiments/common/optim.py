@@ -18,7 +18,8 @@ FACT_VALIDITY = {
     "adam": "exact: Adam with coupled L2 (weight_decay added to the gradient) stops at critical "
     "points of L_lambda",
     "adamw": "approximate only: AdamW's decoupled decay stops where P^-1 grad L + lambda W = 0 "
-    "(P the adaptive preconditioner), not at a critical point of L_lambda",
+    "(P the adaptive preconditioner), not at a critical point of L_lambda; the preconditioned FACT "
+    "(docs/SPEC.md section 10) is exact there",
     "lbfgs": "exact: L-BFGS minimizes L_lambda itself (the decay is part of its objective)",
 }
 
