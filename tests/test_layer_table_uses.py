@@ -265,3 +265,35 @@ def test_the_transformer_of_train_net_has_every_matrix_in_its_table(tied):
         if row["module"] != "positions":
             assert row["fact_paths_relerr"] < 1e-10 and "nfa" in row
     assert table.skipped == []
+
+
+class BroadcastPositions(nn.Module):
+    """Token embeddings plus position embeddings looked up once, ``pos(arange(T))``, and broadcast
+    over the batch: the position table's rows carry gradients summed over the samples."""
+
+    def __init__(self):
+        super().__init__()
+        self.tokens = nn.Embedding(6, 5)
+        self.pos = nn.Embedding(3, 5)
+        self.head = nn.Linear(5, 4)
+
+    def forward(self, x):
+        h = self.tokens(x) + self.pos(torch.arange(x.shape[1]))
+        return self.head(torch.tanh(h).mean(dim=1))
+
+
+def test_a_use_shared_by_the_batch_keeps_fact_exact_and_reports_no_nfa():
+    torch.manual_seed(0)
+    model = BroadcastPositions().double()
+    X, y = torch.randint(0, 6, (8, 3)), torch.randint(0, 4, (8,))
+    table = layer_table(model, (X, y), "cross_entropy", LAM, batch_size=4)
+    rows = {r["module"]: (r, s) for r, s in zip(table.rows, table.layers, strict=True)}
+    loss = nn.functional.cross_entropy(model(X), y)
+    (grad,) = torch.autograd.grad(loss, model.pos.weight)
+    W = model.pos.weight.detach().T  # read as Eᵀ: its Gram matrix compares positions
+    row, stats = rows["pos"]
+    assert _rel(-(W.T @ grad.T) / LAM, stats.fact_per_sample) < 1e-10  # F is linear in the gradients
+    assert stats.enfa is None and stats.agop is None and "nfa" not in row
+    assert "shared by every sample" in row["uses"]
+    row, stats = rows["tokens"]  # a per-sample use beside it keeps every statistic
+    assert stats.enfa is not None and stats.agop is not None and "nfa" in row

@@ -194,6 +194,9 @@ def batch_statistics(
             if not hooks_needed:
                 continue
             for call, dz in zip(calls, grads[len(params) :], strict=True):
+                if _shared_by_the_batch(call.z, X.shape[0]):
+                    for j in owners[call.parameter]:
+                        sums[j].shared = True
                 for H, D, rows in call_rows(call, dz):
                     for j in owners[call.parameter]:
                         sums[j].add(matrices[j], call.kind, H, D, rows, per_sample, enfa)
@@ -221,12 +224,14 @@ def batch_statistics(
             s.preconditioned_grad = m.of(grad_sums[slot[id(m.parameter)]] / P) / n
         if hooks_needed and s.identity_only is None:
             s.identity_only = sums[j].check(grad * n)
+        if sums[j].shared:
+            s.uses += f" ({SHARED_USE})"
         if hooks_needed and s.identity_only is None:
             if per_sample:
                 s.fact_per_sample = sums[j].fact / (n * lam)
-            if enfa and sums[j].straight:
+            if enfa and sums[j].straight and not sums[j].shared:
                 s.enfa = sums[j].enfa / n
-            if agop and sums[j].straight:
+            if agop and sums[j].straight and not sums[j].shared:
                 s.agop = sums[j].agop / n
                 # (1/n) Σ_r (J_r − J̄)ᵀ(J_r − J̄) over the R (sample, position) rows, J̄ their mean,
                 # = AGOP − (R/n) J̄ᵀJ̄
@@ -234,6 +239,17 @@ def batch_statistics(
                 s.agop_centered = s.agop - (sums[j].rows_seen / n) * (mean_jac.T @ mean_jac)
         stats.append(s)
     return NetworkStatistics(total / n, stats, n)
+
+
+SHARED_USE = "one use shared by every sample of a batch: no NFA or eNFA, which need per-sample gradients"
+
+
+def _shared_by_the_batch(z: torch.Tensor, batch: int) -> bool:
+    """A use whose output has no sample dimension (``pos(torch.arange(T))`` broadcast over the batch):
+    its rows' gradients arrive summed over the samples. F, linear in them, stays exact; E and AGOP,
+    quadratic, would be wrong, so they are not computed. (A batch size equal to one of the output's
+    other sizes hides this; one sample is exact.)"""
+    return batch > 1 and batch not in z.shape
 
 
 class _Sums:
@@ -255,6 +271,7 @@ class _Sums:
         self.rows_seen = 0
         self.grad = torch.zeros_like(w)  # ∇_W L (summed over samples) rebuilt from the uses
         self.straight = False  # some use is z = W h (so E and AGOP are defined)
+        self.shared = False  # some use is shared by the samples of a batch (E and AGOP undefined)
 
     def _block(self, m: WeightMatrix, rows, D):
         """(D restricted to the rows of W it reaches, W's block, where that block sits in W)."""

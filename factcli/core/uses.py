@@ -20,7 +20,9 @@ makes them:
 Any other use of a weight (a position table added as a raw parameter, ``x @ W``, an attention with
 ``add_bias_kv``) is legitimate but unread: for that weight only the identity form applies, and the
 table says so. Whether the uses read account for all of ∇_W L is checked, not assumed
-(``fact.batch_statistics`` rebuilds ∇_W L from them).
+(``fact.batch_statistics`` rebuilds ∇_W L from them). A use shared by every sample of a batch
+(``pos(torch.arange(T))`` broadcast) is read for F, which is linear in its summed gradients; NFA and
+eNFA, which need each sample's own gradient, are not computed for that weight, and its row says so.
 """
 
 from __future__ import annotations
