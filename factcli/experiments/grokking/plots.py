@@ -40,7 +40,13 @@ def plot_run(run, cfg, data, paths: dict, x_key: str, jump: int | None) -> None:
     )
     shown = snapshots(xs, jump)
     matrices = {f"{x_key} {xs[i]}": path.matrices[i] for i in shown}
-    name = "M" if x_key == "iteration" else "W₁ᵀW₁"
+    # The network's counterpart of M (net.feature_matrix): the transformer's is the Gram matrix of
+    # the vectors it gives each operand (embedding + position), the MLP's its first layer's W₁ᵀW₁.
+    name = "W₁ᵀW₁"
+    if x_key == "iteration":
+        name = "M"
+    elif cfg.learner == "transformer":
+        name = "XXᵀ (X: embedding + position)"
     plots.heatmaps(run.plot_file("feature_matrix.png"), matrices, title=f"{name}: start, jump, end")
     # The diagonal dominates the colour scale; the structure is in the off-diagonal blocks.
     off_diagonal = {label: M - torch.diag(torch.diag(M)) for label, M in matrices.items()}
