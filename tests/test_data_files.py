@@ -12,6 +12,7 @@ from conftest import raises_one_line
 
 from factcli.data import known_datasets, load_tabular
 from factcli.data.table_pair import load_with_test_file
+from factcli.errors import FactError
 
 
 @pytest.fixture(autouse=True)
@@ -404,3 +405,17 @@ def test_fit_rfm_takes_a_qualified_name_and_records_which_dataset_ran(fact_cli, 
     assert result.exit_code == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dataset"] == "uci:iris" and summary["n"] == 150
+
+
+def test_a_column_missing_in_every_training_row_is_named_when_imputing():
+    from types import SimpleNamespace
+
+    from factcli.experiments.rfm.fit import impute_missing
+
+    X = np.array([[1.0, np.nan, 2.0], [2.0, np.nan, np.nan], [3.0, 5.0, 1.0], [4.0, 6.0, 0.0]])
+    data = SimpleNamespace(X=X.copy(), feature_names=["age", "income", "score"])
+    with pytest.raises(FactError, match="numeric column 'income' has no values in the training rows"):
+        impute_missing(data, training_rows=np.array([0, 1]))
+    assert np.array_equal(data.X, X, equal_nan=True)  # nothing imputed before the refusal
+    counts = impute_missing(data, training_rows=np.array([0, 1, 2]))
+    assert counts == {"income": 2, "score": 1} and data.X[0, 1] == 5.0 and data.X[1, 2] == 1.5

@@ -11,6 +11,7 @@ refits run on the Nyström path (experiments/common/scalable.py, core/solvers.py
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import torch
@@ -201,9 +202,15 @@ def impute_missing(data, training_rows) -> dict:
     missing = np.isnan(data.X)
     if not missing.any():
         return {}
-    medians = np.nanmedian(data.X[training_rows], axis=0)
-    if np.isnan(medians[missing.any(0)]).any():
-        raise FactError("a numeric column has no values in the training rows; drop it or fill it")
+    with warnings.catch_warnings():  # an all-missing column is refused just below, by name
+        warnings.simplefilter("ignore", RuntimeWarning)
+        medians = np.nanmedian(data.X[training_rows], axis=0)
+    empty = [data.feature_names[j] for j in np.flatnonzero(np.isnan(medians) & missing.any(0))]
+    if empty:
+        raise FactError(
+            f"numeric column{'s' * (len(empty) > 1)} {', '.join(map(repr, empty))} "
+            "has no values in the training rows; drop it or fill it"
+        )
     counts = missing.sum(0)
     data.X = np.where(missing, medians[None, :], data.X)
     imputed = {data.feature_names[j]: int(counts[j]) for j in np.flatnonzero(counts)}
