@@ -232,6 +232,12 @@ class FitProgress:
             self._progress.advance(self._task)
         self._show(f"{self.where} · t={t + 1}")
 
+    def advance(self, iterates: int, why: str) -> None:
+        """Iterates counted done without running them (``why``: reused from an interrupted run)."""
+        if self._progress is not None:
+            self._progress.advance(self._task, iterates)
+            self._show(f"{self.where} · {why}")
+
     def step(self, stage: str, done: int, total: int) -> None:
         """The Nyström solver's callback: CG steps (shown; logged at most every 30 s)."""
         if stage == "cg":

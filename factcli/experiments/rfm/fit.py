@@ -28,6 +28,7 @@ from .folds import evaluate_folds, fit_options, select_on_tuning_split, splits_o
 from .grid import GridSelection
 from .protocol import Task
 from .reading import report_feature_learning
+from .resume import Units, fingerprint
 
 log = logging.getLogger("fact")
 
@@ -76,7 +77,10 @@ def run(cfg, run) -> dict:
     iterates = stage0 + paths + len(folds) * (options.iters + 1)
     with scalable.FitProgress(iterates, estimate) as progress:
         options = scalable.with_choice(options, choice, cfg.rfm, cfg.seed, progress.step)
-        selection = select_on_tuning_split(task, options, cfg, Xt, yt, tuning, progress)
+        units = finished_units(cfg, run, Xt, yt, tuning, progress)
+        selection = select_on_tuning_split(task, options, cfg, Xt, yt, tuning, progress, units)
+        if units.report() is not None:
+            log.info("%s", units.report())
         refit_iterates = 1 if cfg.protocol == "paper" else selection.chosen.iteration + 1
         progress.expect(len(selection.candidates) + len(folds) * refit_iterates)
         results = evaluate_folds(task, options, selection, cfg.protocol, Xt, yt, folds, progress)
@@ -144,8 +148,17 @@ def run(cfg, run) -> dict:
         "imputed_missing": imputed,
         "read_as": data.read_as,
         "feature_learning": reading,
+        "reused_from_interrupted_run": units.summary(),
         **held_out_summary(held_out),
     }
+
+
+def finished_units(cfg, run, X, y, tuning, progress) -> Units:
+    """The selection units an interrupted run left in this run directory, kept there as they finish."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    return Units(run.path, config, fingerprint(X, y, *tuning), X.device, progress)
 
 
 def estimate_fit(cfg, choice, options, data, n: int, folds: int, device) -> tuple[float, float | None]:
