@@ -48,9 +48,11 @@ def choose_solver(rfm_cfg, n: int, precision: str, device, memory_limit_gb: floa
     kernel_bytes = 1.1 * n * n * itemsize
     available = available_memory_bytes(device) if memory_limit_gb is None else memory_limit_gb * 2**30
     if n <= rfm_cfg.exact_max_rows and kernel_bytes <= available:
-        return SolverChoice("exact", f"auto: n={n} <= rfm.exact_max_rows={rfm_cfg.exact_max_rows}")
+        return SolverChoice(
+            "exact", f"auto: {n:,} training rows <= rfm.exact_max_rows={rfm_cfg.exact_max_rows}"
+        )
     why = (
-        f"n={n} > rfm.exact_max_rows={rfm_cfg.exact_max_rows}"
+        f"{n:,} training rows > rfm.exact_max_rows={rfm_cfg.exact_max_rows}"
         if n > rfm_cfg.exact_max_rows
         else f"the {n}×{n} kernel matrix needs {format_bytes(kernel_bytes)} of {format_bytes(available)}"
     )

@@ -11,6 +11,7 @@ refits run on the Nyström path (experiments/common/scalable.py, core/solvers.py
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -60,9 +61,9 @@ def run(cfg, run) -> dict:
         check_kernel_memory(largest, options.precision, device, cfg.memory_limit_gb, remedy)
     estimate, memory = estimate_fit(cfg, choice, options, data, largest, len(folds), device)
     log.info(
-        "%s: n=%d d=%d %s%s, method=%s, protocol=%s",
+        "%s: %s; d=%d %s%s, method=%s, protocol=%s",
         data.name,
-        data.n,
+        rows_text(tuning, folds, held_out, cfg.data.test_fraction),
         data.d,
         data.task,
         f" ({data.n_classes} classes)" if data.n_classes else "",
@@ -151,6 +152,30 @@ def run(cfg, run) -> dict:
         "reused_from_interrupted_run": units.summary(),
         **held_out_summary(held_out),
     }
+
+
+def rows_text(tuning, folds, held_out, test_fraction: float) -> str:
+    """Which rows are which: the training rows (the tuning split's parts within them) and the test
+    rows, never the two counted together; a dataset with its own folds says so."""
+    fit, validate = (len(rows) for rows in tuning)
+    if len(folds) == 1:
+        ((train, test),) = folds
+        source = (
+            Path(held_out.path).name if held_out else f"a seeded split, data.test_fraction={test_fraction:g}"
+        )
+        return (
+            f"{len(train):,} training rows ({fit:,} to fit, {validate:,} to validate for selection), "
+            f"{len(test):,} test rows ({source})"
+        )
+
+    def sizes(counts) -> str:
+        return f"{min(counts):,}" if min(counts) == max(counts) else f"{min(counts):,}-{max(counts):,}"
+
+    trains, tests = [len(train) for train, _ in folds], [len(test) for _, test in folds]
+    return (
+        f"selection on its tuning split ({fit:,} to fit, {validate:,} to validate), then {len(folds)} folds "
+        f"of {sizes(trains)} training and {sizes(tests)} test rows (the dataset's own splits)"
+    )
 
 
 def finished_units(cfg, run, X, y, tuning, progress) -> Units:
