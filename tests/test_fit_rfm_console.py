@@ -55,3 +55,44 @@ def test_the_header_counts_an_internal_split(fact_cli, tmp_path):
     assert "200 training rows (150 to fit, 50 to validate for selection)" in header, header
     assert "50 test rows (a seeded split, data.test_fraction=0.2)" in header, header
     assert "(auto: 200 training rows <= rfm.exact_max_rows=" in solver, solver  # the same count
+
+
+class SlowClock:
+    """Every reading 31 s after the last: each CG step of a small fit is as far apart as a long
+    fit's, so every throttled progress line is written."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 31.0
+        return self.now
+
+    def __getattr__(self, name):  # time.time and the rest as they are
+        import time
+
+        return getattr(time, name)
+
+
+def test_progress_lines_of_a_nystrom_fit_each_say_something_new(fact_cli, tmp_path, monkeypatch):
+    from factcli.experiments.common import scalable
+
+    monkeypatch.setattr(scalable, "time", SlowClock())
+    monkeypatch.setattr(scalable, "LOGGED_FIT_SECONDS", 0.0)  # a small fit logs its progress too
+    table = write_table(tmp_path / "table.csv", 300)
+    out = tmp_path / "run"
+    grid = ["grid.ridges=[0.1,1]", "grid.bandwidths=[1,2]", "rfm.iters=2", "plots=false", "threads=1"]
+    nystrom = ["rfm.solver=nystrom", "rfm.centers=50"]
+    result = fact_cli(
+        "fit-rfm", f"dataset={table}", "data.target=label", *nystrom, *grid, f"hydra.run.dir={out}"
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = logged(out)
+    cg = [line for line in lines if "CG step" in line]
+    assert len(cg) > 10, lines  # the solver's steps are reported
+    repeated = [(a, b) for a, b in zip(lines, lines[1:], strict=False) if a == b]
+    assert not repeated, repeated
+    assert len(set(cg)) == len(cg), cg  # not even apart: every solve's steps are told apart
+    # each CG line says where the fit is: which solve, the step, how much is done and the time left
+    assert all(re.search(r"solve \d+, CG step \d+ of at most \d+", line) for line in cg), cg
+    assert all(re.search(r"\d+ of \d+ iterates done, about .+ left", line) for line in cg), cg
