@@ -111,7 +111,7 @@ def test_a_rerun_with_other_settings_is_refused_naming_them(fact_cli, tmp_path, 
     other = fact_cli("fit-rfm", *changed, "seed=3", f"hydra.run.dir={out}")
     errors = [line for line in other.stderr.splitlines() if line.startswith("error:")]
     assert other.exit_code == 1 and len(errors) == 1, other.stderr
-    assert "grid.ridges=[0.01, 1.0] (interrupted run) vs [0.1, 1.0]" in errors[0]
+    assert "grid.ridges=[0.01,1.0] (interrupted run) vs [0.1,1.0]" in errors[0]
     assert "seed=0 (interrupted run) vs 3" in errors[0]
     assert "rerun with the interrupted run's values, or use a new run directory" in errors[0]
     assert (out / "selection" / "units.json").read_text() == units  # nothing recorded changed

@@ -20,6 +20,7 @@ from factcli import plots
 from factcli.choices import AUTO_KERNEL, AUTO_KERNELS
 from factcli.data import load_tabular
 from factcli.errors import FactError
+from factcli.messages import say
 from factcli.runtime import resolve_device
 
 from ..common import scalable
@@ -245,7 +246,7 @@ def impute_missing(data, training_rows) -> dict:
     counts = missing.sum(0)
     data.X = np.where(missing, medians[None, :], data.X)
     imputed = {data.feature_names[j]: int(counts[j]) for j in np.flatnonzero(counts)}
-    log.info("imputed missing values with training medians: %s", imputed)
+    log.info("imputed missing values with training medians: %s", say(imputed))
     return imputed
 
 

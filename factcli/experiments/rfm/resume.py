@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from factcli.errors import FactError
+from factcli.messages import as_override
 from factcli.rundir import write_atomic, write_json
 
 from ..nets.train import resume_changes
@@ -218,7 +219,10 @@ class Units:
         changed = resume_changes(self.config, saved_config or {})
         fixed = {key: pair for key, pair in changed.items() if not key.startswith(RESUME_MAY_CHANGE)}
         if fixed:
-            listed = ", ".join(f"{key}={old} (interrupted run) vs {new}" for key, (old, new) in fixed.items())
+            listed = ", ".join(
+                f"{key}={as_override(old)} (interrupted run) vs {as_override(new)}"
+                for key, (old, new) in fixed.items()
+            )
             raise FactError(
                 f"{path} was made with other settings that a resume cannot change: {listed}; "
                 "rerun with the interrupted run's values, or use a new run directory"
