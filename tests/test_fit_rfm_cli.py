@@ -23,6 +23,7 @@ def test_fit_rfm_writes_the_run_directory_contract(fact_cli, tmp_path):
         "fit_rfm.log",
         "metrics.csv",
         "plots",
+        "selection",
         "summary.json",
     ]
     assert (out / ".hydra" / "overrides.yaml").exists()

@@ -9,6 +9,7 @@ made (and logged) before the heavy work starts, from a short timing of this mach
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, replace
 
@@ -27,6 +28,8 @@ log = logging.getLogger("fact")
 LONG_FIT_SECONDS = 3600.0
 # Progress lines go to the log (and console) only for fits estimated to take at least this long.
 LOGGED_FIT_SECONDS = 10.0
+# A long solve's CG steps are logged at most this often.
+CG_LOG_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,11 @@ def choose_solver(rfm_cfg, n: int, precision: str, device, memory_limit_gb: floa
     kernel_bytes = 1.1 * n * n * itemsize
     available = available_memory_bytes(device) if memory_limit_gb is None else memory_limit_gb * 2**30
     if n <= rfm_cfg.exact_max_rows and kernel_bytes <= available:
-        return SolverChoice("exact", f"auto: n={n} <= rfm.exact_max_rows={rfm_cfg.exact_max_rows}")
+        return SolverChoice(
+            "exact", f"auto: {n:,} training rows <= rfm.exact_max_rows={rfm_cfg.exact_max_rows}"
+        )
     why = (
-        f"n={n} > rfm.exact_max_rows={rfm_cfg.exact_max_rows}"
+        f"{n:,} training rows > rfm.exact_max_rows={rfm_cfg.exact_max_rows}"
         if n > rfm_cfg.exact_max_rows
         else f"the {n}×{n} kernel matrix needs {format_bytes(kernel_bytes)} of {format_bytes(available)}"
     )
@@ -170,21 +175,30 @@ def announce(choice: SolverChoice, estimate: float, memory: float | None) -> Non
 
 
 class FitProgress:
-    """Where a fit is: grid point i of N, RFM iteration, CG step, time left.
+    """Where a fit is: the stage (grid point, path, refit), the solve within it, its CG step, the
+    iterates done of those expected and the time left.
 
     On a terminal a progress bar (transient); elsewhere nothing but the log lines, which are written
-    for fits estimated to take at least LOGGED_FIT_SECONDS (at DEBUG level below that).
+    for fits estimated to take at least LOGGED_FIT_SECONDS (at DEBUG level below that). CG steps are
+    logged at most every CG_LOG_SECONDS; every line names its solve and step, so no two read alike.
     """
 
     def __init__(self, total_iterates: int, estimate_seconds: float):
         self.total = total_iterates
+        self.estimate = estimate_seconds
         self.level = logging.INFO if estimate_seconds >= LOGGED_FIT_SECONDS else logging.DEBUG
         self.where = ""
+        self.done = 0  # iterates finished (or reused)
+        self.reused = 0  # of them, reused from an interrupted run (they took no time here)
+        self.solve = 0  # the solve within the stage that the CG steps belong to
+        self._last_step = 0
         self._progress = None
         self._task = None
-        self._last_cg_log = 0.0
+        self._started = time.perf_counter()
+        self._last_cg_log = -math.inf
 
     def __enter__(self):
+        self._started = time.perf_counter()
         if interactive():
             from rich.progress import (
                 BarColumn,
@@ -217,29 +231,56 @@ class FitProgress:
         """The number of iterates is known better now (after selection: folds × (t* + 1) remain)."""
         self.total = total_iterates
         if self._progress is not None:
-            self._progress.update(self._task, total=total_iterates)
+            self._progress.update(self._task, total=self.total)
 
     def stage(self, text: str) -> None:
         """A new stage (grid point i of N, fold j of 4): logged and shown."""
-        self.where = text
+        self.where, self.solve, self._last_step = text, 0, 0
         log.log(self.level, "%s", text)
         self._show(text)
 
     def iterate(self, t: int, detail: str = "") -> None:
         """An RFM iterate finished."""
-        log.log(self.level, "%s: iteration t=%d done%s", self.where, t, f" ({detail})" if detail else "")
+        self.done += 1
+        more = f" ({detail})" if detail else ""
+        log.log(self.level, "%s: iteration t=%d done%s; %s", self.where, t, more, self.tally())
         if self._progress is not None:
             self._progress.advance(self._task)
         self._show(f"{self.where} · t={t + 1}")
 
+    def advance(self, iterates: int, why: str) -> None:
+        """Iterates counted done without running them (``why``: reused from an interrupted run)."""
+        self.done += iterates
+        self.reused += iterates
+        if self._progress is not None:
+            self._progress.advance(self._task, iterates)
+            self._show(f"{self.where} · {why}")
+
     def step(self, stage: str, done: int, total: int) -> None:
-        """The Nyström solver's callback: CG steps (shown; logged at most every 30 s)."""
-        if stage == "cg":
-            self._show(f"{self.where} · CG step {done} (≤ {total})")
-            now = time.perf_counter()
-            if now - self._last_cg_log > 30:
-                log.log(self.level, "%s: CG step %d", self.where, done)
-                self._last_cg_log = now
+        """The Nyström solver's callback: CG steps (shown; logged at most every CG_LOG_SECONDS)."""
+        if stage != "cg":
+            return
+        if done <= self._last_step or self._last_step == 0:  # CG starts again: the next solve
+            self.solve += 1
+        self._last_step = done
+        self._show(f"{self.where} · solve {self.solve} · CG step {done} (≤ {total})")
+        now = time.perf_counter()
+        if now - self._last_cg_log >= CG_LOG_SECONDS:
+            log.log(
+                self.level,
+                "%s: solve %d, CG step %d of at most %d; %s",
+                self.where, self.solve, done, total, self.tally(),
+            )  # fmt: skip
+            self._last_cg_log = now
+
+    def tally(self) -> str:
+        """Iterates done of those expected and the time left: measured once an iterate has run here,
+        the estimate made before the fit until then."""
+        elapsed = time.perf_counter() - self._started
+        ran = self.done - self.reused
+        left_iterates = max(self.total - self.done, 0)
+        left = elapsed / ran * left_iterates if ran > 0 else max(self.estimate - elapsed, 0.0)
+        return f"{self.done} of {self.total} iterates done, about {format_duration(left)} left"
 
     def _show(self, text: str) -> None:
         if self._progress is not None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from factcli.choices import GROKKING_NETWORKS
 from factcli.data.modular import load_modular
+from factcli.messages import reached
 from factcli.runtime import resolve_device
 
 from ..common.trace import first_reaching
@@ -74,11 +75,10 @@ def run(cfg, run) -> dict:
         summary["stopped_early"] = path.error
         log.warning("stopped early: %s (the iterates before it are kept)", path.error)
     log.info(
-        "test accuracy %.4f at the end; first >= 0.99 at %s %s; jump at %s",
+        "test accuracy %.4f at the end; first >= 0.99 %s; jump %s",
         summary["final_test_accuracy"],
-        x_key,
-        summary["first_iteration_99"],
-        summary["jump_iteration"],
+        reached(summary["first_iteration_99"], x_key),
+        reached(summary["jump_iteration"], x_key),
     )
     return summary
 

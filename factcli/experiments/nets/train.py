@@ -25,6 +25,7 @@ from factcli.core.layer_table import layer_table, residuals
 from factcli.core.losses import CONVENTIONS, make_targets, per_sample_loss
 from factcli.core.nets import MLP, ConvNet, Transformer
 from factcli.errors import FactError
+from factcli.messages import say
 from factcli.progress import format_duration
 from factcli.runtime import resolve_device
 
@@ -342,7 +343,8 @@ class Training:
                 self.step += 1  # the polish counts as one more (exact) optimization step
                 self.residuals = self.stationarity()
                 converged = max(self.residuals) <= train.tol
-                log.info("polished the quadratic net to its critical point: %s", self.polish)
+                words = {key.replace("_", " "): value for key, value in self.polish.items()}
+                log.info("polished the quadratic net to its critical point: %s", say(words).replace("=", " "))
             if done and not converged and self.finish is None and train.finish == "lbfgs":
                 self.start_finish()  # the phase that converges; it stops on the residual
                 self.residuals = self.stationarity()
@@ -433,7 +435,7 @@ class Training:
             self.resumes.append({"step": self.step, "changed": record})
             log.info(
                 "resuming with changed settings, in effect from step %d: %s", self.step,
-                ", ".join(f"{key} {old} -> {new}" for key, (old, new) in changed.items()),
+                ", ".join(f"{key} {say(old)} -> {say(new)}" for key, (old, new) in changed.items()),
             )  # fmt: skip
 
     def _apply_learning_rate(self) -> None:

@@ -20,6 +20,7 @@ import torch
 from factcli.core.rfm import FeatureCollapse, InaccurateSolve, rfm_path
 from factcli.data.parity import make_parity
 from factcli.errors import FactError
+from factcli.messages import reached
 from factcli.progress import track
 from factcli.runtime import resolve_device
 
@@ -60,7 +61,8 @@ def run(cfg, run) -> dict:
         label_noise=cfg.label_noise,
     )
     log.info(
-        f"parity d={cfg.d} k={cfg.k} support={list(data.support)} n={cfg.n} test={cfg.test_size} "
+        f"parity d={cfg.d} k={cfg.k} support={','.join(map(str, data.support))} n={cfg.n} "
+        f"test={cfg.test_size} "
         f"inputs={cfg.inputs} noise={cfg.label_noise:g} ({data.flipped} flipped); "
         f"learner={cfg.learner} on {device}"
     )
@@ -83,11 +85,6 @@ def run(cfg, run) -> dict:
         seconds,
     )
     return {**summary, **trace.details, "device": str(device)}
-
-
-def reached(at, unit: str) -> str:
-    """``at iteration 3`` or ``never reached``: a log line reads as a sentence, never "at None"."""
-    return f"at {unit} {at}" if at is not None else "never reached"
 
 
 # --------------------------------------------------------------------------------------- RFM

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from factcli.messages import say
 from factcli.plots import save
 from factcli.rundir import collect_sweep, write_csv, write_json
 
@@ -91,7 +92,7 @@ def write_phase_transition(out_dir: Path, sweep_dirs: list[Path] | None = None) 
             row["learner"],
             row["d"],
             row["k"],
-            row["smallest_n"],
+            say(row["smallest_n"], none="not reached"),
         )
     return plot_phase_transition(out_dir / "phase_transition.png", table)
 

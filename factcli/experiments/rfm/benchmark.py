@@ -31,6 +31,7 @@ from factcli import plots
 from factcli.data.tabular import uci_dir
 from factcli.data.uci import list_uci, load_uci, uci_rows
 from factcli.errors import FactError
+from factcli.messages import say
 from factcli.progress import track
 from factcli.rundir import write_csv, write_json
 from factcli.runtime import resolve_device
@@ -120,7 +121,10 @@ def run_benchmark(cfg, run) -> dict:
             accuracies = ", ".join(f"{r['protocol']} {r['test_accuracy']:.2f}" for r in rows)
             wall = rows[0]["selection_seconds"] + sum(r["eval_seconds"] for r in rows)  # selection is shared
             chosen_t, error = rows[0]["iteration"], rows[0]["error"]
-            log.info("%s %s: %s, t = %s (%.1f s) %s", name, entry.label, accuracies, chosen_t, wall, error)
+            failed = f" {error}" if error else ""
+            log.info(
+                "%s %s: %s, t = %s (%.1f s)%s", name, entry.label, accuracies, say(chosen_t), wall, failed
+            )
 
     labels = [entry.label for entry in entries]
     table = collect_rows(store, names, labels, list(bench.protocols))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from factcli import plots
 from factcli.choices import AUTO_KERNEL, AUTO_KERNELS
 from factcli.data import load_tabular
 from factcli.errors import FactError
+from factcli.messages import say
 from factcli.runtime import resolve_device
 
 from ..common import scalable
@@ -29,6 +31,7 @@ from .folds import evaluate_folds, fit_options, select_on_tuning_split, splits_o
 from .grid import GridSelection
 from .protocol import Task
 from .reading import report_feature_learning
+from .resume import Units, fingerprint
 
 log = logging.getLogger("fact")
 
@@ -60,9 +63,9 @@ def run(cfg, run) -> dict:
         check_kernel_memory(largest, options.precision, device, cfg.memory_limit_gb, remedy)
     estimate, memory = estimate_fit(cfg, choice, options, data, largest, len(folds), device)
     log.info(
-        "%s: n=%d d=%d %s%s, method=%s, protocol=%s",
+        "%s: %s; d=%d %s%s, method=%s, protocol=%s",
         data.name,
-        data.n,
+        rows_text(tuning, folds, held_out, cfg.data.test_fraction),
         data.d,
         data.task,
         f" ({data.n_classes} classes)" if data.n_classes else "",
@@ -77,7 +80,10 @@ def run(cfg, run) -> dict:
     iterates = stage0 + paths + len(folds) * (options.iters + 1)
     with scalable.FitProgress(iterates, estimate) as progress:
         options = scalable.with_choice(options, choice, cfg.rfm, cfg.seed, progress.step)
-        selection = select_on_tuning_split(task, options, cfg, Xt, yt, tuning, progress)
+        units = finished_units(cfg, run, Xt, yt, tuning, progress)
+        selection = select_on_tuning_split(task, options, cfg, Xt, yt, tuning, progress, units)
+        if units.report() is not None:
+            log.info("%s", units.report())
         refit_iterates = 1 if cfg.protocol == "paper" else selection.chosen.iteration + 1
         progress.expect(len(selection.candidates) + len(folds) * refit_iterates)
         results = evaluate_folds(task, options, selection, cfg.protocol, Xt, yt, folds, progress)
@@ -145,8 +151,41 @@ def run(cfg, run) -> dict:
         "imputed_missing": imputed,
         "read_as": data.read_as,
         "feature_learning": reading,
+        "reused_from_interrupted_run": units.summary(),
         **held_out_summary(held_out),
     }
+
+
+def rows_text(tuning, folds, held_out, test_fraction: float) -> str:
+    """Which rows are which: the training rows (the tuning split's parts within them) and the test
+    rows, never the two counted together; a dataset with its own folds says so."""
+    fit, validate = (len(rows) for rows in tuning)
+    if len(folds) == 1:
+        ((train, test),) = folds
+        source = (
+            Path(held_out.path).name if held_out else f"a seeded split, data.test_fraction={test_fraction:g}"
+        )
+        return (
+            f"{len(train):,} training rows ({fit:,} to fit, {validate:,} to validate for selection), "
+            f"{len(test):,} test rows ({source})"
+        )
+
+    def sizes(counts) -> str:
+        return f"{min(counts):,}" if min(counts) == max(counts) else f"{min(counts):,}-{max(counts):,}"
+
+    trains, tests = [len(train) for train, _ in folds], [len(test) for _, test in folds]
+    return (
+        f"selection on its tuning split ({fit:,} to fit, {validate:,} to validate), then {len(folds)} folds "
+        f"of {sizes(trains)} training and {sizes(tests)} test rows (the dataset's own splits)"
+    )
+
+
+def finished_units(cfg, run, X, y, tuning, progress) -> Units:
+    """The selection units an interrupted run left in this run directory, kept there as they finish."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    return Units(run.path, config, fingerprint(X, y, *tuning), X.device, progress)
 
 
 def estimate_fit(cfg, choice, options, data, n: int, folds: int, device) -> tuple[float, float | None]:
@@ -214,7 +253,7 @@ def impute_missing(data, training_rows) -> dict:
     counts = missing.sum(0)
     data.X = np.where(missing, medians[None, :], data.X)
     imputed = {data.feature_names[j]: int(counts[j]) for j in np.flatnonzero(counts)}
-    log.info("imputed missing values with training medians: %s", imputed)
+    log.info("imputed missing values with training medians: %s", say(imputed))
     return imputed
 
 

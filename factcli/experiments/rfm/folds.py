@@ -115,13 +115,12 @@ def grid_spec(cfg) -> GridSpec:
     )
 
 
-def select_on_tuning_split(task, options, cfg, X, y, tuning, progress=None) -> GridSelection:
+def select_on_tuning_split(task, options, cfg, X, y, tuning, progress=None, units=None) -> GridSelection:
     """Stage 0 (kernel ridge regression over the grid), then the method's paths (grid.py), both with
-    ``options.solver`` (on the Nyström path no n×n matrix is made)."""
+    ``options.solver`` (on the Nyström path no n×n matrix is made); ``units``: resume.Units."""
+    split = Split.of(X, y, *tuning)
     with clear_solver_errors(options.precision):
-        return select(
-            task, cfg.kernel.name, grid_spec(cfg), options, Split.of(X, y, *tuning), progress=progress
-        )
+        return select(task, cfg.kernel.name, grid_spec(cfg), options, split, progress=progress, units=units)
 
 
 def evaluate_folds(task, options, selection, protocol, X, y, folds, progress=None) -> list[FoldResult]:

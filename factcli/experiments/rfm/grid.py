@@ -16,7 +16,8 @@ accurately is counted (``failures``), never scored. Stage 0's fits are the paths
 iterations, larger ridge, larger bandwidth, no normalization, kernel order), never to grid order.
 The ``noise`` rule keeps t = 0 unless a t > 0 candidate beats it by more than its standard error.
 
-Pure computation (tensors in, numbers out): no files, no printing.
+Pure computation (tensors in, numbers out): no files, no printing; ``units`` (resume.py, given by
+fit-rfm) keeps each finished unit in the run directory and hands back those an interrupted run finished.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ class KernelStage:
 
 
 def kernel_stage(
-    task: Task, kernel_name: str, spec: GridSpec, options: RFMOptions, split: Split, progress=None
+    task: Task, kernel_name: str, spec: GridSpec, options: RFMOptions, split: Split, progress=None, units=None
 ) -> KernelStage:
     """KRR with M = I at every grid point, solved by ``options.solver`` (precision, solve tolerance).
 
@@ -181,6 +182,12 @@ def kernel_stage(
         for bandwidth in bandwidth_values(kernel_name, spec, A - A.mean(0, keepdim=True)):
             if progress is not None:
                 progress.stage(f"stage 0: {kernel_name} L={bandwidth:.3g}, x/|x|={normalize}")
+            kept = None if units is None else units.stage0(kernel_name, normalize, bandwidth, work)
+            if kept is not None:  # finished by an interrupted run (resume.py)
+                candidates, unsolved = candidates + kept.candidates, unsolved + kept.unsolved
+                precisions |= kept.precisions
+                continue
+            first = len(candidates)
             fits = work.fit_ridges(Kernel(kernel_name, bandwidth), eye, spec.ridges, options.solve_tol)
             done = [ridge for ridge in spec.ridges if isinstance(fits[ridge], Fit)]
             unsolved += len(spec.ridges) - len(done)
@@ -210,6 +217,17 @@ def kernel_stage(
                 )
                 if progress is not None:
                     progress.iterate(0, f"ridge={ridge:g}, validation {task.metric} {val:.4f}")
+            if units is not None:
+                used = {fits[ridge].report.precision for ridge in done}
+                units.keep_stage0(
+                    kernel_name,
+                    normalize,
+                    bandwidth,
+                    work,
+                    candidates[first:],
+                    len(spec.ridges) - len(done),
+                    used,
+                )
     if not candidates:
         raise InaccurateSolve(f"no {kernel_name} kernel solve of the grid was accurate, even in float64")
     seconds = time.perf_counter() - started
@@ -252,7 +270,13 @@ def select_krr(task: Task, stage: KernelStage, d: int) -> GridSelection:
 
 
 def feature_stage(
-    task: Task, stage: KernelStage, spec: GridSpec, options: RFMOptions, split: Split, progress=None
+    task: Task,
+    stage: KernelStage,
+    spec: GridSpec,
+    options: RFMOptions,
+    split: Split,
+    progress=None,
+    units=None,
 ) -> GridSelection:
     """RFM paths (options.method) from stage 0's best setting(s), for every ridge; then ``choose``."""
     started = time.perf_counter()
@@ -264,9 +288,18 @@ def feature_stage(
     for bandwidth, normalize in starts:
         A, B = split.normalized(normalize)
         for ridge in spec.ridges:
+            kept = None if units is None else units.path(stage.kernel, bandwidth, normalize, float(ridge))
+            if kept is not None:  # finished by an interrupted run (resume.py)
+                candidates, failed = candidates + kept.candidates, failed + kept.failed
+                Ms.update(kept.Ms)
+                precisions |= kept.precisions
+                continue
             first = stage.solves.get((bandwidth, normalize, float(ridge)))
+            if first is None and units is not None:  # its stage-0 unit was reused: solved again
+                first = units.start_fit(task, stage, spec, options, split, bandwidth, normalize, ridge)
             if first is None:
                 continue  # stage 0 could not solve this point in any precision
+            begun, failed_before = len(candidates), failed
             path_options = replace(options, kernel=Kernel(stage.kernel, bandwidth), ridge=float(ridge))
             if progress is not None:
                 progress.stage(f"path: {stage.kernel} L={bandwidth:.3g}, ridge={ridge:g}, x/|x|={normalize}")
@@ -295,6 +328,11 @@ def feature_stage(
                     Ms[candidate] = iterate.M
             except InaccurateSolve:
                 failed += 1
+            if units is not None:
+                path = candidates[begun:]
+                units.keep_path(
+                    stage.kernel, bandwidth, normalize, ridge, path, Ms, failed - failed_before, precisions
+                )
     chosen = choose(task, candidates, spec.rule)
     M = Ms.get(chosen, torch.eye(split.X_train.shape[1], dtype=torch.float64))
     seconds = stage.seconds + time.perf_counter() - started
@@ -317,6 +355,7 @@ def select(
     split: Split,
     stage_of=None,
     progress=None,
+    units=None,
 ) -> GridSelection:
     """The whole selection for ``options.method`` (``laplace``: KRR, t = 0 only) on the tuning split.
 
@@ -328,7 +367,7 @@ def select(
     if stage_of is None:
 
         def stage_of(kernel):
-            return kernel_stage(task, kernel, spec, options, split, progress)
+            return kernel_stage(task, kernel, spec, options, split, progress, units)
 
     auto = kernel_name == AUTO_KERNEL
     kernels = AUTO_KERNELS if auto else (kernel_name,)
@@ -339,7 +378,7 @@ def select(
         selection = select_krr(task, stage, split.X_train.shape[1])
     else:
         path_options = options_for_kernel(options, best0.kernel, auto)
-        selection = feature_stage(task, stage, spec, path_options, split, progress)
+        selection = feature_stage(task, stage, spec, path_options, split, progress, units)
     for other in stages:
         if other is not stage:
             selection.candidates += other.candidates
