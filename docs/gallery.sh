@@ -21,7 +21,7 @@ lines = [
     "",
     "Regenerate with `docs/gallery.sh` (it reruns what is missing of `docs/first_hour.sh`, then copies the",
     "figures here, shrunk to 70%). `tests/test_figures.py` checks the layout of",
-    "every kind of figure on quick runs; the along-training figure of train-net (`experiments/nets/plots.py`) still clips its y-axis at −0.1.",
+    "every kind of figure on quick runs.",
     "",
 ]
 for run in sorted(p for p in runs.iterdir() if p.is_dir()):
