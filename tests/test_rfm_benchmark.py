@@ -168,6 +168,10 @@ def test_a_small_cholesky_floor_is_not_rounded_to_zero():
     summary = summarize([row], ["balloons"], ["fact"], ["strict"])
     assert summary["cholesky_floor_seconds"]["fact"] == 0.004
     assert summary["wall_over_floor"]["fact"] == 150.0
+    # Below a millisecond the floor keeps its digits, so the table never shows "none" beside a ratio.
+    row.update(cholesky_seconds=0.00023)
+    summary = summarize([row], ["balloons"], ["fact"], ["strict"])
+    assert summary["cholesky_floor_seconds"]["fact"] == 0.00023
 
 
 def test_the_readme_names_the_files_the_benchmark_writes(bench, tmp_path):

@@ -320,7 +320,8 @@ def summarize(
     else:  # each row's clock covers its selection and every protocol
         floor = first.groupby("label").cholesky_seconds.sum()
     summary["seconds"] = {m: round(float(v), 1) for m, v in wall.items()}
-    summary["cholesky_floor_seconds"] = {m: round(float(v), 3) for m, v in floor.items()}
+    # Significant digits, not decimals: a floor of 0.0004 s is a floor, and its ratio is shown beside it.
+    summary["cholesky_floor_seconds"] = {m: float(f"{v:.4g}") for m, v in floor.items()}
     summary["wall_over_floor"] = {
         m: round(float(wall[m] / floor[m]), 3) if floor[m] > 0 else None for m in wall.index
     }
