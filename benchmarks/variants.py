@@ -69,6 +69,7 @@ ENTRIES_3 = [
 ]
 BASELINES_3 = ["fact"]
 MAX_ROWS_3 = 1000
+SUPPLEMENT_ROWS_3 = 2000  # 1,000 < n ≤ 2,000: run after the 64 as time allows, reported apart, no vote
 
 
 def halves(root: Path) -> tuple[list[str], list[str]]:
@@ -77,6 +78,12 @@ def halves(root: Path) -> tuple[list[str], list[str]]:
 
     names = sorted(name for name in list_uci(root) if uci_rows(root, name) <= MAX_ROWS_3)
     return names[::2], names[1::2]
+
+
+def supplement(root: Path) -> list[str]:
+    from factcli.data.uci import list_uci, uci_rows
+
+    return sorted(name for name in list_uci(root) if MAX_ROWS_3 < uci_rows(root, name) <= SUPPLEMENT_ROWS_3)
 
 
 def by_size(root: Path, names: list[str]) -> list[str]:
@@ -176,8 +183,11 @@ def summary_3(root: Path, out: Path = OUT / "round3") -> dict:
     frame["seconds"] = frame.selection_seconds + frame.eval_seconds
     result: dict = {"halves": {"A": half_a, "B": half_b}}
     text = []
-    for part, names in (("A", half_a), ("B", half_b), ("A+B", half_a + half_b)):
+    parts = [("A", half_a), ("B", half_b), ("A+B", half_a + half_b), ("supplement", supplement(root))]
+    for part, names in parts:
         rows = frame[frame.dataset.isin(names)]
+        if not len(rows):
+            continue
         block = compare_table(rows, labels, BASELINES_3)
         finished = rows.pivot_table(index="dataset", columns="label", values="test_accuracy").dropna()
         done = rows[rows.dataset.isin(finished.index)]
@@ -236,7 +246,8 @@ def main() -> None:
     if args.round == 3:
         out = OUT / "round3"
         if not args.summary:
-            run(root, args.threads, ENTRIES_3, by_size(root, sum(halves(root), [])), out, isolated=True)
+            names = by_size(root, sum(halves(root), [])) + by_size(root, supplement(root))
+            run(root, args.threads, ENTRIES_3, names, out, isolated=True)
         summary_3(root, out)
         print((out / "summary.md").read_text())
         return
