@@ -6,8 +6,9 @@ as it is finished, so a rerun resumes; `--summary` (also run at the end) writes 
 and `variants/summary.md`: every entry's mean, W/T/L and Wilcoxon p against every baseline, failures.
 `--round 2`: the kernel selected on validation, on all 53 datasets of 150-2,000 rows → `variants/round2/`.
 `--round 3` (issue 23): selection on 4 inner folds, bagged refits, both, against the frozen default
-`fact`, on every shipped dataset with n ≤ 1,000 rows, halves A and B by name → `variants/round3/`;
-each entry runs in a Suite of its own (no stage shared), so its seconds are its whole cost.
+`fact`, on every shipped dataset with n ≤ 1,000 rows, halves A and B by name, then the 9 with
+1,000 < n ≤ 2,000 as a supplement with no vote → `variants/round3/`; each entry runs in a Suite of its
+own (no stage shared), so its seconds are its whole cost.
 The variant list and the rule that picks the default from them are in benchmarks/README.md (fixed
 before this ran).
 """
@@ -200,11 +201,9 @@ def summary_3(root: Path, out: Path = OUT / "round3") -> dict:
         block["complete"] = len(finished) == len(names)
         result[part] = block
         ratios = ", ".join(f"{label} {block['cost_ratio'][label]:.2f}×" for label in labels)
-        text += [
-            f"## Half {part} ({len(finished)} of {len(names)} datasets finished)",
-            "",
-            markdown_table(block),
-        ]
+        title = {"A+B": "Halves A and B", "supplement": "Supplement (1,000 < n ≤ 2,000; no vote)"}
+        heading = f"## {title.get(part, f'Half {part}')} ({len(finished)} of {len(names)} datasets finished)"
+        text += [heading, "", markdown_table(block)]
         text += [f"Seconds (selection + evaluation), ratio to `fact`: {ratios}", ""]
     result["verdict"] = verdict_3(result)
     text += [f"**Verdict:** {result['verdict']}", ""]
