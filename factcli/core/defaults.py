@@ -30,6 +30,8 @@ GRID_RIDGES = (10.0, 1.0, 0.1, 0.01, 0.001)
 GRID_NORMALIZATIONS = (False, True)  # row normalization x ← x / ‖x‖ off, on
 GRID_SEARCH = "best"  # best: paths from the best t = 0 setting | all
 GRID_RULE = "best"  # best | noise
+GRID_FOLDS = 1  # 1: select on the validation part; k > 1: on k inner folds of the tuning rows
+BAGS = 1  # evaluation: 1 refit on a fold's training rows; k > 1: the mean of k refits on its k-fold parts
 VALIDATION_FRACTION = 0.25  # of the training rows, held out to select on
 
 # The solver (experiments/common/scalable.py, core/solvers.py).

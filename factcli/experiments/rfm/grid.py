@@ -16,6 +16,11 @@ accurately is counted (``failures``), never scored. Stage 0's fits are the paths
 iterations, larger ridge, larger bandwidth, no normalization, kernel order), never to grid order.
 The ``noise`` rule keeps t = 0 unless a t > 0 candidate beats it by more than its standard error.
 
+``GridSpec.folds`` = k > 1 scores every candidate on k inner folds of the tuning rows (training and
+validation parts pooled) instead of the one validation part: its score is the mean of its k
+validation scores, the bandwidths are multiples of the pooled rows' median distance (one number per
+grid point on every fold), and the paths start on every fold from the best mean stage-0 setting.
+
 Pure computation (tensors in, numbers out): no files, no printing; ``units`` (resume.py, given by
 fit-rfm) keeps each finished unit in the run directory and hands back those an interrupted run finished.
 """
@@ -39,7 +44,7 @@ from factcli.core import InvalidInput, defaults
 from factcli.core.kernels import Kernel
 from factcli.core.rfm import Fit, InaccurateSolve, RFMOptions, rfm_path
 
-from .protocol import FoldResult, Split, Task, fit_fold
+from .protocol import FoldResult, Split, Task, fit_fold, inner_folds, normalize_rows
 
 MEDIAN_ROWS = 1000  # rows (at an even stride) the median pairwise distance is estimated on
 
@@ -52,6 +57,7 @@ class GridSpec:
     normalizations: tuple[bool, ...] = defaults.GRID_NORMALIZATIONS
     search: str = defaults.GRID_SEARCH
     rule: str = defaults.GRID_RULE
+    folds: int = defaults.GRID_FOLDS  # 1: the tuning split's validation part; k > 1: k inner folds
 
     def __post_init__(self) -> None:
         # Configs and estimators hand over lists (OmegaConf's, numpy's): one place makes them tuples.
@@ -69,6 +75,10 @@ class GridSpec:
             raise InvalidInput("bandwidths must be a non-empty list of positive numbers")
         if not self.ridges or min(self.ridges) < 0:
             raise InvalidInput("ridges must be a non-empty list of non-negative numbers")
+        if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 1:
+            raise InvalidInput(
+                f"grid folds must be a whole number >= 1 (1: one validation part), got {self.folds!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -163,12 +173,21 @@ class KernelStage:
 
 
 def kernel_stage(
-    task: Task, kernel_name: str, spec: GridSpec, options: RFMOptions, split: Split, progress=None, units=None
+    task: Task,
+    kernel_name: str,
+    spec: GridSpec,
+    options: RFMOptions,
+    split: Split,
+    progress=None,
+    units=None,
+    scale_rows: torch.Tensor | None = None,
 ) -> KernelStage:
     """KRR with M = I at every grid point, solved by ``options.solver`` (precision, solve tolerance).
 
     Every ridge of one (normalization, bandwidth) shares its kernel matrix (the solver's ``fit_ridges``),
     and the validation predictions of all of them come from one blockwise pass with their α side by side.
+    The bandwidths are multiples of the median distance among ``scale_rows`` (default: the training
+    rows), after the grid point's normalization.
     """
     started = time.perf_counter()
     Y = task.targets(split.y_train)
@@ -179,7 +198,8 @@ def kernel_stage(
         center = A.mean(0, keepdim=True) if invariant else torch.zeros_like(A[:1])  # as rfm_path centres
         work = options.solver.start(A - center, Y, options.precision)
         eye = torch.eye(A.shape[1], dtype=torch.float64, device=A.device)
-        for bandwidth in bandwidth_values(kernel_name, spec, A - A.mean(0, keepdim=True)):
+        R = A if scale_rows is None else normalize_rows(scale_rows, normalize)
+        for bandwidth in bandwidth_values(kernel_name, spec, R - R.mean(0, keepdim=True)):
             if progress is not None:
                 progress.stage(f"stage 0: {kernel_name} L={bandwidth:.3g}, x/|x|={normalize}")
             kept = None if units is None else units.stage0(kernel_name, normalize, bandwidth, work)
@@ -253,7 +273,7 @@ class GridSelection:
     """The chosen candidate, its M, every candidate scored, and how selection went."""
 
     chosen: Candidate
-    M: torch.Tensor
+    M: torch.Tensor | None  # None: chosen with t > 0 on inner folds, each of which learned its own M
     candidates: list[Candidate]
     precisions: set
     seconds: float
@@ -277,13 +297,17 @@ def feature_stage(
     split: Split,
     progress=None,
     units=None,
+    start: tuple[float, bool] | None = None,
 ) -> GridSelection:
-    """RFM paths (options.method) from stage 0's best setting(s), for every ridge; then ``choose``."""
+    """RFM paths (options.method) from stage 0's best setting(s), for every ridge; then ``choose``.
+    ``start``: the (bandwidth, normalization) to start from instead of this stage's best (inner folds
+    start every fold's paths from the best mean setting)."""
     started = time.perf_counter()
     Y = task.targets(split.y_train)
     best0 = best_of(task, stage.candidates)
     settings = sorted({(c.bandwidth, c.normalize) for c in stage.candidates})
-    starts = [(best0.bandwidth, best0.normalize)] if spec.search == "best" else settings
+    first_setting = start if start is not None else (best0.bandwidth, best0.normalize)
+    starts = [first_setting] if spec.search == "best" else settings
     candidates, Ms, precisions, failed = list(stage.candidates), {}, set(stage.precisions), 0
     for bandwidth, normalize in starts:
         A, B = split.normalized(normalize)
@@ -362,8 +386,11 @@ def select(
     ``kernel_name`` may be ``auto``: stage 0 then runs for every kernel of AUTO_KERNELS, the best
     stage-0 point decides the kernel, and only that kernel's paths are run; the other kernels'
     stage-0 points stay candidates (none can win: their best already lost). ``stage_of(kernel)``
-    gives a stage computed earlier (shared by methods); by default it is computed here.
+    gives a stage computed earlier (shared by methods); by default it is computed here. With
+    ``spec.folds`` > 1 the selection is ``select_inner_folds``'s, whose stages are its folds' own.
     """
+    if spec.folds > 1:
+        return select_inner_folds(task, kernel_name, spec, options, split, progress)
     if stage_of is None:
 
         def stage_of(kernel):
@@ -388,13 +415,104 @@ def select(
     return selection
 
 
+def select_inner_folds(
+    task: Task, kernel_name: str, spec: GridSpec, options: RFMOptions, split: Split, progress=None
+) -> GridSelection:
+    """``select`` with every candidate scored on ``spec.folds`` inner folds of the tuning rows.
+
+    Each fold runs stage 0 and the paths as ``select`` does on one split, with the same bandwidths
+    (multiples of the pooled rows' median distance) and paths from the same start (the best mean
+    stage-0 setting); a candidate's score is the mean over the folds (``mean_candidates``). No one M
+    is selected with t > 0 (each fold learned its own): only the strict protocol can evaluate it.
+    """
+    started = time.perf_counter()
+    X = torch.cat([split.X_train, split.X_held_out])
+    y = torch.cat([split.y_train, split.y_held_out])
+    parts = [Split(X[a], y[a], X[b], y[b]) for a, b in inner_folds(task, y, spec.folds)]
+    one = replace(spec, folds=1)
+    auto = kernel_name == AUTO_KERNEL
+    kernels = AUTO_KERNELS if auto else (kernel_name,)
+    stages = {
+        k: [kernel_stage(task, k, one, options, part, progress, scale_rows=X) for part in parts]
+        for k in kernels
+    }
+    means0 = {k: mean_candidates(task, [stage.candidates for stage in stages[k]]) for k in kernels}
+    best0 = best_of(task, [c for k in kernels for c in means0[k]])
+    kernel = best0.kernel
+    failures = sum(stage.unsolved for k in kernels for stage in stages[k])
+    precisions = {p for k in kernels for stage in stages[k] for p in stage.precisions}
+    form = options.form
+    if options.method == "laplace":
+        candidates = list(means0[kernel])
+    else:
+        path_options = options_for_kernel(options, kernel, auto)
+        form = path_options.form
+        start = (best0.bandwidth, best0.normalize)
+        paths = [
+            feature_stage(task, stage, one, path_options, part, progress, start=start)
+            for stage, part in zip(stages[kernel], parts, strict=True)
+        ]
+        candidates = mean_candidates(task, [path.candidates for path in paths])
+        failures += sum(
+            path.failures - path_stage.unsolved
+            for path, path_stage in zip(paths, stages[kernel], strict=True)
+        )
+        precisions |= {p for path in paths for p in path.precisions}
+    chosen = choose(task, candidates, spec.rule)
+    M = torch.eye(split.X_train.shape[1], dtype=torch.float64) if chosen.iteration == 0 else None
+    candidates += [c for k in kernels if k != kernel for c in means0[k]]
+    return GridSelection(chosen, M, candidates, precisions, time.perf_counter() - started, failures, form)
+
+
+def mean_candidates(task: Task, per_fold: list[list[Candidate]]) -> list[Candidate]:
+    """The candidates every fold scored, each with its scores averaged over the folds: validation and
+    training score, the standard error of the mean (√Σ se² / k), the worst solve residual and CG steps."""
+
+    def key(c: Candidate) -> tuple:
+        return (c.kernel, c.bandwidth, c.normalize, c.ridge, c.iteration)
+
+    tables = [{key(c): c for c in candidates} for candidates in per_fold]
+    k = len(per_fold)
+    out = []
+    for name in tables[0]:
+        if not all(name in table for table in tables):
+            continue  # a grid point some fold could not solve is not scored
+        group = [table[name] for table in tables]
+        steps = [c.cg_steps for c in group]
+        out.append(
+            Candidate(
+                *name,
+                sum(c.val_score for c in group) / k,
+                math.sqrt(sum(c.val_stderr**2 for c in group)) / k,
+                sum(c.train_score for c in group) / k,
+                max(c.solve_residual for c in group),
+                None if None in steps else max(steps),
+            )
+        )
+    if not out:
+        raise InaccurateSolve("no grid point was solved accurately on every inner fold, even in float64")
+    return out
+
+
 def evaluate(
-    task: Task, options: RFMOptions, selection: GridSelection, protocol: str, split: Split, progress=None
+    task: Task,
+    options: RFMOptions,
+    selection: GridSelection,
+    protocol: str,
+    split: Split,
+    progress=None,
+    bags: int = defaults.BAGS,
 ) -> FoldResult:
-    """One fold: strict relearns M_t on the fold's training part; paper reuses the selected M."""
+    """One fold: strict relearns M_t on the fold's training part; paper reuses the selected M.
+    ``bags`` > 1: the mean output of that many refits on the k-fold parts of the fold's training rows."""
     fit, how = chosen_fit(options, selection, protocol)
     chosen = selection.chosen
-    return fit_fold(task, fit, chosen.normalize, chosen.iteration, selection.M, how, split, progress)
+    if selection.M is None and how == "paper":
+        raise InvalidInput(
+            "the paper protocol reuses one M selected on the tuning split, and selection on inner folds "
+            "learned one per fold: use the strict protocol (or grid folds=1)"
+        )
+    return fit_fold(task, fit, chosen.normalize, chosen.iteration, selection.M, how, split, progress, bags)
 
 
 def chosen_fit(options: RFMOptions, selection: GridSelection, protocol: str) -> tuple[RFMOptions, str]:

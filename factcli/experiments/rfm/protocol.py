@@ -2,19 +2,25 @@
 
 ``fit_fold`` fits the chosen setting on a fold's training part, either reusing the selected M
 (``paper``: docs/SPEC.md §5 exactly) or relearning M_0..M_t on the fold's training part (``strict``: no
-test label ever shapes the features), then scores on the fold's held-out part.
+test label ever shapes the features), then scores on the fold's held-out part. With ``bags`` = k > 1 it
+fits k models instead, one on each k-fold training part of the fold's training rows (``inner_folds``),
+and scores the mean of their outputs: bagging the refit, so that one unlucky draw of rows weighs less.
 
 Pure computation (tensors in, numbers out): no files, no printing.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import torch
 
+from factcli.core import InvalidInput
 from factcli.core.rfm import Iterate, RFMOptions, rfm_path
+
+INNER_SEED = 0  # the inner folds' shuffle: fixed, so a variant's folds are the same on every run
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,30 @@ class Split:
         return normalize_rows(self.X_train, enabled), normalize_rows(self.X_held_out, enabled)
 
 
+def inner_folds(task: Task, y: torch.Tensor, k: int, seed: int = INNER_SEED) -> list[tuple]:
+    """k (training rows, held-out rows) index pairs partitioning the rows of y: scikit-learn's shuffled
+    k-fold, stratified by class for classification (unstratified when no class has k rows)."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if k < 2 or len(y) < k:
+        raise InvalidInput(
+            f"{k} inner folds need k >= 2 and at least k rows ({len(y)} here); use fewer folds"
+        )
+    labels = y.cpu().numpy()
+    folds = KFold(k, shuffle=True, random_state=seed)
+    if task.kind == "classification":
+        try:  # a class with fewer than k rows is expected on small tables: it is spread as far as it goes
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+                return [
+                    (torch.as_tensor(a), torch.as_tensor(b))
+                    for a, b in StratifiedKFold(k, shuffle=True, random_state=seed).split(labels, labels)
+                ]
+        except ValueError:  # every class has fewer than k rows: nothing to stratify by
+            pass
+    return [(torch.as_tensor(a), torch.as_tensor(b)) for a, b in folds.split(labels)]
+
+
 def normalize_rows(X: torch.Tensor, enabled: bool) -> torch.Tensor:
     """x ← x / ‖x‖ (zero rows stay zero)."""
     if not enabled:
@@ -94,16 +124,32 @@ def fit_fold(
     protocol: str,
     split: Split,
     progress=None,
+    bags: int = 1,
 ) -> FoldResult:
     """One fold of the chosen setting (``fit`` carries its kernel and ridge), fitted by ``refit`` on the
-    fold's training part and scored on its held-out part."""
+    fold's training part and scored on its held-out part.
+
+    ``bags`` = k > 1: k refits, one on each k-fold training part of the fold's training rows; each
+    iterate's score is that of the k models' mean output (the one-hot regression outputs, before the
+    argmax), and M is the mean of their M (what the ensemble learned, on average)."""
     B = normalize_rows(split.X_held_out, normalize)
-    iterates = refit(task, fit, normalize, iteration, M, protocol, split.X_train, split.y_train, progress)
-    path_scores = [task.score(iterate.predictor(B), split.y_held_out) for iterate in iterates]
-    final = iterates[-1]
-    residuals = [iterate.solve.relative_residual for iterate in iterates]
-    steps = [iterate.solve.cg_steps for iterate in iterates]
-    return FoldResult(path_scores[-1], final.M, path_scores, final.solve.precision, residuals, steps)
+    if bags == 1:
+        parts = [(split.X_train, split.y_train)]
+    else:
+        parts = [(split.X_train[a], split.y_train[a]) for a, _ in inner_folds(task, split.y_train, bags)]
+    models = [refit(task, fit, normalize, iteration, M, protocol, X, y, progress) for X, y in parts]
+    length = min(len(iterates) for iterates in models)  # equal unless a path stopped early
+    path_scores, residuals, steps = [], [], []
+    for t in range(length):
+        outputs = torch.stack([iterates[t].predictor(B).double() for iterates in models]).mean(0)
+        path_scores.append(task.score(outputs, split.y_held_out))
+        residuals.append(max(iterates[t].solve.relative_residual for iterates in models))
+        counts = [iterates[t].solve.cg_steps for iterates in models]
+        steps.append(None if None in counts else max(counts))
+    finals = [iterates[length - 1] for iterates in models]
+    final_M = torch.stack([final.M for final in finals]).mean(0)
+    precision = "+".join(sorted({final.solve.precision for final in finals}))
+    return FoldResult(path_scores[-1], final_M, path_scores, precision, residuals, steps)
 
 
 def refit(

@@ -4,7 +4,9 @@ Each ``Entry`` is one row of the benchmark table. Entries share what they can: s
 grid point) once per kernel, and on the folds every t = 0 fit (same kernel, bandwidth, normalization
 and ridge) once, whichever entry selected it. Selection never sees a test fold; the strict protocol
 relearns M on every fold's training part. A row that fails (no accurate solve) is kept with its error
-and no accuracies, so failures are counted rather than hidden.
+and no accuracies, so failures are counted rather than hidden. An entry may select on k inner folds
+of the tuning rows (``folds``) and predict with the mean of k refits per fold (``bags``): grid.py,
+protocol.py.
 """
 
 from __future__ import annotations
@@ -43,10 +45,16 @@ class Entry:
     iters: int = defaults.ITERS
     rule: str = "best"
     search: str = "best"
+    folds: int = defaults.GRID_FOLDS  # selection on k inner folds of the tuning rows (1: its validation part)
+    bags: int = defaults.BAGS  # evaluation: the mean of k refits on each fold's k-fold training parts
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise InvalidInput(f"unknown entry kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if self.kind not in ("krr", "rfm") and (self.folds, self.bags) != (1, 1):
+            raise InvalidInput(f"entry {self.label!r}: folds and bags apply to krr and rfm entries only")
+        if isinstance(self.bags, bool) or not isinstance(self.bags, int) or self.bags < 1:
+            raise InvalidInput(f"entry {self.label!r}: bags must be a whole number >= 1, got {self.bags!r}")
         if not self.method:
             default = {"krr": "laplace", "svc": "svc", "forest": "forest", "lightgbm": "lightgbm"}.get(
                 self.kind, "fact"
@@ -120,13 +128,14 @@ class Suite:
         return self.stages[kernel]
 
     def select(self, entry: Entry):
-        spec = replace(self.spec, rule=entry.rule, search=entry.search)
+        spec = replace(self.spec, rule=entry.rule, search=entry.search, folds=entry.folds)
         if entry.kind == "svc":
             return svc_baseline.select_svc(spec, *astuple(self.tuning))
         if entry.kind in trees.TREE_KINDS:
             return trees.select_tree(entry.kind, self.data.n_classes, *astuple(self.tuning))
+        stage_of = self.stage if entry.folds == 1 else None  # inner folds compute their own stages
         return rfm_grid.select(
-            self.task, entry.kernel, spec, self.options_for(entry), self.tuning, stage_of=self.stage
+            self.task, entry.kernel, spec, self.options_for(entry), self.tuning, stage_of=stage_of
         )
 
     # -- evaluation ------------------------------------------------------------------------
@@ -143,12 +152,14 @@ class Suite:
                 scores.append(self.fold_cache[key])
             else:
                 chosen = selection.chosen
-                key = (index, chosen.kernel, chosen.bandwidth, chosen.normalize, chosen.ridge)
+                key = (index, chosen.kernel, chosen.bandwidth, chosen.normalize, chosen.ridge, entry.bags)
                 if chosen.iteration == 0 and key in self.fold_cache:
                     scores.append(self.fold_cache[key])
                     continue
                 options = self.options_for(entry)
-                score = rfm_grid.evaluate(self.task, options, selection, protocol, split).score
+                score = rfm_grid.evaluate(
+                    self.task, options, selection, protocol, split, bags=entry.bags
+                ).score
                 if chosen.iteration == 0:
                     self.fold_cache[key] = score
                 scores.append(score)
