@@ -124,3 +124,18 @@ def test_a_new_kernel_is_one_subclass_and_runs_on_every_solver():
     nystrom = replace(exact, solver=NystromSolver(centers=40, cg_tol=1e-12))
     for a, b in zip(rfm_path(X, Y, exact), rfm_path(X, Y, nystrom), strict=True):
         torch.testing.assert_close(b.M, a.M, rtol=1e-7, atol=1e-9)
+
+
+def test_features_too_large_for_the_precision_start_in_float64_or_are_refused_in_one_line():
+    from factcli.core.solvers import CholeskySolver
+
+    Y = torch.eye(2, dtype=torch.float64)
+    big = torch.tensor([[3e20], [-2e20]], dtype=torch.float64)  # squares overflow float32
+    assert CholeskySolver().start(big, Y, "auto").dtype == torch.float64
+    assert CholeskySolver().start(big / 1e10, Y, "auto").dtype == torch.float32
+    with pytest.raises(InvalidInput, match="overflow float32"):
+        CholeskySolver().start(big, Y, "float32")
+    huge = torch.tensor([[1.3e199], [-1.3e199]], dtype=torch.float64)  # squares overflow float64
+    for precision in ("auto", "float64"):
+        with pytest.raises(InvalidInput, match="even in float64; scale the features"):
+            CholeskySolver().start(huge, Y, precision)

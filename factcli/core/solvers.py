@@ -29,6 +29,10 @@ from .nystrom import CGReport, NystromSystem, default_centers, nystrom_solve, sa
 
 # CG steps of a Nyström solve redone because its residual was above solve_tol: this many times more.
 CG_RETRY_FACTOR = 4
+# Kernel distances square the coordinates (and sum d of them): float32 overflows beyond about 1e19,
+# float64 beyond about 1e154. Above the first a path starts in float64; above the second it is refused.
+FLOAT32_LARGEST_FEATURE = 1e17
+FLOAT64_LARGEST_FEATURE = 1e150
 
 
 class InaccurateSolve(ArithmeticError):
@@ -75,6 +79,19 @@ class Work:
         self.X, self.Y, self.precision = X, Y, precision
         self.dtype = torch.float64 if precision == "float64" else torch.float32
         self._converted: dict = {}
+        largest = float(X.abs().max()) if X.numel() else 0.0
+        if largest > FLOAT64_LARGEST_FEATURE:
+            raise InvalidInput(
+                f"feature values up to {largest:.2g} overflow the kernel's squared distances even in "
+                "float64; scale the features (e.g. standardize them) before fitting"
+            )
+        if largest > FLOAT32_LARGEST_FEATURE and precision == "auto":
+            self.dtype = torch.float64  # float32 would overflow: not a retry, the start
+        elif largest > FLOAT32_LARGEST_FEATURE and precision == "float32":
+            raise InvalidInput(
+                f"feature values up to {largest:.2g} overflow float32 kernel distances; "
+                "use precision float64 (or auto), or scale the features"
+            )
 
     def rows(self) -> torch.Tensor:
         """The training rows in the working precision (one copy per precision, shared by its fits)."""
