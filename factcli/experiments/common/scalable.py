@@ -247,22 +247,27 @@ def exact_solve_seconds(work: Work, grid_solver: str = "cholesky") -> float:
     return n**3 / 3 / (0.5 * gemm) + 2 * n * n * work.c / gemm
 
 
-def nystrom_solve_seconds(kernel: Kernel, work: Work, m: int, full: bool, cg_max_iters: int = 100) -> float:
-    """One Nyström system and its CG solve: the passes over the n×m kernel blocks (with M's products),
-    K_mm (M's eigendecomposition and an m²·d difference pass) and the m×m factors."""
+def nystrom_solve_seconds(
+    kernel: Kernel, work: Work, m: int, full: bool, cg_max_iters: int = 100, ridges: int = 1
+) -> float:
+    """One Nyström system (core/nystrom.py NystromSystem: the passes over the n×m kernel blocks with
+    M's products, K_mm by differences with M's eigendecomposition, its factor and T Tᵀ) and the solves
+    of ``ridges`` ridges on it (each an m×m Cholesky factor and its CG steps)."""
     r, n, d, c = rates(), work.n, work.d, work.c
     gemm = r.gemm32 if work.itemsize == 4 else r.gemm64
     blocks = math.ceil(n * m / NystromSolver.block_elements)
     per_pass = kernel_seconds(kernel, work, n, m, full, blocks)
     cg_steps = min(cg_max_iters, 20)  # 13-20 in the runs measured here
     if n * m * work.itemsize <= NystromSolver.cache_bytes:  # blocks kept: one pass, then cheap CG steps
-        solve = per_pass + cg_steps * 4 * n * m * c / gemm
+        system, step = per_pass, 4 * n * m * c / gemm
     elif m < worth_forming_normal_matrix(d):  # K_nmᵀK_nm formed in float64: two passes and a GEMM
-        solve = 2 * per_pass + 2 * n * m * m / (0.5 * gemm)
+        system, step = 2 * per_pass + 2 * n * m * m / (0.5 * gemm), 4 * m * m * c / r.gemm64
     else:  # the blocks remade at every CG step
-        solve = (1 + cg_steps) * per_pass
+        system, step = per_pass, per_pass
     centres = r.eigh64 * d**3 + 4 * m * d * d / r.gemm64 + m * m * d * r.l1  # K_mm by differences
-    return solve + centres + 3 * m**3 / (0.5 * r.gemm64)  # the two m×m Cholesky factors and T Tᵀ
+    factors = (m**3 / 3 + 2 * m**3) / (0.5 * r.gemm64)  # K_mm's Cholesky factor T and T Tᵀ, float64
+    per_ridge = m**3 / 3 / (0.5 * r.gemm64) + cg_steps * step  # the preconditioner's factor, CG
+    return system + centres + factors + ridges * per_ridge
 
 
 def nystrom_statistic_seconds(kernel: Kernel, work: Work, m: int, full: bool) -> float:

@@ -60,11 +60,13 @@ def stage_seconds(cfg, options, choice, kernel, work) -> float:
     ridges = len(grid.ridges)
     if choice.solver == "exact":
         solve = scalable.kernel_seconds(kernel, work, work.n, work.n, False)
-        solve += ridges * scalable.exact_solve_seconds(work, grid.solver)
+        # One Cholesky per ridge, or one eigendecomposition serving every ridge (grid.solver=eigen).
+        factors = 1 if grid.solver == "eigen" else ridges
+        solve += factors * scalable.exact_solve_seconds(work, grid.solver)
         points = work.n
-    else:
-        solve = ridges * scalable.nystrom_solve_seconds(
-            kernel, work, choice.centers, False, cfg.rfm.cg_max_iters
+    else:  # one system per setting serves every ridge
+        solve = scalable.nystrom_solve_seconds(
+            kernel, work, choice.centers, False, cfg.rfm.cg_max_iters, ridges
         )
         points = choice.centers
     predict = scalable.prediction_seconds(kernel, work, points, False, work.c * ridges)
