@@ -110,3 +110,54 @@ def test_the_same_shape_with_few_columns_fits_the_same_limit(fact_cli, tmp_path)
     args = [f"dataset={table}", "data.target=label", "memory_limit_gb=0.5", *SMALL_GRID]
     result = fact_cli("fit-rfm", *args, f"hydra.run.dir={tmp_path / 'run'}")
     assert result.exit_code == 0, result.stderr
+
+
+@pytest.fixture
+def one_thread():
+    """Timings in one thread, as the CLI runs use (threads=1): rates are measured per thread count."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _seconds(work) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def test_update_of_a_full_M_is_estimated_within_a_factor_of_its_time(one_thread):
+    # Against a timing of the engine's own update at d = 1,000 (a low-rank statistic, as n < d makes it).
+    # (A diagonal M's update is a few d² passes; the estimate counts those of the whole iterate with it.)
+    form = "full"
+    import torch
+
+    from factcli.core.rfm import RFMOptions, update_feature_matrix
+
+    d = 1000
+    F = torch.randn(d, 100, dtype=torch.float64) @ torch.randn(100, d, dtype=torch.float64)
+    options = RFMOptions(form=form, fact_power=2.0)
+    M = torch.eye(d, dtype=torch.float64)
+    actual = min(_seconds(lambda: update_feature_matrix(options, F, M)) for _ in range(2))
+    estimate = scalable.update_seconds(scalable.Work(200, d, 2, 0, form, "fact"))
+    assert 1 / 3 <= estimate / actual <= 3, (estimate, actual)
+
+
+@pytest.mark.parametrize("kernel_name", ["laplace", "l1"])
+def test_kernel_matrix_with_a_full_M_is_estimated_within_a_factor_of_its_time(one_thread, kernel_name):
+    # n = 400, d = 800: the products by M (n·d²) and, for L1, the root of M (d³) are most of the work.
+    import torch
+
+    from factcli.core.kernels import Kernel
+
+    n, d = 400, 800
+    X = torch.randn(n, d)
+    A = torch.randn(d, d)
+    M = A @ A.T / d + torch.eye(d)
+    kernel = Kernel(kernel_name, float(d))
+    actual = min(_seconds(lambda: kernel.gram(X, X, M)) for _ in range(2))
+    estimate = scalable.kernel_seconds(kernel, scalable.Work(n, d, 2), n, n, full=True)
+    assert 1 / 3 <= estimate / actual <= 3, (estimate, actual)

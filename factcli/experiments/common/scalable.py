@@ -110,9 +110,14 @@ class Rates:
     l1_statistic: float  # seconds per (row, point, coordinate) of its FACT statistic's sign pass
 
 
-@functools.cache
 def rates() -> Rates:
-    """Measured once per process (~0.2 s): the smallest of three timings of each probe."""
+    """This machine's rates at the current number of torch threads, measured once per process and
+    thread count (~0.5 s): the smallest of three timings of each probe."""
+    return _measured_rates(torch.get_num_threads())
+
+
+@functools.cache
+def _measured_rates(threads: int) -> Rates:
     a32 = torch.randn(1024, 1024)
     a64 = a32.double()
     s32, s64 = (torch.randn(_EIGH_PROBE, _EIGH_PROBE, dtype=t) for t in (torch.float32, torch.float64))
