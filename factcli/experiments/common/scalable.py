@@ -377,10 +377,11 @@ def fit_memory(
         kernel = (buffers * n * n + 2 * PREDICT_BLOCK_ELEMENTS) * itemsize
     else:
         kernel = nystrom_memory_bytes(n, d, c, choice.centers, itemsize, NystromSolver.cache_bytes)
-    # Working d×d matrices of an update: M, its statistic (float32 and float64), F Fᵀ, the eigensolver's
-    # input, vectors and workspace, the scaled product and the new M.
-    matrices = kept + 10 + (solved if itemsize < 8 else 0)
-    square = (kept + 10) * d * d * 8 + (solved * d * d * itemsize if itemsize < 8 else 0)
+    # An update's working matrices (M, its statistic in both precisions, F Fᵀ, the eigensolver's input,
+    # vectors and workspace, the scaled product, the new M); without learning (kept = 0) M = I and a copy.
+    working = 10 if kept else 3
+    matrices = kept + working + (solved if itemsize < 8 else 0)
+    square = (kept + working) * d * d * 8 + (solved * d * d * itemsize if itemsize < 8 else 0)
     # The table as tensors (float64), its training and held-out parts, row-normalized copies, the working
     # precision's rows and the two n×(d+2) factors of a kernel matrix (or the L1 kernel's rotated rows).
     data = 3 * rows * d * 8 + 6 * n * (d + 2) * itemsize

@@ -42,13 +42,13 @@ def estimate_fit(cfg, choice, options, data, n: int, folds: int, device) -> tupl
     seconds = stage0 + sum(
         (starts * ridges * iters * step + folds * (refit * step + first)) for step, first in paths
     ) / len(paths)
-    kept = starts * ridges * iters + folds * (iters + 1)
+    kept = starts * ridges * iters + folds * (iters + 1) if iters else 0
     # Stage 0's Cholesky route converts M once per ridge; the eigen route and Nyström once per setting.
     per_setting = ridges if choice.solver == "exact" and grid.solver != "eigen" else 1
     solved = len(kernels) * settings * per_setting
     need = scalable.fit_memory(choice, n, data.d, data.n_outputs, data.n, itemsize, kept, solved, grid.solver)
     limit = None if cfg.memory_limit_gb is None else cfg.memory_limit_gb * 2**30
-    what, remedy = _memory_what(n, data.d, choice), _memory_remedy(n, data.d, choice, need)
+    what, remedy = _memory_what(n, data.d, choice), _memory_remedy(n, data.d, choice, need, options.method)
     require_memory(need.total, device, what, limit, remedy)
     return seconds, need.total + resident_bytes()
 
@@ -102,7 +102,7 @@ def _memory_what(n: int, d: int, choice) -> str:
     return f"the Nyström fit (n={n}, {choice.centers} centres)"
 
 
-def _memory_remedy(n: int, d: int, choice, need) -> str:
+def _memory_remedy(n: int, d: int, choice, need, method: str) -> str:
     """The parts of the need, largest first, and the way to shrink the largest."""
     kernel = f"the {n}×{n} kernel matrix" if choice.solver == "exact" else "the kernel blocks and factors"
     parts = sorted(
@@ -114,7 +114,9 @@ def _memory_remedy(n: int, d: int, choice, need) -> str:
         reverse=True,
     )
     held = ", ".join(f"{what} {format_bytes(size)}" for size, what in parts)
-    if need.feature_matrices >= max(need.kernel, need.data):
+    if need.feature_matrices >= max(need.kernel, need.data) and method == "laplace":
+        advice = "use fewer columns or fewer grid points (each stage-0 fit holds a copy of M = I)"
+    elif need.feature_matrices >= max(need.kernel, need.data):
         advice = (
             "use fewer columns, method=laplace (learns no d×d matrix), or fewer rfm.iters and grid.ridges "
             "(every learned M is kept until selection ends)"
