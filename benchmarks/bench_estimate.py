@@ -127,8 +127,13 @@ def main() -> None:
     parser.add_argument("--max-values", type=float, default=2.5e7, help="largest n·d table generated")
     parser.add_argument("--only", nargs="+", help="only these cells (keys as in the results)")
     parser.add_argument("--redo", nargs="+", default=[], help="run these cells again")
+    parser.add_argument("--first", nargs="+", default=[], help="run these cells before the others")
+    parser.add_argument("--table", action="store_true", help="print the results as a Markdown table")
     args = parser.parse_args()
     payload = json.loads(OUT.read_text()) if OUT.exists() else {"cells": {}}
+    if args.table:
+        print(markdown(payload))
+        return
     payload["settings"] = {
         "grid": GRID,
         "threads": args.threads,
@@ -138,7 +143,8 @@ def main() -> None:
     }
     cells = sorted(
         ((n, d, c, s) for n in ROWS for d in COLUMNS for c in CLASSES for s in SOLVERS),
-        key=lambda cell: (cell[0], cell[1], cell[2], cell[3]),  # the wide tables of 2,000 rows first
+        # --first, then the smaller tables first (n·d), so that an interrupted run has the cheap cells.
+        key=lambda cell: (key(*cell) not in args.first, cell[0] * cell[1], cell[0], cell[2], cell[3]),
     )
     with tempfile.TemporaryDirectory(prefix="fact-bench-estimate-") as scratch:
         for n, d, classes, solver in cells:
@@ -179,6 +185,35 @@ def main() -> None:
                 name, json.dumps({k: v for k, v in row.items() if k not in ("n", "d", "classes", "solver")})
             )
             sys.stdout.flush()
+
+
+def markdown(payload: dict) -> str:
+    """estimate / actual time and announced / peak memory per cell, in the order of the grid."""
+    lines = [
+        "| n | d | classes | solver | estimate | actual | est./actual | announced | peak RSS | load |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in payload["cells"].items():
+        if "n" not in row:
+            n, d, c, solver = name.split("_")
+            lines.append(f"| {n[1:]} | {d[1:]} | {c[1:]} | {solver} | not run: {row['skipped']} ||||||")
+            continue
+        shape = f"| {row['n']} | {row['d']} | {row['classes']} | {row['solver']} |"
+        load = row["load_before"][0]
+        if "actual_seconds" in row:
+            within = "" if row["memory_within_announced"] else " (above)"
+            lines.append(
+                f"{shape} {row['estimate_seconds']:.0f} s | {row['actual_seconds']:.1f} s | "
+                f"{row['estimate_over_actual']:.2f} | {row['announced_memory_gb']:.2f} GiB | "
+                f"{row['peak_rss_gb']:.2f} GiB{within} | {load:.1f} |"
+            )
+        elif "stopped" in row:
+            lines.append(
+                f"{shape} {row['estimate_seconds']:.0f} s | stopped ({row['stopped']}) ||||| {load:.1f} |"
+            )
+        else:
+            lines.append(f"{shape} refused: {' '.join(row.get('error', ['?']))} ||||| {load:.1f} |")
+    return "\n".join(lines)
 
 
 def commit() -> str:
