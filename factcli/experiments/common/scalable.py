@@ -113,8 +113,8 @@ class Rates:
 
 def rates() -> Rates:
     """This machine's rates at the current number of torch threads, measured once per process and
-    thread count (~1 s): the median of five timings of each probe. The median, not the fastest: on a
-    shared machine the fit runs at the typical speed, not at the luckiest moment's."""
+    thread count (~0.5 s; ~1.5 s on a loaded machine): the median of three timings of each probe, not
+    the fastest: on a shared machine the fit runs at the typical speed, not the luckiest moment's."""
     return _measured_rates(torch.get_num_threads())
 
 
@@ -145,7 +145,7 @@ def _measured_rates(threads: int) -> Rates:
 _EIGH_PROBE = 512
 
 
-def _typical(work, repeats: int = 5) -> float:
+def _typical(work, repeats: int = 3) -> float:
     work()  # warm-up: allocations, thread pool
     times = []
     for _ in range(repeats):
