@@ -144,6 +144,11 @@ def _measured_rates(threads: int) -> Rates:
 # d = 2,000 here), small enough to take ~0.05 s.
 _EIGH_PROBE = 512
 
+# A Cholesky factorization's n³/3 flops run at this fraction of the measured GEMM rate: 0.74 and 0.80
+# at n = 4,000 and 8,000 (float32, one thread, here). A probe small enough to time at start-up runs
+# at about half the large sizes' speed, so the fraction is taken from those sizes instead.
+CHOLESKY_EFFICIENCY = 0.75
+
 
 def _typical(work, repeats: int = 3) -> float:
     work()  # warm-up: allocations, thread pool
@@ -251,7 +256,7 @@ def exact_solve_seconds(work: Work, grid_solver: str = "cholesky") -> float:
     if grid_solver == "eigen":
         return (r.eigh32 if work.itemsize == 4 else r.eigh64) * n**3
     gemm = r.gemm32 if work.itemsize == 4 else r.gemm64
-    return n**3 / 3 / (0.5 * gemm) + 2 * n * n * work.c / gemm
+    return n**3 / 3 / (CHOLESKY_EFFICIENCY * gemm) + 2 * n * n * work.c / gemm
 
 
 def nystrom_solve_seconds(
@@ -272,8 +277,9 @@ def nystrom_solve_seconds(
     else:  # the blocks remade at every CG step
         system, step = per_pass, per_pass
     centres = r.eigh64 * d**3 + 4 * m * d * d / r.gemm64 + m * m * d * r.l1  # K_mm by differences
-    factors = (m**3 / 3 + 2 * m**3) / (0.5 * r.gemm64)  # K_mm's Cholesky factor T and T Tᵀ, float64
-    per_ridge = m**3 / 3 / (0.5 * r.gemm64) + cg_steps * step  # the preconditioner's factor, CG
+    cholesky = m**3 / 3 / (CHOLESKY_EFFICIENCY * r.gemm64)
+    factors = cholesky + 2 * m**3 / r.gemm64  # K_mm's Cholesky factor T and T Tᵀ, float64
+    per_ridge = cholesky + cg_steps * step  # the preconditioner's factor, CG
     return system + centres + factors + ridges * per_ridge
 
 
@@ -369,14 +375,16 @@ def fit_memory(
     kept: int,
     solved: int = 0,
     grid_solver: str = "cholesky",
+    redo: bool = False,
 ) -> MemoryNeed:
     """Peak memory of a fit on n training rows out of ``rows``, keeping ``kept`` learned d×d matrices
     (float64: selection keeps every path's M_t until it has chosen; refits keep theirs) and ``solved``
     stage-0 fits, each holding M in the working precision (a float32 solve converts M = I, a copy per
-    fit, kept as the paths' t = 0 until selection ends; float64 needs no copy)."""
+    fit, kept as the paths' t = 0 until selection ends; float64 needs no copy). ``redo``: a float32
+    solve may be redone in float64 (precision auto), in a float64 n×n matrix that replaces its own."""
     if choice.solver == "exact":
         buffers = 2 if grid_solver == "eigen" else 1  # the eigen route holds the matrix and its vectors
-        kernel = (buffers * n * n + 2 * PREDICT_BLOCK_ELEMENTS) * itemsize
+        kernel = (buffers * n * n + 2 * PREDICT_BLOCK_ELEMENTS) * (8 if redo else itemsize)
     else:
         kernel = nystrom_memory_bytes(n, d, c, choice.centers, itemsize, NystromSolver.cache_bytes)
     # An update's working matrices (M, its statistic in both precisions, F Fᵀ, the eigensolver's input,

@@ -46,7 +46,10 @@ def estimate_fit(cfg, choice, options, data, n: int, folds: int, device) -> tupl
     # Stage 0's Cholesky route converts M once per ridge; the eigen route and Nyström once per setting.
     per_setting = ridges if choice.solver == "exact" and grid.solver != "eigen" else 1
     solved = len(kernels) * settings * per_setting
-    need = scalable.fit_memory(choice, n, data.d, data.n_outputs, data.n, itemsize, kept, solved, grid.solver)
+    redo = options.precision == "auto"
+    need = scalable.fit_memory(
+        choice, n, data.d, data.n_outputs, data.n, itemsize, kept, solved, grid.solver, redo
+    )
     limit = None if cfg.memory_limit_gb is None else cfg.memory_limit_gb * 2**30
     what, remedy = _memory_what(n, data.d, choice), _memory_remedy(n, data.d, choice, need, options.method)
     require_memory(need.total, device, what, limit, remedy)
