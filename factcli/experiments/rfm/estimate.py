@@ -10,6 +10,7 @@ cannot fit is refused before anything is computed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import psutil
@@ -29,19 +30,24 @@ def estimate_fit(cfg, choice, options, data, n: int, folds: int, device) -> tupl
     grid, iters = cfg.grid, 0 if options.method == "laplace" else options.iters
     settings, ridges = len(grid.bandwidths) * len(grid.normalize_rows), len(grid.ridges)
     itemsize = 8 if options.precision == "float64" else 4
-    work = scalable.Work(
-        n, data.d, data.n_outputs, max(1, data.n - n), options.form, options.method, itemsize
-    )
-    stage0 = sum(stage_seconds(cfg, options, choice, Kernel(name, 1.0), work) for name in kernels)
+    d, c, form, method = data.d, data.n_outputs, options.form, options.method
+    # Selection runs on the tuning split's rows (scored on its validation rows), the refits on each
+    # fold's training part (scored on its test rows): n³ work differs by (1 − val_fraction)³ between them.
+    tune_n, tune_queries = tuning_rows(cfg, data, n)
+    tune = scalable.Work(tune_n, d, c, tune_queries, form, method, itemsize)
+    refit_work = scalable.Work(n, d, c, max(1, data.n - n), form, method, itemsize)
+    tune_choice = choice if choice.solver == "exact" else replace(choice, centers=min(choice.centers, tune_n))
+    stage0 = sum(stage_seconds(cfg, options, tune_choice, Kernel(name, 1.0), tune) for name in kernels)
     # The paths run with the kernel stage 0 picks, unknown before it: the candidates' mean.
-    paths = [path_seconds(cfg, options, choice, name, work) for name in kernels]
+    paths = [path_seconds(cfg, options, tune_choice, name, tune)[0] for name in kernels]
+    refits = [path_seconds(cfg, options, choice, name, refit_work) for name in kernels]
     starts = 1 if grid.search == "best" else settings
     # A strict refit relearns M up to the chosen t, known only after selection: counted at half the
     # path, which keeps the estimate within 2× whichever t is chosen (the paths dominate at the default T).
     refit = iters / 2 if cfg.protocol == "strict" else 0
-    seconds = stage0 + sum(
-        (starts * ridges * iters * step + folds * (refit * step + first)) for step, first in paths
-    ) / len(paths)
+    selection = sum(starts * ridges * iters * step for step in paths) / len(paths)
+    refitting = sum(folds * (refit * step + first) for step, first in refits) / len(refits)
+    seconds = stage0 + selection + refitting
     kept = starts * ridges * iters + folds * (iters + 1) if iters else 0
     # Stage 0's Cholesky route converts M once per ridge; the eigen route and Nyström once per setting.
     per_setting = ridges if choice.solver == "exact" and grid.solver != "eigen" else 1
@@ -54,6 +60,15 @@ def estimate_fit(cfg, choice, options, data, n: int, folds: int, device) -> tupl
     what, remedy = _memory_what(n, data.d, choice), _memory_remedy(n, data.d, choice, need, options.method)
     require_memory(need.total, device, what, limit, remedy)
     return seconds, need.total + resident_bytes()
+
+
+def tuning_rows(cfg, data, n: int) -> tuple[int, int]:
+    """(rows selection fits on, rows it scores on): the dataset's own tuning split, or the validation
+    split that folds.splits_of takes from the n training rows (⌈val_fraction · n⌉ held out)."""
+    if data.splits is not None:
+        return len(data.splits.train), max(1, len(data.splits.val))
+    held = math.ceil(cfg.data.val_fraction * n)
+    return max(1, n - held), max(1, held)
 
 
 def stage_seconds(cfg, options, choice, kernel, work) -> float:
