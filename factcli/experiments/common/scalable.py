@@ -387,6 +387,7 @@ def fit_memory(
         kernel = (buffers * n * n + 2 * PREDICT_BLOCK_ELEMENTS) * (8 if redo else itemsize)
     else:
         kernel = nystrom_memory_bytes(n, d, c, choice.centers, itemsize, NystromSolver.cache_bytes)
+        kernel += 2 * PREDICT_BLOCK_ELEMENTS * itemsize  # a block of predictions and its temporary
     # An update's working matrices (M, its statistic in both precisions, F Fᵀ, the eigensolver's input,
     # vectors and workspace, the scaled product, the new M); without learning (kept = 0) M = I and a copy.
     working = 10 if kept else 3
