@@ -190,29 +190,35 @@ def main() -> None:
 def markdown(payload: dict) -> str:
     """estimate / actual time and announced / peak memory per cell, in the order of the grid."""
     lines = [
-        "| n | d | classes | solver | estimate | actual | est./actual | announced | peak RSS | load |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| n | d | classes | solver | estimate | actual | est./actual | announced | peak RSS | load | code |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, row in payload["cells"].items():
-        if "n" not in row:
-            n, d, c, solver = name.split("_")
-            lines.append(f"| {n[1:]} | {d[1:]} | {c[1:]} | {solver} | not run: {row['skipped']} ||||||")
+
+    def order(item):
+        n, d, c, solver = item[0].split("_")
+        return int(n[1:]), int(d[1:]), int(c[1:]), solver
+
+    for name, row in sorted(payload["cells"].items(), key=order):
+        n, d, c, solver = order((name, row))
+        shape = f"| {n} | {d} | {c} | {solver} |"
+        if "skipped" in row:
+            lines.append(f"{shape} not run: {row['skipped']} |||||||")
             continue
-        shape = f"| {row['n']} | {row['d']} | {row['classes']} | {row['solver']} |"
-        load = row["load_before"][0]
+        tail = f"{row['load_before'][0]:.1f} | {row.get('commit', '?')} |"
         if "actual_seconds" in row:
-            within = "" if row["memory_within_announced"] else " (above)"
+            above = "" if row["memory_within_announced"] else " (above)"
             lines.append(
                 f"{shape} {row['estimate_seconds']:.0f} s | {row['actual_seconds']:.1f} s | "
                 f"{row['estimate_over_actual']:.2f} | {row['announced_memory_gb']:.2f} GiB | "
-                f"{row['peak_rss_gb']:.2f} GiB{within} | {load:.1f} |"
+                f"{row['peak_rss_gb']:.2f} GiB{above} | {tail}"
             )
         elif "stopped" in row:
-            lines.append(
-                f"{shape} {row['estimate_seconds']:.0f} s | stopped ({row['stopped']}) ||||| {load:.1f} |"
-            )
+            lines.append(f"{shape} {row['estimate_seconds']:.0f} s | stopped: {row['stopped']} |||| {tail}")
         else:
-            lines.append(f"{shape} refused: {' '.join(row.get('error', ['?']))} ||||| {load:.1f} |")
+            error = " ".join(row.get("error", ["?"]))
+            need = re.search(r"needs (.+?) but only (.+?) is available", error)
+            what = f"needs {need[1]}, {need[2]} allowed" if need else error
+            lines.append(f"{shape} refused up front ({what}) |||| {tail}")
     return "\n".join(lines)
 
 
