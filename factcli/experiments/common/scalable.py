@@ -271,7 +271,9 @@ def nystrom_solve_seconds(
     per_pass = kernel_seconds(kernel, work, n, m, full, blocks)
     cg_steps = min(cg_max_iters, 20)  # 13-20 in the runs measured here
     if n * m * work.itemsize <= NystromSolver.cache_bytes:  # blocks kept: one pass, then cheap CG steps
-        system, step = per_pass, 4 * n * m * c / gemm
+        # A step multiplies the kept n×m blocks by c columns and back: at few columns that reads the
+        # blocks twice at memory speed (an element-wise pass each), not at the GEMM rate.
+        system, step = per_pass, max(4 * n * m * c / gemm, 2 * n * m * r.element)
     elif m < worth_forming_normal_matrix(d):  # K_nmᵀK_nm formed in float64: two passes and a GEMM
         system, step = 2 * per_pass + 2 * n * m * m / (0.5 * gemm), 4 * m * m * c / r.gemm64
     else:  # the blocks remade at every CG step
