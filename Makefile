@@ -41,6 +41,7 @@ bench: $(STAMP) bench-env ## Engine, xrfm, scalable-path and real-table benchmar
 	cd benchmarks && FACT_DATA=$(DATA) ../$(BIN)/python bench_grid.py --final
 	cd benchmarks && ../$(BIN)/python bench_l1.py
 	cd benchmarks && FACT_DATA=$(DATA) ../$(BIN)/python bench_cli.py
+	cd benchmarks && ../$(BIN)/python bench_estimate.py
 
 bench-uci: $(STAMP) ## The 96-dataset UCI benchmark (hours; rerun to resume) → runs/uci-benchmark/
 	FACT_DATA=$(DATA) $(BIN)/fact fit-rfm benchmark=uci hydra.run.dir=runs/uci-benchmark

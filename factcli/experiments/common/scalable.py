@@ -8,14 +8,16 @@ made (and logged) before the heavy work starts, from a short timing of this mach
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import statistics
 import time
 from dataclasses import dataclass, replace
 
 import torch
 
-from factcli.core.kernels import Kernel
+from factcli.core.kernels import PREDICT_BLOCK_ELEMENTS, Kernel
 from factcli.core.nystrom import worth_forming_normal_matrix
 from factcli.core.solvers import NystromSolver
 from factcli.errors import FactError
@@ -91,13 +93,224 @@ def with_choice(options, choice: SolverChoice, rfm_cfg, seed: int, progress=None
 # ------------------------------------------------------------------------------- estimates
 
 
-def nystrom_memory_bytes(n: int, d: int, c: int, m: int, itemsize: int, cache_bytes: float) -> float:
-    """Peak of a Nyström path: data and outputs O(n·(d + c)), m×m factors, blocks, the kernel cache."""
-    data = n * (d + 3 * c) * 8 + n * d * itemsize
-    square = 5 * m * m * 8
-    blocks = 8 * (1 << 22) * itemsize
-    cache = n * m * itemsize if n * m * itemsize <= cache_bytes else 0
-    return data + square + blocks + cache
+# Every term of a fit's time that grows with n, d or the grid is counted from the work the engine
+# does (kernel matrices, their factors, feature statistics, updates of M, predictions), each at a rate
+# measured once per process by a short timing on this machine (``rates``): float32/float64 GEMMs,
+# symmetric eigendecompositions (per d³), element-wise passes that write a new tensor, and the L1
+# kernel's distance and sign passes, which have no BLAS and so cannot be timed by the GEMM rate. A full
+# M costs d³ per update (and per L1 kernel matrix: its root); every kernel matrix of a Mahalanobis kernel
+# multiplies the rows by M (n·d² each, a diagonal M included); predictions redo those products per block.
+
+
+@dataclass(frozen=True)
+class Rates:
+    """This machine's speeds, as the estimates use them (seconds, flop/s)."""
+
+    gemm32: float  # flop/s of a float32 matrix product
+    gemm64: float  # flop/s of a float64 one
+    eigh32: float  # seconds per d³ of torch.linalg.eigh, float32 (the L1 kernel's root of M)
+    eigh64: float  # seconds per d³, float64 (the update of a full M)
+    element: float  # seconds per float32 entry of an element-wise pass writing a new tensor
+    l1: float  # seconds per (row, point, coordinate) of the L1 kernel's distance pass
+    l1_statistic: float  # seconds per (row, point, coordinate) of its FACT statistic's sign pass
+
+
+def rates() -> Rates:
+    """This machine's rates at the current number of torch threads, measured once per process and
+    thread count (~0.5 s; ~1.5 s on a loaded machine): the median of three timings of each probe, not
+    the fastest: on a shared machine the fit runs at the typical speed, not the luckiest moment's."""
+    return _measured_rates(torch.get_num_threads())
+
+
+@functools.cache
+def _measured_rates(threads: int) -> Rates:
+    a32 = torch.randn(1024, 1024)
+    a64 = a32.double()
+    s32, s64 = (torch.randn(_EIGH_PROBE, _EIGH_PROBE, dtype=t) for t in (torch.float32, torch.float64))
+    s32, s64 = s32 @ s32.T, s64 @ s64.T
+    entries = torch.randn(1 << 22)
+    l1 = Kernel("l1", 1.0)
+    X, Z = torch.randn(256, 128), torch.randn(256, 128)
+    alpha = torch.randn(256, 1)
+    K = l1.gram(X, X, None)
+    return Rates(
+        gemm32=2 * 1024**3 / _typical(lambda: torch.mm(a32, a32)),
+        gemm64=2 * 1024**3 / _typical(lambda: torch.mm(a64, a64)),
+        eigh32=_typical(lambda: torch.linalg.eigh(s32)) / _EIGH_PROBE**3,
+        eigh64=_typical(lambda: torch.linalg.eigh(s64)) / _EIGH_PROBE**3,
+        element=_typical(lambda: entries.exp()) / entries.numel(),
+        l1=_typical(lambda: l1.gram(X, Z, None)) / (256 * 256 * 128),
+        l1_statistic=_typical(lambda: l1.fact_matrix(X, alpha, None, K.clone())) / (256 * 256 * 128),
+    )
+
+
+# Side of the eigendecomposition probe: large enough to run at its asymptotic d³ speed (within ~30% of
+# d = 2,000 here), small enough to take ~0.05 s.
+_EIGH_PROBE = 512
+
+# A Cholesky factorization's n³/3 flops run at this fraction of the measured GEMM rate: 0.74 and 0.80
+# at n = 4,000 and 8,000 (float32, one thread, here). A probe small enough to time at start-up runs
+# at about half the large sizes' speed, so the fraction is taken from those sizes instead.
+CHOLESKY_EFFICIENCY = 0.75
+
+
+def _typical(work, repeats: int = 3) -> float:
+    work()  # warm-up: allocations, thread pool
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return max(statistics.median(times), 1e-9)
+
+
+@dataclass(frozen=True)
+class Work:
+    """The shape of a fit's work: n training rows, d features, c outputs, ``queries`` rows predicted
+    after each kernel matrix (validation or test rows), the feature matrix's ``form`` and ``method``."""
+
+    n: int
+    d: int
+    c: int
+    queries: int = 0
+    form: str = "full"
+    method: str = "fact"
+    itemsize: int = 4  # 4: float32 solves (precision auto), 8: float64
+
+
+def _element_wise(kernel: Kernel) -> bool:
+    """The L1 kernel: distances and signs per coordinate (no GEMM), the only kernel with p = 1."""
+    return kernel.distance_p == 1.0
+
+
+def kernel_seconds(kernel: Kernel, work: Work, rows: int, points: int, full: bool, calls: int = 1) -> float:
+    """``calls`` kernel matrices with ``rows`` rows in all against ``points`` points (a prediction is
+    made in blocks: one call per block, each redoing the points' side); ``full``: M is not diagonal."""
+    r, d = rates(), work.d
+    gemm = r.gemm32 if work.itemsize == 4 else r.gemm64
+    entries = rows * points
+    if not _element_wise(kernel):  # a Mahalanobis kernel: XM and ZM (M = I included), one GEMM
+        per_call = 2 * points * d * d / gemm + 4 * d * d * r.element
+        return (
+            calls * per_call
+            + 2 * rows * d * d / gemm
+            + 2 * entries * (d + 2) / gemm
+            + 4 * entries * r.element
+        )
+    if full:  # L1 with a full M: its root W = M^½ per call, then U = XWᵀ
+        per_call = r.eigh32 * d**3 + 2 * d**3 / gemm + 2 * points * d * d / gemm
+        per_row = 2 * d * d / gemm
+    else:  # diagonal (or M = I): a few passes over the d×d matrix, columns scaled
+        per_call, per_row = 12 * d * d * r.element, d * r.element
+    return calls * per_call + rows * per_row + entries * d * r.l1 + 2 * entries * r.element
+
+
+def prediction_seconds(
+    kernel: Kernel, work: Work, points: int, full: bool, outputs: int | None = None
+) -> float:
+    """Outputs at ``work.queries`` rows from ``points`` points, in blocks of PREDICT_BLOCK_ELEMENTS."""
+    if work.queries <= 0:
+        return 0.0
+    blocks = math.ceil(work.queries * points / PREDICT_BLOCK_ELEMENTS)
+    gemm = rates().gemm32 if work.itemsize == 4 else rates().gemm64
+    columns = work.c if outputs is None else outputs
+    return (
+        kernel_seconds(kernel, work, work.queries, points, full, blocks)
+        + 2 * work.queries * points * columns / gemm
+    )
+
+
+def statistic_seconds(kernel: Kernel, work: Work, full: bool) -> float:
+    """The method's statistic over the n training rows (exact path) and the update of M from it."""
+    r, n, d, c = rates(), work.n, work.d, work.c
+    gemm = r.gemm32 if work.itemsize == 4 else r.gemm64
+    nfa = work.method == "nfa"
+    if _element_wise(kernel):  # L1: the sign passes (the weights are K, kept from the solve)
+        seconds = n * n * d * (r.l1_statistic + (2 * c / gemm if nfa else 0.0)) + 2 * n * d * d / gemm
+        seconds += (4 if nfa else 2) * d**3 / gemm  # W S (W S W): W = M^½ is a d×d matrix, diagonal or not
+        if nfa:
+            seconds += 2 * n * c * d * d / gemm
+        if full:
+            seconds += r.eigh32 * d**3 + 2 * d**3 / gemm + 2 * n * d * d / gemm
+    else:
+        seconds = kernel_seconds(kernel, work, n, n, full) + n * n * r.element  # the derivative weights
+        if not nfa:
+            seconds += (2 * n * n * d + 4 * n * d * d + 2 * d**3) / gemm
+        elif n >= c * d:  # class by class
+            seconds += (2 * n * n * c * d + 2 * n * c * d * d + 4 * d**3) / gemm
+        else:  # Gram form: two more n×n products
+            seconds += (4 * n**3 + 2 * n * n * (c + d) + 2 * n * d * d + 4 * d**3) / gemm
+    return seconds + update_seconds(work)
+
+
+def update_seconds(work: Work) -> float:
+    """M from its statistic (rfm.update_feature_matrix), in float64: a power of a d×d matrix for a full
+    M (one eigendecomposition and products), a few passes over it for a diagonal one."""
+    r, d = rates(), work.d
+    passes = 16 * d * d * r.element  # conversions, copies, the rescaling, the iterate's own copy of M
+    if work.form == "diagonal":
+        return passes
+    products = {"nfa": 2, "fact": 4, "fact-geo": 8}.get(work.method, 4)
+    return passes + r.eigh64 * d**3 + products * d**3 / r.gemm64
+
+
+def exact_solve_seconds(work: Work, grid_solver: str = "cholesky") -> float:
+    """One factorization of the n×n kernel matrix (Cholesky, or the eigen route's decomposition)."""
+    r, n = rates(), work.n
+    if grid_solver == "eigen":
+        return (r.eigh32 if work.itemsize == 4 else r.eigh64) * n**3
+    gemm = r.gemm32 if work.itemsize == 4 else r.gemm64
+    return n**3 / 3 / (CHOLESKY_EFFICIENCY * gemm) + 2 * n * n * work.c / gemm
+
+
+def nystrom_solve_seconds(
+    kernel: Kernel, work: Work, m: int, full: bool, cg_max_iters: int = 100, ridges: int = 1
+) -> float:
+    """One Nyström system (core/nystrom.py NystromSystem: the passes over the n×m kernel blocks with
+    M's products, K_mm by differences with M's eigendecomposition, its factor and T Tᵀ) and the solves
+    of ``ridges`` ridges on it (each an m×m Cholesky factor and its CG steps)."""
+    r, n, d, c = rates(), work.n, work.d, work.c
+    gemm = r.gemm32 if work.itemsize == 4 else r.gemm64
+    blocks = math.ceil(n * m / NystromSolver.block_elements)
+    per_pass = kernel_seconds(kernel, work, n, m, full, blocks)
+    cg_steps = min(cg_max_iters, 20)  # 13-20 in the runs measured here
+    if n * m * work.itemsize <= NystromSolver.cache_bytes:  # blocks kept: one pass, then cheap CG steps
+        # A step multiplies the kept n×m blocks by c columns and back: at few columns that reads the
+        # blocks twice at memory speed (an element-wise pass each), not at the GEMM rate.
+        system, step = per_pass, max(4 * n * m * c / gemm, 2 * n * m * r.element)
+    elif m < worth_forming_normal_matrix(d):  # K_nmᵀK_nm formed in float64: two passes and a GEMM
+        system, step = 2 * per_pass + 2 * n * m * m / (0.5 * gemm), 4 * m * m * c / r.gemm64
+    else:  # the blocks remade at every CG step
+        system, step = per_pass, per_pass
+    centres = r.eigh64 * d**3 + 4 * m * d * d / r.gemm64 + m * m * d * r.l1  # K_mm by differences
+    cholesky = m**3 / 3 / (CHOLESKY_EFFICIENCY * r.gemm64)
+    factors = cholesky + 2 * m**3 / r.gemm64  # K_mm's Cholesky factor T and T Tᵀ, float64
+    per_ridge = cholesky + cg_steps * step  # the preconditioner's factor, CG
+    return system + centres + factors + ridges * per_ridge
+
+
+def nystrom_statistic_seconds(kernel: Kernel, work: Work, m: int, full: bool) -> float:
+    """The statistic against m centres (one pass over the blocks, with the products it adds) and the
+    update of M."""
+    r, n, d, c = rates(), work.n, work.d, work.c
+    gemm = r.gemm32 if work.itemsize == 4 else r.gemm64
+    blocks = math.ceil(n * m / NystromSolver.block_elements)
+    per_pass = kernel_seconds(kernel, work, n, m, full, blocks)
+    if _element_wise(kernel):
+        signs = n * m * d * (r.l1_statistic + (2 * c / gemm if work.method == "nfa" else 0.0))
+        return 1.5 * per_pass + signs + 2 * n * d * d / gemm + 4 * d**3 / r.gemm64 + update_seconds(work)
+    work_terms = min(c * d, m + c + d) if work.method == "nfa" else c + d
+    seconds = 1.5 * per_pass + 4 * n * m * work_terms / gemm + 4 * n * d * d / gemm + 4 * d**3 / r.gemm64
+    return seconds + update_seconds(work)
+
+
+def median_seconds(kernel: Kernel, n: int, d: int) -> float:
+    """The median pairwise distance that scales a grid's bandwidths (grid.median_distance: ≤ 1,000 rows,
+    float64, the L1 kernel's by an element-wise pass)."""
+    r, rows = rates(), min(n, 1000)
+    if _element_wise(kernel):
+        return rows * rows * d * r.l1 * 2
+    return 2 * rows * rows * d / r.gemm64 + 8 * rows * rows * r.element
 
 
 def estimate_seconds(
@@ -110,44 +323,86 @@ def estimate_seconds(
     statistics: int,
     method: str,
     cg_max_iters: int = 100,
+    form: str = "full",
 ) -> float:
-    """Seconds for ``solves`` kernel solves and ``statistics`` feature statistics at n rows, from a
-    short timing of a GEMM and of one kernel block on this machine (an estimate, logged as such)."""
-    flops = _gemm_rate()
+    """Seconds of one path's ``solves`` kernel solves and ``statistics`` statistics (with the updates
+    of M) at n rows, M = I at t = 0, then ``form``: for a command that runs a single path (parity);
+    fit-rfm counts its grid with the pieces above (rfm/fit.py estimate_fit)."""
+    work = Work(n, d, c, form=form, method=method)
+    full = form == "full"
+    learned = min(statistics, solves)
     if choice.solver == "exact":
-        solve = (n**3 / 3 + 2 * n * n * (d + c)) / (0.5 * flops)
-        statistic = 2 * n * n * ((c * d) if method == "nfa" else (c + d)) / flops
-        return solves * solve + statistics * statistic
+        solve = kernel_seconds(kernel, work, n, n, False) + exact_solve_seconds(work)
+        later = kernel_seconds(kernel, work, n, n, full) + exact_solve_seconds(work)
+        return (
+            solve * (solves - learned) + later * learned + statistics * statistic_seconds(kernel, work, full)
+        )
     m = choice.centers
-    per_pass = _block_seconds(kernel, d, m) * n / max(1, (1 << 22) // m)
-    cg_steps = min(cg_max_iters, 20)  # 13-20 in the runs measured here
-    if n * m * 4 <= NystromSolver.cache_bytes:  # blocks kept: one pass, then cheap CG steps
-        solve = per_pass + cg_steps * 4 * n * m * c / flops
-    elif m < worth_forming_normal_matrix(d):  # K_nmᵀK_nm formed in float64: two passes and a GEMM
-        solve = 2 * per_pass + 2 * n * m * m / (0.5 * flops)
-    else:  # the blocks remade at every CG step
-        solve = (1 + cg_steps) * per_pass
-    solve += 3 * m**3 / (0.5 * flops)  # the two m×m Cholesky factors and T Tᵀ, float64
-    work = min(c * d, m + c + d) if method == "nfa" else c + d
-    statistic = 1.5 * per_pass + 4 * n * m * work / flops
-    return solves * solve + statistics * statistic
+    first = nystrom_solve_seconds(kernel, work, m, False, cg_max_iters)
+    later = nystrom_solve_seconds(kernel, work, m, full, cg_max_iters)
+    statistic = nystrom_statistic_seconds(kernel, work, m, full)
+    return first * (solves - learned) + later * learned + statistics * statistic
 
 
-def _gemm_rate() -> float:
-    a = torch.randn(1024, 1024)
-    torch.mm(a, a)
-    started = time.perf_counter()
-    torch.mm(a, a)
-    return 2 * 1024**3 / max(time.perf_counter() - started, 1e-6)
+# ------------------------------------------------------------------------------- memory
 
 
-def _block_seconds(kernel: Kernel, d: int, m: int) -> float:
-    """One row block of kernel values against m centres (every kernel's blocks of a pass are made so)."""
-    rows = max(1, (1 << 22) // m)
-    X, C = torch.randn(rows, d), torch.randn(m, d)
-    started = time.perf_counter()
-    kernel.gram(X, C, None)
-    return time.perf_counter() - started
+def nystrom_memory_bytes(n: int, d: int, c: int, m: int, itemsize: int, cache_bytes: float) -> float:
+    """Peak of a Nyström path's kernel work: data and outputs O(n·(d + c)), m×m factors, blocks, the
+    kernel cache (the d×d matrices and the table's copies: fit_memory_bytes)."""
+    data = n * (d + 3 * c) * 8 + n * d * itemsize
+    square = 5 * m * m * 8
+    blocks = 8 * (1 << 22) * itemsize
+    cache = n * m * itemsize if n * m * itemsize <= cache_bytes else 0
+    return data + square + blocks + cache
+
+
+@dataclass(frozen=True)
+class MemoryNeed:
+    """A fit's peak memory beyond what the process holds when it is estimated, by part (bytes)."""
+
+    kernel: float  # the n×n matrix (exact) or the Nyström path's blocks, factors and cache
+    feature_matrices: float  # the d×d matrices: the kept iterates' M and an update's workspace
+    matrices: int  # how many d×d matrices that is
+    data: float  # the table's copies and the n×d products made from it
+
+    @property
+    def total(self) -> float:
+        return self.kernel + self.feature_matrices + self.data
+
+
+def fit_memory(
+    choice: SolverChoice,
+    n: int,
+    d: int,
+    c: int,
+    rows: int,
+    itemsize: int,
+    kept: int,
+    solved: int = 0,
+    grid_solver: str = "cholesky",
+    redo: bool = False,
+) -> MemoryNeed:
+    """Peak memory of a fit on n training rows out of ``rows``, keeping ``kept`` learned d×d matrices
+    (float64: selection keeps every path's M_t until it has chosen; refits keep theirs) and ``solved``
+    stage-0 fits, each holding M in the working precision (a float32 solve converts M = I, a copy per
+    fit, kept as the paths' t = 0 until selection ends; float64 needs no copy). ``redo``: a float32
+    solve may be redone in float64 (precision auto), in a float64 n×n matrix that replaces its own."""
+    if choice.solver == "exact":
+        buffers = 2 if grid_solver == "eigen" else 1  # the eigen route holds the matrix and its vectors
+        kernel = (buffers * n * n + 2 * PREDICT_BLOCK_ELEMENTS) * (8 if redo else itemsize)
+    else:
+        kernel = nystrom_memory_bytes(n, d, c, choice.centers, itemsize, NystromSolver.cache_bytes)
+        kernel += 2 * PREDICT_BLOCK_ELEMENTS * itemsize  # a block of predictions and its temporary
+    # An update's working matrices (M, its statistic in both precisions, F Fᵀ, the eigensolver's input,
+    # vectors and workspace, the scaled product, the new M); without learning (kept = 0) M = I and a copy.
+    working = 10 if kept else 3
+    matrices = kept + working + (solved if itemsize < 8 else 0)
+    square = (kept + working) * d * d * 8 + (solved * d * d * itemsize if itemsize < 8 else 0)
+    # The table as tensors (float64), its training and held-out parts, row-normalized copies, the working
+    # precision's rows and the two n×(d+2) factors of a kernel matrix (or the L1 kernel's rotated rows).
+    data = 3 * rows * d * 8 + 6 * n * (d + 2) * itemsize
+    return MemoryNeed(kernel, square, matrices, data)
 
 
 def announce(choice: SolverChoice, estimate: float, memory: float | None) -> None:

@@ -27,6 +27,7 @@ from factcli.runtime import resolve_device
 from ..common import scalable
 from ..common.rfm import check_kernel_memory
 from .benchmark import run_benchmark
+from .estimate import estimate_fit
 from .folds import evaluate_folds, fit_options, select_on_tuning_split, splits_of, standardized
 from .grid import GridSelection
 from .protocol import Task
@@ -186,28 +187,6 @@ def finished_units(cfg, run, X, y, tuning, progress) -> Units:
 
     config = OmegaConf.to_container(cfg, resolve=True)
     return Units(run.path, config, fingerprint(X, y, *tuning), X.device, progress)
-
-
-def estimate_fit(cfg, choice, options, data, n: int, folds: int, device) -> tuple[float, float | None]:
-    """(seconds, Nyström memory bytes or None) of the whole protocol, before it starts; a Nyström
-    fit that cannot fit in memory is refused here, with the numbers."""
-    from factcli.core.solvers import NystromSolver
-    from factcli.runtime import require_memory
-
-    stage0, paths = grid_solves(cfg, options, choice)
-    iters = 0 if options.method == "laplace" else options.iters
-    solves, statistics = stage0 + paths + folds * (iters + 1), paths + folds * iters
-    c, method = data.n_outputs, options.method
-    seconds = scalable.estimate_seconds(
-        options.kernel, choice, n, data.d, c, solves, statistics, method, cfg.rfm.cg_max_iters
-    )
-    if choice.solver == "exact":
-        return seconds, None
-    itemsize = 8 if options.precision == "float64" else 4
-    memory = scalable.nystrom_memory_bytes(n, data.d, c, choice.centers, itemsize, NystromSolver.cache_bytes)
-    limit = None if cfg.memory_limit_gb is None else cfg.memory_limit_gb * 2**30
-    require_memory(memory, device, f"the Nyström fit (n={n}, {choice.centers} centres)", limit)
-    return seconds, memory
 
 
 def load_with_test_file(cfg):
