@@ -11,6 +11,16 @@ from factcli.errors import FactError
 REPO = Path(__file__).resolve().parent.parent
 
 
+# A teacher-student network small enough to reach a critical point in seconds (train-net tests).
+TEACHER_NET = [
+    "dataset=teacher", "data.teacher.dim=4", "data.teacher.classes=2", "data.teacher.task=regression",
+    "data.train_size=24", "data.test_size=8", "model.hidden=[6,5]", "model.activation=tanh",
+    "model.init=default", "model.bias=true", "dtype=float64", "optim=gd", "optim.lr=0.3",
+    "optim.weight_decay=0.05", "train.tol=1e-6", "train.check_every=50", "train.log_every=200",
+    "train.max_steps=3000",
+]  # fmt: skip
+
+
 def raises_one_line(match, call, *args, **kwargs):
     """Run call, expect FactError matching ``match``, check the message is one line; return it."""
     with pytest.raises(FactError, match=match) as excinfo:

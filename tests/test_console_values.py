@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+from conftest import TEACHER_NET
 
 from factcli.messages import as_override, reached, say
 
@@ -33,18 +34,11 @@ def write_table(path, n=150, seed=0):
     return path
 
 
-TINY_NET = [
-    "dataset=teacher", "data.teacher.dim=4", "data.teacher.classes=2", "data.teacher.task=regression",
-    "data.train_size=24", "data.test_size=8", "model.hidden=[6,5]", "model.activation=tanh",
-    "model.init=default", "model.bias=true", "dtype=float64", "optim=gd", "optim.lr=0.3",
-    "optim.weight_decay=0.05", "train.tol=1e-6", "train.check_every=50", "train.log_every=200",
-    "train.max_steps=3000",
-]  # fmt: skip
 QUICK = {
     "fit-rfm": ["data.target=label", "data.missing=median", "rfm.iters=1", "grid.ridges=[0.1]"],
     "grokking": ["p=7", "rfm.iters=3"],
     "parity": ["d=12", "k=3", "n=300", "test_size=400", "rfm.iters=3"],
-    "train-net": TINY_NET,
+    "train-net": TEACHER_NET,
 }
 
 
@@ -63,7 +57,7 @@ def test_quick_runs_print_no_raw_python_values(fact_cli, tmp_path, command):
 def test_verify_fact_prints_no_raw_python_values(fact_cli, tmp_path):
     trained = tmp_path / "trained"
     assert (
-        fact_cli("train-net", *TINY_NET, "plots=false", "threads=1", f"hydra.run.dir={trained}").exit_code
+        fact_cli("train-net", *TEACHER_NET, "plots=false", "threads=1", f"hydra.run.dir={trained}").exit_code
         == 0
     )
     out = tmp_path / "run"

@@ -5,16 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TEACHER_NET
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 LOGS = {"fit-rfm": "fit_rfm.log", "train-net": "train_net.log", "verify-fact": "verify_fact.log"}
-TINY_NET = [
-    "dataset=teacher", "data.teacher.dim=4", "data.teacher.classes=2", "data.teacher.task=regression",
-    "data.train_size=24", "data.test_size=8", "model.hidden=[6,5]", "model.activation=tanh",
-    "model.init=default", "model.bias=true", "dtype=float64", "optim=gd", "optim.lr=0.3",
-    "optim.weight_decay=0.05", "train.tol=1e-6", "train.check_every=50", "train.log_every=200",
-    "train.max_steps=3000",
-]  # fmt: skip
 
 
 def readme_tables() -> tuple[set[str], dict[str, set[str]]]:
@@ -63,14 +57,14 @@ def quick_run(name: str, tmp_path: Path, fact_cli, shared_data) -> tuple[str, li
         ]
         return "fit-rfm", ["benchmark=uci", f"data.root={shared_data}", *one, "rfm.iters=1"]
     if name == "train-net":
-        return "train-net", TINY_NET
+        return "train-net", TEACHER_NET
     if name == "verify-fact source=DIR":
         trained = tmp_path / "trained"
-        result = fact_cli("train-net", *TINY_NET, "plots=false", "threads=1", f"hydra.run.dir={trained}")
+        result = fact_cli("train-net", *TEACHER_NET, "plots=false", "threads=1", f"hydra.run.dir={trained}")
         assert result.exit_code == 0, result.stderr
         return "verify-fact", [f"source={trained}"]
     if name == "verify-fact":
-        return "verify-fact", TINY_NET
+        return "verify-fact", TEACHER_NET
     if name == "grokking":
         return "grokking", ["p=7", "rfm.iters=2"]
     if name == "parity":

@@ -9,16 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import TEACHER_NET
 
 # A 2-hidden-layer tanh net on a 24-point teacher regression, float64, full-batch GD: stationary
 # to 1e-6 in a few hundred steps, so "converged" is reached for real.
-TINY = [
-    "dataset=teacher", "data.teacher.dim=4", "data.teacher.classes=2", "data.teacher.task=regression",
-    "data.train_size=24", "data.test_size=8", "model.hidden=[6,5]", "model.activation=tanh",
-    "model.init=default", "model.bias=true", "dtype=float64", "optim=gd", "optim.lr=0.3",
-    "optim.weight_decay=0.05", "train.tol=1e-6", "train.check_every=50", "train.log_every=200",
-    "train.max_steps=3000", "threads=1",
-]  # fmt: skip
+TINY = [*TEACHER_NET, "threads=1"]
 # Mini-batch SGD on digits: a few dozen steps and no L-BFGS finish (a network far from a critical
 # point), for the contract, resume, reproducibility and the honest reading of unconverged nets.
 DIGITS = [
