@@ -36,12 +36,10 @@ import psutil
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_tables import TABLES, XRFM_PYTHON  # noqa: E402
-from common import RESULTS, machine  # noqa: E402
+from common import FACT, RESULTS, UNIT_SECONDS, machine, tree_rss  # noqa: E402
 
 OUT = RESULTS / "cli.json"
-FACT = Path(sys.executable).parent / "fact"
 ESTIMATE = re.compile(r"estimated ([0-9.]+) (s|min|h)\b")
-UNIT_SECONDS = {"s": 1.0, "min": 60.0, "h": 3600.0}
 
 
 def commands(data: Path, threads: int | None) -> dict[str, dict]:
@@ -95,11 +93,7 @@ def run_once(argv: list[str], env: dict) -> dict:
         root = psutil.Process(process.pid)
         peak = 0
         while process.poll() is None:
-            try:
-                tree = [root, *root.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-            except psutil.Error:  # a child ended between the listing and the reading
-                pass
+            peak = max(peak, tree_rss(root))
             time.sleep(0.05)
         seconds = time.perf_counter() - started
         out.seek(0)

@@ -34,12 +34,10 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import RESULTS, machine  # noqa: E402
+from common import FACT, RESULTS, UNIT_SECONDS, machine, tree_rss  # noqa: E402
 
 OUT = RESULTS / "estimate.json"
-FACT = Path(sys.executable).parent / "fact"
 ANNOUNCED = re.compile(r"estimated ([0-9.]+) (s|min|h), about ([0-9.]+) (B|KiB|MiB|GiB|TiB) of memory")
-UNIT_SECONDS = {"s": 1.0, "min": 60.0, "h": 3600.0}
 UNIT_BYTES = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 ROWS = (2_000, 10_000, 50_000)
 COLUMNS = (10, 200, 2_000, 10_000)
@@ -81,10 +79,7 @@ def run_cell(argv: list[str], cap: float) -> dict:
         root = psutil.Process(process.pid)
         peak = 0
         while process.poll() is None:
-            try:
-                peak = max(peak, sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]))
-            except psutil.Error:  # ended between the listing and the reading
-                pass
+            peak = max(peak, tree_rss(root))
             if announced is None:
                 match = ANNOUNCED.search(Path(out.name).read_text())
                 if match:

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,6 +14,18 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+FACT = Path(sys.executable).parent / "fact"  # this environment's entry point, as a shell starts it
+UNIT_SECONDS = {"s": 1.0, "min": 60.0, "h": 3600.0}  # the units fit-rfm prints its estimate in
+
+
+def tree_rss(root) -> int:
+    """Resident bytes of a psutil process and its children now (0 when one ended while being read)."""
+    import psutil
+
+    try:
+        return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+    except psutil.Error:
+        return 0
 
 
 def synthetic_classification(n: int, d: int, classes: int, seed: int = 0):
