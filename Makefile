@@ -24,8 +24,8 @@ run: $(STAMP) ## The main job: FACT-RFM learns which 3 of 16 features carry the 
 test: $(STAMP) ## The test suite (tests needing ../shared/data skip without it; FACT_DATA points elsewhere)
 	$(BIN)/python -m pytest -q
 
-test-slow: $(STAMP) ## Also the slow tests (long training runs, larger benchmarks)
-	$(BIN)/python -m pytest -q -m "slow or not slow"
+test-slow: $(STAMP) ## The slow tests alone (long training runs, many property examples; CI runs them after make test)
+	$(BIN)/python -m pytest -q -m slow
 
 bench-env: $(STAMP) ## A separate environment with the xrfm package, for the side-by-side benchmark
 	test -x benchmarks/.xrfm-venv/bin/python || $(PYTHON) -m venv benchmarks/.xrfm-venv

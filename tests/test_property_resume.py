@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import PROPERTY_DERANDOMIZE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
@@ -51,7 +52,7 @@ RECORDS = ("checkpoint.pt", "config.yaml", "metrics.csv")
 
 def examples(count: int, slow: bool = False):
     return settings(
-        max_examples=count, deadline=None, database=None, derandomize=not slow,
+        max_examples=count, deadline=None, database=None, derandomize=not slow or PROPERTY_DERANDOMIZE,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )  # fmt: skip
 
