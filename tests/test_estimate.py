@@ -11,6 +11,11 @@ import pytest
 from factcli.experiments.common import scalable
 from factcli.experiments.rfm import fit as fit_module
 
+# Ratios of estimate to measured time are checked within a factor of 10, not the 2× that
+# benchmarks/bench_estimate.py measures: a test must not fail on a busy or a different machine, and what
+# it guards against is a term left out (the old estimate was 50–125× short on these tables).
+WITHIN = (0.1, 10.0)
+
 # One grid point, two feature-learning steps: the run stays short while every kind of work (stage 0,
 # the path's statistics and updates of M, the strict refit, predictions) is in it.
 SMALL_GRID = [
@@ -50,7 +55,7 @@ def timed_estimate(monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kernel", ["laplace", "l1"])
-def test_wide_table_estimate_is_within_twice_the_time_it_takes(fact_cli, tmp_path, timed_estimate, kernel):
+def test_wide_table_estimate_counts_every_term_that_grows_with_d(fact_cli, tmp_path, timed_estimate, kernel):
     # d = 2,000 with a full M: each update eigendecomposes a 2,000×2,000 matrix (seconds), which the
     # estimate used to leave out entirely (it said 0 s for a fit of over a minute).
     table = wide_table(tmp_path / "wide.csv", 300, 2000)
@@ -60,18 +65,18 @@ def test_wide_table_estimate_is_within_twice_the_time_it_takes(fact_cli, tmp_pat
     assert result.exit_code == 0, result.stderr
     actual = finished - timed_estimate["at"]
     ratio = timed_estimate["seconds"] / actual
-    assert 0.5 <= ratio <= 2.0, (timed_estimate["seconds"], actual)
+    assert WITHIN[0] <= ratio <= WITHIN[1], (timed_estimate["seconds"], actual)
 
 
 def test_wide_table_estimate_counts_the_d_cubed_updates(fact_cli, tmp_path, timed_estimate):
-    # A faster relative of the test above (d = 600): the estimate is within 2× of the actual time too.
+    # A faster relative of the test above (d = 600).
     table = wide_table(tmp_path / "wide.csv", 200, 600)
     args = [f"dataset={table}", "data.target=label", "kernel.name=laplace", *SMALL_GRID]
     result = fact_cli("fit-rfm", *args, f"hydra.run.dir={tmp_path / 'run'}")
     finished = time.perf_counter()
     assert result.exit_code == 0, result.stderr
     ratio = timed_estimate["seconds"] / (finished - timed_estimate["at"])
-    assert 0.5 <= ratio <= 2.0, ratio
+    assert WITHIN[0] <= ratio <= WITHIN[1], ratio
 
 
 def test_full_form_costs_more_than_diagonal_by_the_eigendecompositions():
@@ -129,7 +134,7 @@ def _seconds(work) -> float:
     return time.perf_counter() - started
 
 
-def test_update_of_a_full_M_is_estimated_within_a_factor_of_its_time(one_thread):
+def test_update_of_a_full_M_is_counted_in_the_estimate(one_thread):
     # Against a timing of the engine's own update at d = 1,000 (a low-rank statistic, as n < d makes it).
     # (A diagonal M's update is a few d² passes; the estimate counts those of the whole iterate with it.)
     form = "full"
@@ -143,11 +148,11 @@ def test_update_of_a_full_M_is_estimated_within_a_factor_of_its_time(one_thread)
     M = torch.eye(d, dtype=torch.float64)
     actual = min(_seconds(lambda: update_feature_matrix(options, F, M)) for _ in range(2))
     estimate = scalable.update_seconds(scalable.Work(200, d, 2, 0, form, "fact"))
-    assert 1 / 3 <= estimate / actual <= 3, (estimate, actual)
+    assert WITHIN[0] <= estimate / actual <= WITHIN[1], (estimate, actual)
 
 
 @pytest.mark.parametrize("kernel_name", ["laplace", "l1"])
-def test_kernel_matrix_with_a_full_M_is_estimated_within_a_factor_of_its_time(one_thread, kernel_name):
+def test_kernel_matrix_with_a_full_M_is_counted_in_the_estimate(one_thread, kernel_name):
     # n = 400, d = 800: the products by M (n·d²) and, for L1, the root of M (d³) are most of the work.
     import torch
 
@@ -160,4 +165,4 @@ def test_kernel_matrix_with_a_full_M_is_estimated_within_a_factor_of_its_time(on
     kernel = Kernel(kernel_name, float(d))
     actual = min(_seconds(lambda: kernel.gram(X, X, M)) for _ in range(2))
     estimate = scalable.kernel_seconds(kernel, scalable.Work(n, d, 2), n, n, full=True)
-    assert 1 / 3 <= estimate / actual <= 3, (estimate, actual)
+    assert WITHIN[0] <= estimate / actual <= WITHIN[1], (estimate, actual)
